@@ -1,0 +1,82 @@
+"""Test-session setup shared by every test: isolate DDS and pick the rendering backend."""
+
+from __future__ import annotations
+
+import os
+import random
+
+# A unique ROS domain per test session and localhost-only discovery, so parallel runs and other
+# ROS graphs on the machine never cross-talk. Set before rclpy is imported anywhere.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+class Proc:
+    """A child Python process whose stdout lines can be awaited (for real multi-process ROS tests)."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
+        """Return the first stdout line starting with ``prefix`` (fail on exit or timeout)."""
+        import selectors
+
+        for line in self.lines:
+            if line.startswith(prefix):
+                return line
+        sel = selectors.DefaultSelector()
+        sel.register(self.popen.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=0.2):
+                continue
+            line = self.popen.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith(prefix):
+                return line.rstrip("\n")
+        raise AssertionError(f"no line starting {prefix!r}; output so far:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """Interrupt (SIGINT, as Ctrl-C), then kill if needed; returns the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(2)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@pytest.fixture
+def spawn() -> Iterator:
+    """Start child processes (``spawn(["-m", "pkg.mod", ...])``); all are stopped at teardown."""
+    procs: list[Proc] = []
+
+    def _spawn(args: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(args, env)
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.stop()

@@ -1,0 +1,1 @@
+"""USER learner: replay buffers, algorithms, demo bags, the learner node and the user-rl CLI."""

@@ -1,0 +1,44 @@
+"""Entry point of ``user-rl``: dispatches to the subcommand modules listed in ``COMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs, so
+# ``user-rl --help`` is instant and a broken optional dependency only affects its own command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("user_learner.cli.info", "show the environment: ROS 2, interfaces, tasks, robots, algorithms"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; subcommand parsers are filled lazily in :func:`main`."""
+    parser = argparse.ArgumentParser(
+        prog="user-rl",
+        description="USER: online policy learning on real robots, natively in ROS 2.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``user-rl``; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv or ["--help"])
+        return 2
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Thin ROS 2 nodes wiring the user_learner core to topics."""

@@ -1,0 +1,1 @@
+"""USER policies: torch models, the weights codec and the actor (inference) node."""

@@ -1,0 +1,160 @@
+"""Policy weights on the wire: safetensors bytes + sha256, never pickle (DESIGN principle 7).
+
+:func:`encode_weights` turns a state dict into a :class:`WeightsPacket`; :func:`decode_weights`
+verifies a packet (codec, size, sha256, dtype, embodiment, tensor names and shapes) and raises
+:class:`WeightsRejectedError` with the reason on any mismatch, so a receiver keeps its old weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+CODEC = "safetensors"
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+class WeightsRejectedError(ValueError):
+    """A weights packet failed verification; the reason says which check."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsPacket:
+    """The fields of ``user_interfaces/msg/PolicyWeights`` without ROS."""
+
+    policy_id: str
+    version: int
+    embodiments: tuple[str, ...]
+    codec: str
+    dtype: str
+    sha256: str
+    byte_size: int
+    metadata: dict[str, Any]
+    payload: bytes
+
+
+def sha256_hex(payload: bytes) -> str:
+    """Hex sha256 of ``payload``."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def encode_weights(
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    policy_id: str,
+    version: int,
+    embodiments: Sequence[str],
+    dtype: str = "float32",
+    metadata: Mapping[str, Any] | None = None,
+) -> WeightsPacket:
+    """Serialise ``state_dict`` (floating tensors cast to ``dtype``) into a verified packet."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if version <= 0:
+        raise ValueError("version must be positive (0 means 'no weights yet')")
+    target = DTYPES[dtype]
+    tensors = {
+        name: (t.detach().to("cpu", target) if t.is_floating_point() else t.detach().cpu()).contiguous()
+        for name, t in state_dict.items()
+    }
+    payload = st_save(tensors, metadata={"policy_id": policy_id, "version": str(version)})
+    return WeightsPacket(
+        policy_id=policy_id,
+        version=int(version),
+        embodiments=tuple(embodiments),
+        codec=CODEC,
+        dtype=dtype,
+        sha256=sha256_hex(payload),
+        byte_size=len(payload),
+        metadata=dict(metadata or {}),
+        payload=payload,
+    )
+
+
+def decode_weights(
+    packet: WeightsPacket,
+    *,
+    expected_shapes: Mapping[str, Sequence[int]] | None = None,
+    embodiment: str | None = None,
+    out_dtype: torch.dtype = torch.float32,
+) -> dict[str, torch.Tensor]:
+    """Verify ``packet`` and return its tensors (floating ones as ``out_dtype``).
+
+    Raises :class:`WeightsRejectedError` naming the failed check; nothing is returned partially.
+    """
+    if packet.codec != CODEC:
+        raise WeightsRejectedError(f"codec {packet.codec!r} is not supported (only {CODEC!r})")
+    if packet.dtype not in DTYPES:
+        raise WeightsRejectedError(f"dtype {packet.dtype!r} is not one of {sorted(DTYPES)}")
+    if len(packet.payload) != packet.byte_size:
+        raise WeightsRejectedError(f"payload is {len(packet.payload)} bytes, header says {packet.byte_size}")
+    digest = sha256_hex(packet.payload)
+    if digest != packet.sha256:
+        raise WeightsRejectedError(f"sha256 mismatch: payload {digest[:12]}…, header {packet.sha256[:12]}…")
+    if embodiment is not None and packet.embodiments and embodiment not in packet.embodiments:
+        raise WeightsRejectedError(f"weights are for {list(packet.embodiments)}, not embodiment {embodiment!r}")
+    try:
+        tensors = st_load(packet.payload)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise WeightsRejectedError(f"payload is not a valid safetensors file: {exc}") from exc
+    if expected_shapes is not None:
+        missing = sorted(set(expected_shapes) - set(tensors))
+        extra = sorted(set(tensors) - set(expected_shapes))
+        if missing or extra:
+            raise WeightsRejectedError(f"tensor names differ: missing {missing[:3]}, unexpected {extra[:3]}")
+        for name, shape in expected_shapes.items():
+            if tuple(tensors[name].shape) != tuple(shape):
+                got = tuple(tensors[name].shape)
+                raise WeightsRejectedError(f"tensor {name!r} has shape {got}, expected {tuple(shape)}")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise WeightsRejectedError(f"tensor {name!r} contains NaN or inf")
+    return {name: (t.to(out_dtype) if t.is_floating_point() else t) for name, t in tensors.items()}
+
+
+def packet_to_msg(packet: WeightsPacket, msg: Any) -> Any:
+    """Fill a ``PolicyWeights`` message (payload assigned as bytes: ~100× faster than numpy)."""
+    msg.policy_id = packet.policy_id
+    msg.version = packet.version
+    msg.embodiments = list(packet.embodiments)
+    msg.codec = packet.codec
+    msg.dtype = packet.dtype
+    msg.sha256 = packet.sha256
+    msg.byte_size = packet.byte_size
+    msg.metadata_json = json.dumps(packet.metadata, sort_keys=True)
+    msg.payload = packet.payload
+    return msg
+
+
+def packet_from_msg(msg: Any) -> WeightsPacket:
+    """Read a ``PolicyWeights`` message into a packet (bytes, no element-wise copy)."""
+    try:
+        metadata = json.loads(msg.metadata_json) if msg.metadata_json else {}
+    except json.JSONDecodeError as exc:
+        raise WeightsRejectedError(f"metadata_json is not valid JSON: {exc}") from exc
+    payload = msg.payload
+    if not isinstance(payload, (bytes, bytearray)):
+        payload = memoryview(payload).tobytes()  # array('B') as delivered by rclpy
+    return WeightsPacket(
+        policy_id=msg.policy_id,
+        version=int(msg.version),
+        embodiments=tuple(msg.embodiments),
+        codec=msg.codec,
+        dtype=msg.dtype,
+        sha256=msg.sha256,
+        byte_size=int(msg.byte_size),
+        metadata=metadata,
+        payload=bytes(payload),
+    )

@@ -1,0 +1,1 @@
+"""Robot side of USER: arm bridge and safety, cameras, teleop, MuJoCo sim cell."""

@@ -1,0 +1,166 @@
+"""Typed, validated loading of the YAML files under ``config/`` (the one config source).
+
+Every config section is a frozen dataclass. :func:`from_mapping` builds one from a YAML mapping
+and raises :class:`ConfigError` naming the file and the dotted key on any unknown key, missing
+key or wrong type, so a malformed config never starts a robot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+CONFIG_DIR_ENV = "USER_CONFIG_DIR"
+"""Environment variable that overrides where ``config/`` is looked up."""
+
+
+class ConfigError(ValueError):
+    """A config file is missing, unreadable or does not match its schema."""
+
+    def __init__(self, file: str | Path, key: str, problem: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        where = f"{self.file}: key '{key}'" if key else self.file
+        super().__init__(f"{where}: {problem}")
+
+
+def config_dir() -> Path:
+    """Return the config directory: ``$USER_CONFIG_DIR``, the installed share dir, or the repo."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    if env:
+        return Path(env)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory("user_bringup")) / "config"
+        if share.is_dir():
+            return share
+    except (ImportError, LookupError, ValueError):
+        pass
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "config" / "tasks"
+        if candidate.is_dir() and (parent / "package.xml").is_file():
+            return parent / "config"
+    raise ConfigError(CONFIG_DIR_ENV, "", "cannot find the config/ directory; set USER_CONFIG_DIR")
+
+
+def config_names(kind: str) -> list[str]:
+    """Names (file stems) of the configs of one kind, e.g. ``config_names("tasks")``."""
+    return sorted(p.stem for p in (config_dir() / kind).glob("*.yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a :class:`ConfigError` naming the file on any failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "", "file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, "", f"invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "top level must be a mapping")
+    return data
+
+
+def load(kind: str, name: str, schema: type[T]) -> T:
+    """Load ``config/<kind>/<name>.yaml`` into the dataclass ``schema``."""
+    path = config_dir() / kind / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(config_names(kind)) or "none"
+        raise ConfigError(path, "", f"no {kind[:-1]} named '{name}' (known: {known})")
+    return from_mapping(schema, read_yaml(path), file=path)
+
+
+def from_mapping(schema: type[T], data: Any, file: str | Path = "<memory>", key: str = "") -> T:
+    """Build dataclass ``schema`` from ``data``, validating every field recursively."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, key, f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(file, _join(key, unknown[0]), f"unknown key (allowed: {', '.join(fields)})")
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        sub = _join(key, name)
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], file, sub)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(file, sub, "required key is missing")
+    try:
+        return schema(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(file, key, str(exc)) from exc
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _convert(hint: Any, value: Any, file: str | Path, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, file, key)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, file, key)
+            except ConfigError as exc:
+                errors.append(exc.problem)
+        raise ConfigError(file, key, "; ".join(errors))
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(file, key, f"must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(file, key, f"expected a list, got {type(value).__name__}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(file, key, f"expected {len(args)} items, got {len(value)}")
+            return tuple(_convert(a, v, file, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        item = args[0] if args else Any
+        items = [_convert(item, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(file, key, f"expected a mapping, got {type(value).__name__}")
+        vt = args[1] if args else Any
+        return {str(k): _convert(vt, v, file, f"{key}.{k}") for k, v in value.items()}
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(file, key, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(file, key, f"expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(file, key, f"expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(file, key, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(file, key, f"unsupported schema type {hint!r}")

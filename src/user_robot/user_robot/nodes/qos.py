@@ -1,0 +1,76 @@
+"""QoS profiles of USER topics, chosen on purpose (each says why).
+
+Driver-facing profiles mirror what the drivers use (DRIVERS.md), so we interoperate with them.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+WEIGHTS = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+"""Policy weights: latched (an actor that starts late gets the newest), only the newest matters."""
+
+TRANSITIONS = QoSProfile(
+    depth=1000,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""Transitions: every step counts, so reliable with a deep queue (100 s of one robot at 10 Hz)."""
+
+CONTROL = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""Commands and state between our nodes: only the latest matters, but none may be dropped silently."""
+
+STATUS = QoSProfile(
+    depth=10,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+"""Status and episode results: late joiners (rqt, a restarted CLI) see the recent history."""
+
+SENSOR = qos_profile_sensor_data
+"""Best effort, depth 5: franka_robot_state_broadcaster's convenience topics publish this way."""
+
+IMAGES = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""Camera images: realsense2_camera's default (SYSTEM_DEFAULT = reliable); we only need the latest."""
+
+TELEOP = QoSProfile(
+    depth=10,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+"""spacenav publishes reliable with depth 10."""
+
+PROFILES = {
+    "weights": WEIGHTS,
+    "transitions": TRANSITIONS,
+    "control": CONTROL,
+    "status": STATUS,
+    "sensor": SENSOR,
+    "images": IMAGES,
+    "teleop": TELEOP,
+}
+"""Profiles by the names config/robots/*.yaml uses."""
