@@ -80,7 +80,7 @@ colcon_build() {
   want="$( { find package.xml CMakeLists.txt src -type f \( -name package.xml -o -name CMakeLists.txt \
       -o -name setup.py -o -name setup.cfg -o -name '*.msg' -o -name '*.srv' -o -name '*.action' \) \
       -print0 | sort -z | xargs -0 sha256sum
-    find launch config src -type f \( -path 'launch/*' -o -path 'config/*' -o -path '*/nodes/*.py' \) | sort
+    find launch config src -type f \( -path 'launch/*' -o -path 'config/*' -o -path '*/nodes/*.py' \) 2>/dev/null | sort
   } | sha256sum | cut -c1-16)"
   [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -d install ]] && return
   log "colcon build (5 packages)"

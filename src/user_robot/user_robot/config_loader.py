@@ -34,10 +34,17 @@ class ConfigError(ValueError):
 
 
 def config_dir() -> Path:
-    """Return the config directory: ``$USER_CONFIG_DIR``, the installed share dir, or the repo."""
+    """Return the config directory: ``$USER_CONFIG_DIR``, the source checkout, or the installed share.
+
+    A source checkout (``colcon build --symlink-install``) wins over the installed copy, so a config
+    file added while developing is seen without rebuilding.
+    """
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
         return Path(env)
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "config" / "tasks").is_dir() and (parent / "package.xml").is_file():
+            return parent / "config"
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -46,10 +53,6 @@ def config_dir() -> Path:
             return share
     except (ImportError, LookupError, ValueError):
         pass
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "config" / "tasks"
-        if candidate.is_dir() and (parent / "package.xml").is_file():
-            return parent / "config"
     raise ConfigError(CONFIG_DIR_ENV, "", "cannot find the config/ directory; set USER_CONFIG_DIR")
 
 
