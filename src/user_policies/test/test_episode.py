@@ -1,0 +1,96 @@
+"""The episode state machine: Transition protocol, reward timing, ends, interventions, NaN actions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from user_policies.episode import (
+    END_FAILURE,
+    END_STALE_INPUT,
+    END_SUCCESS,
+    END_TIME_LIMIT,
+    Episode,
+    Observation,
+)
+from user_policies.reward import LABEL_FAILURE, RewardTracker, in_success_region
+from user_robot.pose_math import quat_from_rpy
+from user_robot.task_config import load_task
+
+TASK = load_task("peg_insertion")
+
+
+def obs(i: int, solved: bool = False) -> Observation:
+    return Observation(state=np.full(3, i, np.float32), images={}, xyz=np.zeros(3), solved=solved, stamp=float(i))
+
+
+def policy(o: Observation) -> tuple[np.ndarray, int]:
+    return np.full(6, 0.5, np.float32), 3
+
+
+def run(ep: Episode, observations: list[Observation | None], **kw) -> list:
+    records = []
+    for o in observations:
+        result = ep.tick(o, policy, **kw)
+        records += result.records
+        if result.ended:
+            break
+    return records
+
+
+def test_success_ends_with_final_observation() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=100)
+    records = run(ep, [obs(0), obs(1), obs(2, solved=True), obs(3)])
+    assert [r.step for r in records] == [0, 1, 2]
+    assert [r.reward for r in records[:2]] == [0.0, 1.0]  # reward of action 1 is seen at obs 2
+    final = records[-1]
+    assert final.terminated and not final.truncated and final.end_reason == END_SUCCESS
+    assert final.action.size == 0 and final.obs.state[0] == 2
+    assert ep.summary.success and ep.summary.length == 2 and ep.summary.policy_versions == {3}
+
+
+def test_time_limit_truncates() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=3)
+    records = run(ep, [obs(i) for i in range(10)])
+    assert [r.step for r in records] == [0, 1, 2, 3]
+    assert records[-1].truncated and records[-1].end_reason == END_TIME_LIMIT
+    assert ep.summary.length == 3
+
+
+def test_intervention_overrides_and_is_flagged() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=5)
+    human = np.array([0, 0, -1, 0, 0, 0], np.float32)
+    first = ep.tick(obs(0), policy, intervention=human)
+    np.testing.assert_array_equal(first.action, human)
+    records = ep.tick(obs(1), policy).records
+    assert records[0].intervened and records[0].policy_version == 0
+    np.testing.assert_array_equal(records[0].intervention_action, human)
+    assert ep.summary.intervened_steps == 1
+
+
+def test_nonfinite_policy_action_holds() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=5)
+    result = ep.tick(obs(0), lambda o: (np.array([np.nan, 1, 1, 1, 1, np.inf]), 1))
+    np.testing.assert_array_equal(result.action, np.zeros(6))
+    assert ep.summary.nonfinite_actions == 1
+
+
+def test_stale_input_truncates_without_the_unobserved_action() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=50)
+    records = run(ep, [obs(0), obs(1), obs(2), None])
+    assert [r.step for r in records] == [0, 1, 2]
+    assert records[-1].truncated and records[-1].end_reason == END_STALE_INPUT
+    assert records[-1].obs.state[0] == 2
+
+
+def test_failure_label_terminates() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=50)
+    ep.tick(obs(0), policy)
+    records = ep.tick(obs(1), policy, label=LABEL_FAILURE).records
+    assert records[-1].terminated and records[-1].end_reason == END_FAILURE and records[0].reward == 0.0
+
+
+def test_pose_region() -> None:
+    target = np.asarray(TASK.target.xyz)
+    down = quat_from_rpy(TASK.target.rpy)
+    assert in_success_region(TASK, target + np.array([0.002, 0, 0]), down)
+    assert not in_success_region(TASK, target + np.array([0.02, 0, 0]), down)

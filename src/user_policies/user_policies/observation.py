@@ -1,0 +1,80 @@
+"""Observation assembly (pure): arm sample + camera frames → the policy's observation dict.
+
+The state vector concatenates the task's ``observation.state`` keys in the order the task lists
+them. Each key has a fixed size and scale (:data:`STATE_KEYS`) so values sit roughly in [-1, 1]:
+
+| key | size | content |
+| --- | --- | --- |
+| ``tcp_pose`` | 6 | position (m, ×10) and rotation vector (rad), relative to the target if configured |
+| ``tcp_vel`` | 6 | linear (m/s, ×10) and angular (rad/s) velocity |
+| ``gripper`` | 1 | opening as a fraction of the maximum width, mapped to [-1, 1] |
+| ``wrench`` | 6 | force (N, ÷20) and torque (N·m, ÷2) at the TCP |
+
+Rotations are rotation vectors of the pose relative to the target (or to the identity), which
+are continuous where quaternions flip sign and Euler angles wrap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from user_robot.pose_math import quat_conjugate, quat_from_rpy, quat_multiply, rotvec_from_quat
+from user_robot.task_config import TaskConfig
+
+STATE_KEYS: dict[str, int] = {"tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6}
+"""Size of each state key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmSample:
+    """One arm state as the arm bridge reports it (base frame, SI units)."""
+
+    xyz: np.ndarray
+    quat: np.ndarray  # x, y, z, w
+    linear_velocity: np.ndarray
+    angular_velocity: np.ndarray
+    force: np.ndarray
+    torque: np.ndarray
+    gripper_width: float
+    stamp: float  # seconds, ROS time
+
+
+def state_dim(task: TaskConfig) -> int:
+    """Length of the state vector for ``task``."""
+    return sum(STATE_KEYS[key] for key in task.observation.state)
+
+
+class StateEncoder:
+    """Turns :class:`ArmSample` into the task's float32 state vector."""
+
+    def __init__(self, task: TaskConfig, gripper_max_width: float) -> None:
+        unknown = [k for k in task.observation.state if k not in STATE_KEYS]
+        if unknown:
+            raise ValueError(
+                f"task {task.name}: unknown observation.state key {unknown[0]!r} (known: {list(STATE_KEYS)})"
+            )
+        self.keys = task.observation.state
+        self.relative = task.observation.relative_to_target
+        self.origin = np.asarray(task.target.xyz, dtype=np.float64) if self.relative else np.zeros(3)
+        self.origin_quat_inv = (
+            quat_conjugate(quat_from_rpy(task.target.rpy)) if self.relative else np.array([0, 0, 0, 1.0])
+        )
+        self.gripper_max_width = gripper_max_width
+        self.dim = state_dim(task)
+
+    def encode(self, arm: ArmSample) -> np.ndarray:
+        """The state vector (float32) of one arm sample."""
+        parts: list[np.ndarray] = []
+        for key in self.keys:
+            if key == "tcp_pose":
+                rot = rotvec_from_quat(quat_multiply(self.origin_quat_inv, arm.quat))
+                parts += [(arm.xyz - self.origin) * 10.0, rot]
+            elif key == "tcp_vel":
+                parts += [arm.linear_velocity * 10.0, arm.angular_velocity]
+            elif key == "gripper":
+                parts.append(np.array([2.0 * arm.gripper_width / self.gripper_max_width - 1.0]))
+            else:  # wrench
+                parts += [arm.force / 20.0, arm.torque / 2.0]
+        return np.concatenate(parts).astype(np.float32)
