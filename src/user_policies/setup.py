@@ -27,7 +27,9 @@ setup(
     maintainer_email="maintainers@user-robotics.org",
     description=(HERE / "package.xml").read_text().split("<description>")[1].split("</description>")[0],
     license="Apache-2.0",
-    entry_points={"console_scripts": [*NODES,
-
-    ]},
+    entry_points={
+        "console_scripts": [
+            *NODES,
+        ]
+    },
 )

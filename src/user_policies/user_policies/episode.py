@@ -55,6 +55,8 @@ class TickResult:
     action: np.ndarray | None
     records: list[StepRecord]
     ended: bool = False
+    policy_version: int = 0  # version that produced ``action`` (0 for human or untrained)
+    intervened: bool = False
 
 
 @dataclasses.dataclass
@@ -123,7 +125,7 @@ class Episode:
             intervened=intervened,
             intervention_action=action if intervened else None,
         )
-        return TickResult(action, records)
+        return TickResult(action, records, policy_version=version, intervened=intervened)
 
     def abort(self, reason: int = END_ABORTED) -> list[StepRecord]:
         """End now (goal cancelled, node shutdown, arm error): the final record repeats the last observation."""

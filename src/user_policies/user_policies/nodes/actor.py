@@ -1,0 +1,425 @@
+"""The actor: a fixed-rate control loop that never blocks, and episodes as an action server.
+
+Each tick reads the newest cached inputs (arm state, cameras, intervention, success signal),
+asks the policy (or the human) for an action, publishes ``arm/command`` and one
+``user_interfaces/Transition`` per executed step on ``/user/transitions``. Weights arrive on the
+latched ``/user/policy_weights`` topic; they are decoded and verified on another thread and
+swapped in between ticks, and a bad packet leaves the old weights in place.
+
+Run episodes with the ``run_episode`` action (reset arm → reset scene → run → result).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+
+import numpy as np
+import rclpy
+import torch
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from user_interfaces.action import ResetArm, RunEpisode
+from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
+from user_policies.episode import END_ABORTED, END_SAFETY, Episode, Observation
+from user_policies.nodes.messages import arm_sample, stamp_seconds, transition_msg
+from user_policies.observation import StateEncoder
+from user_policies.policy_slot import PolicySlot
+from user_policies.reward import RewardTracker, in_success_region
+from user_robot.diagnostics import WARN, diagnostic_array
+from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
+from user_robot.robot_config import load_robot
+from user_robot.task_config import load_task
+
+REWARD_SOURCES = {
+    "sim": Transition.REWARD_SIM,
+    "pose_region": Transition.REWARD_POSE_REGION,
+    "human": Transition.REWARD_HUMAN,
+}
+WEIGHTS_TOPIC = "/user/policy_weights"
+TRANSITIONS_TOPIC = "/user/transitions"
+
+
+class Actor(Node):
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("actor")
+        p = self._declare_parameters()
+        self.task = load_task(p["task"])
+        self.robot = load_robot(p["robot"])
+        self.robot_id = p["robot_id"] or self.get_namespace().strip("/") or "robot_0"
+        self.obs_kind = p["obs"]
+        self.record_images = p["record_images"] or self.obs_kind == "pixels"
+        self.seed = p["seed"]
+        self.rng = np.random.default_rng(self.seed)
+        if self.task.reward.source not in REWARD_SOURCES:
+            raise ValueError(f"reward source {self.task.reward.source!r} is not available in the actor yet")
+        self.encoder = StateEncoder(self.task, self.robot.gripper_max_width)
+        self.policy = PolicySlot(
+            embodiment=self.robot.embodiment,
+            state_dim=self.encoder.dim,
+            action_dim=self.task.action.dims,
+            cameras=self.task.observation.cameras if self.obs_kind == "pixels" else (),
+        )
+
+        self._lock = threading.Lock()
+        self._arm: ArmState | None = None
+        self._intervention: Intervention | None = None
+        self._intervention_time = 0.0
+        self._label = 0
+        self._sim_success: tuple[bool, float] = (False, -1.0)
+        self.cameras = None
+        if self.record_images:
+            from user_robot.nodes.cameras import CameraSet
+
+            self.cameras = CameraSet(self, self.robot, self.task)
+
+        inputs = ReentrantCallbackGroup()
+        self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL, callback_group=inputs)
+        self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL, callback_group=inputs)
+        if self.task.reward.source == "sim":
+            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL, callback_group=inputs)
+        self.create_subscription(
+            PolicyWeights,
+            WEIGHTS_TOPIC,
+            self._on_weights,
+            WEIGHTS,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
+        self.transition_pub = self.create_publisher(Transition, TRANSITIONS_TOPIC, TRANSITIONS)
+        self.result_pub = self.create_publisher(EpisodeResult, "episode_result", STATUS)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        actions = ReentrantCallbackGroup()
+        self.reset_client = ActionClient(self, ResetArm, "arm/reset", callback_group=actions)
+        self.scene_client = self.create_client(Trigger, "reset_scene", callback_group=actions)
+        ActionServer(
+            self,
+            RunEpisode,
+            "run_episode",
+            execute_callback=self._execute,
+            goal_callback=self._accept_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=actions,
+        )
+
+        self.episode: Episode | None = None
+        self._episode_done = threading.Event()
+        self._episode_meta: dict = {}
+        self._episodes = 0
+        self._periods: collections.deque[float] = collections.deque(maxlen=500)
+        self._last_tick = 0.0
+        self._goal_handle = None
+        period = 1.0 / self.task.control_rate_hz
+        self.create_timer(period, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"actor ready: task={self.task.name} robot={self.robot.name} id={self.robot_id} obs={self.obs_kind} "
+            f"rate={self.task.control_rate_hz} Hz"
+        )
+
+    def _declare_parameters(self) -> dict:
+        specs = {
+            "task": ("peg_insertion", "task config name (config/tasks/<task>.yaml)"),
+            "robot": ("sim", "robot config name (config/robots/<robot>.yaml)"),
+            "robot_id": ("", "robot id in transitions (default: the namespace)"),
+            "obs": ("state", "policy observation: state | pixels"),
+            "record_images": (False, "put camera images into transitions even for state policies"),
+            "seed": (0, "seed of resets and exploration"),
+        }
+        values = {}
+        for name, (default, description) in specs.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
+            values[name] = self.get_parameter(name).value
+        self.declare_parameter(
+            "input_max_age_s",
+            0.0,
+            ParameterDescriptor(
+                description="override of the task's observation.max_age_s (0 = use the task's)",
+                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=5.0, step=0.0)],
+            ),
+        )
+        return values
+
+    # --- inputs (cached; the tick reads them)
+    def _on_arm(self, msg: ArmState) -> None:
+        self._arm = msg
+
+    def _on_intervention(self, msg: Intervention) -> None:
+        with self._lock:
+            self._intervention = msg
+            self._intervention_time = time.monotonic()
+            if msg.label:
+                self._label = msg.label
+
+    def _on_success(self, msg: Bool) -> None:
+        self._sim_success = (bool(msg.data), time.monotonic())
+
+    def _on_weights(self, msg: PolicyWeights) -> None:
+        """Decode and verify off the control thread, then swap (keeps the old weights on any error)."""
+        error = self.policy.load_message(msg)
+        if error:
+            self.get_logger().warning(f"rejected policy weights v{msg.version}: {error}")
+        else:
+            self.get_logger().info(f"loaded policy weights v{self.policy.version} ({msg.byte_size / 1e6:.2f} MB)")
+
+    # --- the control loop
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _max_age(self) -> float:
+        override = self.get_parameter("input_max_age_s").value
+        return override if override > 0 else self.task.observation.max_age_s
+
+    def _observe(self) -> Observation | None:
+        """The newest observation, or None when an input is older than its max age."""
+        arm = self._arm
+        now = self._now()
+        if (
+            arm is None
+            or arm.status == ArmState.STATUS_NO_DATA
+            or now - stamp_seconds(arm.header.stamp) > self._max_age()
+        ):
+            return None
+        sample = arm_sample(arm)
+        images: dict[str, np.ndarray] = {}
+        if self.cameras is not None:
+            if self.cameras.stale(now, self._max_age()):
+                return None
+            images = {name: frame for name, (frame, _stamp) in self.cameras.latest().items()}
+        if self.task.reward.source == "sim":
+            solved, received = self._sim_success
+            solved = solved and time.monotonic() - received < 1.0
+        elif self.task.reward.source == "pose_region":
+            solved = in_success_region(self.task, sample.xyz, sample.quat)
+        else:
+            solved = False
+        return Observation(
+            state=self.encoder.encode(sample),
+            images=images,
+            xyz=sample.xyz,
+            solved=solved,
+            gripper_closed=bool(arm.gripper_closed) if self.task.action.gripper == "binary" else None,
+            stamp=stamp_seconds(arm.header.stamp),
+        )
+
+    def _human(self) -> tuple[np.ndarray | None, int]:
+        """The active intervention action (if any) and a pending label (consumed)."""
+        with self._lock:
+            msg, label = self._intervention, self._label
+            self._label = 0
+            fresh = msg is not None and time.monotonic() - self._intervention_time < 3.0 / self.task.control_rate_hz
+        if not (fresh and msg.active and len(msg.action) == self.task.action.dims):
+            return None, label
+        return np.asarray(msg.action, dtype=np.float32), label
+
+    def _policy_action(self, obs: Observation) -> tuple[np.ndarray, int]:
+        mode = self._episode_meta.get("mode", "train")
+        if mode == "demo":
+            return np.zeros(self.task.action.dims, dtype=np.float32), 0
+        policy_obs = {"state": obs.state, **obs.images}
+        action = self.policy.act(policy_obs, deterministic=mode == "eval")
+        if action is None:  # no weights yet: explore uniformly (train) or hold (eval)
+            if mode == "eval":
+                return np.zeros(self.task.action.dims, dtype=np.float32), 0
+            return self.rng.uniform(-1.0, 1.0, self.task.action.dims).astype(np.float32), 0
+        return action
+
+    def _tick(self) -> None:
+        t = time.monotonic()
+        if self._last_tick:
+            self._periods.append(t - self._last_tick)
+        self._last_tick = t
+        episode = self.episode
+        if episode is None or episode.ended:
+            return
+        arm = self._arm
+        if arm is not None and arm.status == ArmState.STATUS_ERROR:
+            self.get_logger().error(f"arm error, ending episode: {arm.message}")
+            self._finish(episode.abort(END_SAFETY))
+            return
+        human, label = self._human()
+        result = episode.tick(self._observe(), self._policy_action, intervention=human, label=label)
+        if result.action is not None:
+            cmd = ArmCommand()
+            cmd.header.stamp = self.get_clock().now().to_msg()
+            cmd.action = result.action.tolist()
+            cmd.policy_version = result.policy_version
+            cmd.intervened = result.intervened
+            self.command_pub.publish(cmd)
+        self._publish_records(result.records)
+        if self._goal_handle is not None and result.action is not None:
+            fb = RunEpisode.Feedback(
+                step=episode.summary.length,
+                episode_return=episode.summary.episode_return,
+                intervened=human is not None,
+                policy_version=self.policy.version,
+            )
+            self._goal_handle.publish_feedback(fb)
+        if result.ended:
+            self._episode_done.set()
+
+    def _publish_records(self, records: list) -> None:
+        meta = self._episode_meta
+        for record in records:
+            self.transition_pub.publish(
+                transition_msg(
+                    record,
+                    stamp=self.get_clock().now().to_msg(),
+                    robot_id=self.robot_id,
+                    embodiment=self.robot.embodiment,
+                    task=self.task.name,
+                    episode_id=meta["episode_id"],
+                    reward_source=REWARD_SOURCES[self.task.reward.source],
+                )
+            )
+
+    def _finish(self, records: list) -> None:
+        self._publish_records(records)
+        self._episode_done.set()
+
+    # --- episodes
+    def _accept_goal(self, goal: RunEpisode.Goal) -> GoalResponse:
+        if goal.task and goal.task != self.task.name:
+            self.get_logger().error(f"rejecting episode for task {goal.task!r}: this actor runs {self.task.name!r}")
+            return GoalResponse.REJECT
+        if goal.mode not in ("", "train", "eval", "demo"):
+            self.get_logger().error(f"rejecting episode with unknown mode {goal.mode!r}")
+            return GoalResponse.REJECT
+        return GoalResponse.REJECT if self.episode is not None and not self.episode.ended else GoalResponse.ACCEPT
+
+    def _call(self, future, timeout: float):
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline or not rclpy.ok():
+                return None
+            time.sleep(0.005)
+        return future.result()
+
+    def _reset(self, seed: int) -> str:
+        """Reset the arm (bridge action), then the scene (sim or a reset helper); '' or an error."""
+        if not self.reset_client.wait_for_server(timeout_sec=10.0):
+            return "arm bridge reset action 'arm/reset' is not available"
+        goal = ResetArm.Goal(
+            use_task_reset_pose=True, randomize=True, seed=seed, open_gripper=self.task.action.gripper == "binary"
+        )
+        handle = self._call(self.reset_client.send_goal_async(goal), 10.0)
+        if handle is None or not handle.accepted:
+            return "arm reset goal was not accepted"
+        response = self._call(handle.get_result_async(), self.task.reset.duration_s * 4 + 10.0)
+        if response is None or not response.result.success:
+            return f"arm reset failed: {response.result.message if response else 'timeout'}"
+        if self.scene_client.wait_for_service(timeout_sec=0.5 if self._episodes else 2.0):
+            answer = self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
+            if answer is None or not answer.success:
+                return f"scene reset failed: {answer.message if answer else 'timeout'}"
+        return ""
+
+    def _execute(self, goal_handle) -> RunEpisode.Result:
+        goal = goal_handle.request
+        self._episodes += 1
+        error = self._reset(seed=self.seed * 100_003 + self._episodes)
+        result = RunEpisode.Result()
+        if error:
+            self.get_logger().error(error)
+            goal_handle.abort()
+            result.end_reason = END_SAFETY
+            return result
+        max_steps = goal.max_steps or self.task.episode_length
+        self._wait_for_inputs(timeout=3.0)
+        self._episode_meta = {
+            "episode_id": f"{self.robot_id}-{uuid.uuid4().hex[:12]}",
+            "mode": goal.mode or "train",
+            "start": self._now(),
+        }
+        self._episode_done.clear()
+        self._goal_handle = goal_handle
+        episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
+        self.episode = episode
+        while not self._episode_done.wait(0.05):
+            if goal_handle.is_cancel_requested or not rclpy.ok():
+                self._finish(episode.abort(END_ABORTED))
+                break
+        self._goal_handle = None
+        s = episode.summary
+        self._publish_result(s)
+        result.success, result.episode_return, result.length = s.success, s.episode_return, s.length
+        result.intervened_steps, result.end_reason = s.intervened_steps, s.end_reason
+        result.policy_versions = sorted(s.policy_versions)
+        result.episode_id = self._episode_meta["episode_id"]
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.succeed()
+        return result
+
+    def _wait_for_inputs(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._observe() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _publish_result(self, s) -> None:
+        msg = EpisodeResult()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.robot_id, msg.embodiment, msg.task = self.robot_id, self.robot.embodiment, self.task.name
+        msg.episode_id, msg.mode = self._episode_meta["episode_id"], self._episode_meta["mode"]
+        msg.success, msg.episode_return, msg.length = s.success, s.episode_return, s.length
+        msg.intervened_steps, msg.end_reason = s.intervened_steps, s.end_reason
+        msg.policy_versions = sorted(s.policy_versions)
+        msg.duration_s = self._now() - self._episode_meta["start"]
+        self.result_pub.publish(msg)
+        self.get_logger().info(
+            f"episode {msg.episode_id}: success={s.success} return={s.episode_return:.2f} length={s.length} "
+            f"intervened={s.intervened_steps} end_reason={s.end_reason}"
+        )
+
+    def _publish_diagnostics(self) -> None:
+        periods = np.array(self._periods) if self._periods else np.zeros(1)
+        arm = self._arm
+        values = {
+            "loop_rate_hz": 1.0 / max(float(np.mean(periods)), 1e-9) if self._periods else 0.0,
+            "loop_period_p50_ms": float(np.percentile(periods, 50)) * 1e3,
+            "loop_period_p99_ms": float(np.percentile(periods, 99)) * 1e3,
+            "camera_age_ms": self.cameras.max_age_ms(self._now()) if self.cameras is not None else 0.0,
+            "state_age_ms": (self._now() - stamp_seconds(arm.header.stamp)) * 1e3 if arm else -1.0,
+            "weight_version": self.policy.version,
+            "weight_age_s": self.policy.age_s(),
+            "episode": self._episodes,
+            "intervened_steps": self.episode.summary.intervened_steps if self.episode else 0,
+        }
+        level = WARN if arm is None else 0
+        self.diag_pub.publish(
+            diagnostic_array(self.get_clock().now().to_msg(), f"{self.robot_id}/actor", self.robot_id, values, level)
+        )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the actor node (multi-threaded: control loop, weights, episodes in their own groups)."""
+    rclpy.init(args=args)
+    torch.set_num_threads(1)
+    node = Actor()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Runs episodes back to back through the actor's ``run_episode`` action (the loop of launch files).
+
+In the synchronous pipeline (``sync:=true``) it waits after every episode until the learner has
+trained on it and published newer weights, which gives the collect → train → sync → collect
+baseline that the asynchronous pipeline is measured against.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionClient
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from user_interfaces.action import RunEpisode
+from user_interfaces.msg import LearnerStatus
+from user_robot.nodes.qos import STATUS
+
+LEARNER_STATUS_TOPIC = "/user/learner_status"
+
+
+class EpisodeDriver(Node):
+    """Sends ``RunEpisode`` goals in a loop; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("episode_driver")
+        described = {
+            "episodes": (0, "episodes to run (0 = until shut down)"),
+            "mode": ("train", "episode mode: train | eval | demo"),
+            "max_steps": (0, "steps per episode (0 = the task's episode length)"),
+            "sync": (False, "wait for newer learner weights after every episode (synchronous pipeline)"),
+            "sync_timeout_s": (600.0, "longest wait for the learner in sync mode"),
+        }
+        for name, (default, text) in described.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, read_only=True))
+        self.episodes = self.get_parameter("episodes").value
+        self.mode = self.get_parameter("mode").value
+        self.max_steps = self.get_parameter("max_steps").value
+        self.sync = self.get_parameter("sync").value
+        self.sync_timeout = self.get_parameter("sync_timeout_s").value
+        self.client = ActionClient(self, RunEpisode, "run_episode")
+        self._learner_version = 0
+        self._learner_changed = threading.Condition()
+        if self.sync:
+            self.create_subscription(LearnerStatus, LEARNER_STATUS_TOPIC, self._on_status, STATUS)
+        self.done = threading.Event()
+
+    def _on_status(self, msg: LearnerStatus) -> None:
+        with self._learner_changed:
+            self._learner_version = max(self._learner_version, msg.version)
+            self._learner_changed.notify_all()
+
+    def run(self) -> None:
+        """Drive episodes (call from a thread other than the executor's)."""
+        if not self.client.wait_for_server(timeout_sec=60.0):
+            self.get_logger().error("actor action 'run_episode' not available after 60 s")
+            self.done.set()
+            return
+        count = 0
+        while rclpy.ok() and (self.episodes == 0 or count < self.episodes):
+            version_before = self._learner_version
+            goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
+            goal_handle = _wait(self.client.send_goal_async(goal))
+            if goal_handle is None:
+                break
+            if not goal_handle.accepted:
+                self.get_logger().warning("episode goal rejected; retrying in 1 s")
+                threading.Event().wait(1.0)
+                continue
+            if _wait(goal_handle.get_result_async()) is None:
+                break
+            count += 1
+            if self.sync and rclpy.ok():
+                self._wait_for_learner(version_before)
+        self.done.set()
+
+    def _wait_for_learner(self, version_before: int) -> None:
+        with self._learner_changed:
+            if not self._learner_changed.wait_for(
+                lambda: self._learner_version > version_before or not rclpy.ok(), timeout=self.sync_timeout
+            ):
+                self.get_logger().warning(f"no newer learner weights after {self.sync_timeout:.0f} s; continuing")
+
+
+def _wait(future):
+    """Block (this thread only) until ``future`` is done; its result, or None on shutdown."""
+    finished = threading.Event()
+    future.add_done_callback(lambda _f: finished.set())
+    while rclpy.ok() and not finished.wait(0.5):
+        pass
+    return future.result() if future.done() else None
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the episode driver until its episodes are done or it is shut down."""
+    rclpy.init(args=args)
+    node = EpisodeDriver()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        node.run()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The actor's current policy: verified weights swapped in atomically, the old kept on any error.
+
+:meth:`PolicySlot.load_message` runs on the weights thread: it decodes and verifies a
+``PolicyWeights`` message (sha256, size, embodiment, architecture, tensor shapes, finiteness),
+builds a fresh network and only then replaces the reference the control loop reads, so a tick
+never sees half-loaded weights and a corrupted message changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from user_policies.models.actor import build_actor
+from user_policies.policy_spec import PolicySpec
+from user_policies.weights_codec import WeightsRejectedError, decode_weights, packet_from_msg
+
+
+class PolicySlot:
+    """Holds ``(network, version)``; see the module docstring."""
+
+    def __init__(self, embodiment: str, state_dim: int, action_dim: int, cameras: tuple[str, ...] = ()) -> None:
+        self.embodiment = embodiment
+        self.state_dim = state_dim
+        self.action_dim = action_dim
+        self.cameras = tuple(cameras)
+        self._current: tuple[torch.nn.Module, int] | None = None
+        self._loaded_at = 0.0
+        self._swap_lock = threading.Lock()
+        self.rejected = 0
+        self.last_latency_s = 0.0
+
+    @property
+    def version(self) -> int:
+        """Version of the weights in use (0 = none yet)."""
+        current = self._current
+        return current[1] if current else 0
+
+    def age_s(self) -> float:
+        """Seconds since the current weights were swapped in (0 if none)."""
+        return time.monotonic() - self._loaded_at if self._current else 0.0
+
+    def load_message(self, msg: Any) -> str:
+        """Verify and swap in a ``PolicyWeights`` message; returns '' on success or the rejection reason."""
+        start = time.monotonic()
+        try:
+            packet = packet_from_msg(msg)
+            if packet.version <= self.version:
+                raise WeightsRejectedError(f"version {packet.version} is not newer than {self.version}")
+            spec = PolicySpec.from_json(packet.metadata.get("spec", ""))
+            self._check_spec(spec)
+            network = build_actor(spec)
+            expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
+            tensors = decode_weights(packet, expected_shapes=expected, embodiment=self.embodiment)
+            network.load_state_dict(tensors, strict=True)
+            network.eval()
+        except (WeightsRejectedError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            self.rejected += 1
+            return str(exc)
+        with self._swap_lock:
+            if packet.version > self.version:
+                self._current = (network, packet.version)
+                self._loaded_at = time.monotonic()
+        self.last_latency_s = time.monotonic() - start
+        return ""
+
+    def _check_spec(self, spec: PolicySpec) -> None:
+        if spec.state_dim != self.state_dim or spec.action_dim != self.action_dim:
+            raise WeightsRejectedError(
+                f"policy expects state {spec.state_dim} / action {spec.action_dim}, "
+                f"this robot has state {self.state_dim} / action {self.action_dim}"
+            )
+        if tuple(spec.cameras) != self.cameras:
+            raise WeightsRejectedError(f"policy cameras {list(spec.cameras)} differ from {list(self.cameras)}")
+
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> tuple[np.ndarray, int] | None:
+        """The current policy's action and version, or None before the first weights."""
+        current = self._current
+        if current is None:
+            return None
+        network, version = current
+        return network.act(obs, deterministic=deterministic), version
+
+
+def spec_metadata(spec: PolicySpec, **extra: Any) -> dict[str, Any]:
+    """The ``metadata_json`` content that lets a receiver rebuild the network: the spec + extras."""
+    return {"spec": spec.to_json(), **extra}
