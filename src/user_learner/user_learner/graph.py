@@ -1,0 +1,216 @@
+"""The one description of a task's ROS graph, read by ``launch/*.launch.py`` and the ``user-rl`` CLI.
+
+:class:`GraphOptions` lists the options (launch arguments and CLI flags alike, with help and
+choices); :func:`build_graph` turns a task and options into :class:`NodeSpec` s, validated against
+``config/``. Parameters are names and overrides only: every node loads the task, robot and
+algorithm YAMLs itself, so config lives in one place. Pure: no rclpy, no launch.
+
+Per robot ``i`` (namespace ``robot_<i>``): the sim cell (sim backends only), arm bridge, teleop,
+actor and episode driver, all on side ``"robot"``; once: the learner, on side ``"learner"``, so a
+robot PC and a GPU server can each start their half (``side:=robot`` / ``side:=learner``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import yaml
+
+from user_robot.config_loader import ConfigError, config_dir, config_names
+from user_robot.robot_config import load_robot
+
+Side = Literal["robot", "learner"]
+
+ALGORITHMS_BUILT = ("sac", "rlpd")
+ALGORITHMS_PLANNED = ("sac_flow", "hg_dagger")
+EXTERNAL_EXECUTABLES = {("rviz2", "rviz2")}
+"""(package, executable) pairs started by the graph that are not ours."""
+RVIZ_CONFIG = ("rviz", "user.rviz")
+"""rviz2 display config, under ``config/``."""
+
+
+def _opt(default: Any, help_text: str, choices: tuple[str, ...] = ()) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphOptions:
+    """Every option of a task graph: ``ros2 launch`` arguments and ``user-rl`` flags alike."""
+
+    robot: str = _opt("sim", "robot cell: a config/robots/<robot>.yaml (sim, franka, arx, ...)")
+    algo: str = _opt("rlpd", "learning algorithm (sac_flow, hg_dagger: not built yet)",
+                     ALGORITHMS_BUILT + ALGORITHMS_PLANNED)
+    robots: int = _opt(1, "number of robots, namespaces robot_0 .. robot_<N-1>")
+    pipeline: str = _opt("async", "async: actors never wait for the learner; sync: they wait for new weights",
+                         ("async", "sync"))
+    side: str = _opt("all", "which half to start here: robot (drivers, bridge, actor) or learner",
+                     ("all", "robot", "learner"))
+    obs: str = _opt("state", "observation: state vector only, or camera pixels too", ("state", "pixels"))
+    log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
+    resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
+    expert: str = _opt("off", "scripted expert of the sim cell that drives its virtual SpaceMouse (off = none)")
+    seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
+    real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only)")
+    demos: tuple[str, ...] = _opt((), "demo recordings (bags) for the learner's demo buffer, comma-separated")
+    mode: str = _opt("train", "episode mode of the actors", ("train", "eval", "demo"))
+    episodes: int = _opt(0, "episodes per robot before the episode driver stops (0 = until stopped)")
+    use_rviz: bool = _opt(False, "start rviz2 with config/rviz/user.rviz")
+
+
+GRAPH_OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(GraphOptions)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node process of the graph."""
+
+    package: str
+    executable: str
+    name: str
+    namespace: str = ""
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    side: Side = "robot"
+    remappings: dict[str, str] = dataclasses.field(default_factory=dict)
+    arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
+
+
+def parse_options(values: Mapping[str, str]) -> dict[str, Any]:
+    """Convert string values (launch arguments) to typed :class:`GraphOptions` keywords."""
+    out: dict[str, Any] = {}
+    for field in GRAPH_OPTIONS:
+        if field.name not in values:
+            continue
+        text = str(values[field.name]).strip()
+        if field.type in ("bool", bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{field.name}: expected true or false, got {text!r}")
+            out[field.name] = text.lower() in ("true", "1")
+        elif field.type in ("int", int):
+            out[field.name] = int(text)
+        elif field.type in ("float", float):
+            out[field.name] = float(text)
+        elif field.name == "demos":
+            out[field.name] = tuple(p.strip() for p in text.split(",") if p.strip())
+        else:
+            out[field.name] = text
+    return out
+
+
+def options(**overrides: Any) -> GraphOptions:
+    """Validated :class:`GraphOptions`; unknown names, bad choices and unbuilt algorithms raise ``ValueError``."""
+    known = {f.name for f in GRAPH_OPTIONS}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown graph option {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    opts = GraphOptions(**overrides)
+    if opts.algo in ALGORITHMS_PLANNED:
+        raise ValueError(f"algo '{opts.algo}' is not built yet (built: {', '.join(ALGORITHMS_BUILT)})")
+    for field in GRAPH_OPTIONS:
+        choices = field.metadata["choices"]
+        value = getattr(opts, field.name)
+        if choices and value not in choices:
+            raise ValueError(f"{field.name} must be one of {', '.join(choices)}, got {value!r}")
+    if opts.robots < 1:
+        raise ValueError(f"robots must be >= 1, got {opts.robots}")
+    if opts.real_time_factor <= 0:
+        raise ValueError(f"real_time_factor must be > 0, got {opts.real_time_factor}")
+    if opts.episodes < 0:
+        raise ValueError(f"episodes must be >= 0, got {opts.episodes}")
+    return opts
+
+
+def _require_config(kind: str, name: str) -> None:
+    if name not in config_names(kind):
+        path = config_dir() / kind / f"{name}.yaml"
+        known = ", ".join(config_names(kind)) or "none"
+        raise ConfigError(path, "", f"no {kind[:-1]} named '{name}' (known: {known})")
+
+
+def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
+    """The nodes of ``task`` for the given :class:`GraphOptions` overrides, in start order.
+
+    Raises ``ValueError`` (``ConfigError`` for config names) naming what is wrong.
+    """
+    opts = options(**overrides)
+    _require_config("tasks", task)
+    _require_config("algorithms", opts.algo)
+    robot_cfg = load_robot(opts.robot)
+    sim = robot_cfg.backend == "sim"
+    if opts.real_time_factor != 1.0 and not sim:
+        raise ValueError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
+    publish_clock = sim and opts.real_time_factor != 1.0
+    if publish_clock and opts.robots > 1:
+        raise ValueError("real_time_factor != 1 needs robots == 1: several sim cells cannot share one /clock")
+    common = {"use_sim_time": True} if publish_clock else {}
+
+    nodes: list[NodeSpec] = []
+    if opts.side in ("all", "robot"):
+        for i in range(opts.robots):
+            ns = f"robot_{i}"
+            cell = {"task": task, "robot": opts.robot, "robot_id": ns, **common}
+            if sim:
+                sim_params = {
+                    "task": task,
+                    "robot": opts.robot,
+                    "seed": opts.seed + i,
+                    "real_time_factor": opts.real_time_factor,
+                    "publish_clock": publish_clock,
+                    "expert": opts.expert,
+                    "cameras": opts.obs == "pixels",
+                    **common,
+                }
+                nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
+            nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
+            nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
+            actor = {**cell, "algo": opts.algo, "obs": opts.obs, "mode": opts.mode}
+            nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
+            driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, **common}
+            nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
+        if opts.use_rviz:
+            rviz = str(config_dir().joinpath(*RVIZ_CONFIG))
+            nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", "", dict(common), arguments=("-d", rviz)))
+    if opts.side in ("all", "learner"):
+        learner = {
+            "task": task,
+            "algo": opts.algo,
+            "obs": opts.obs,
+            "pipeline": opts.pipeline,
+            "log_dir": opts.log_dir,
+            "resume": opts.resume,
+            "robots": opts.robots,
+            "seed": opts.seed,
+            **({"demos": list(opts.demos)} if opts.demos else {}),
+            **common,
+        }
+        nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner"))
+    return nodes
+
+
+def ros_value(value: Any) -> str:
+    """A parameter value as ``-p name:=<value>`` text that ROS parses back to the same type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # always has a '.' or 'e': stays a double
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value if value and yaml.safe_load(value) == value and "," not in value else json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(ros_value(v) for v in value) + "]"
+    raise TypeError(f"unsupported parameter type {type(value).__name__}")
+
+
+def to_ros_args(spec: NodeSpec) -> list[str]:
+    """Command-line arguments for ``spec``'s executable: its arguments, then ``--ros-args ...``."""
+    args = [*spec.arguments, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        args += ["-r", f"__ns:=/{spec.namespace.strip('/')}"]
+    for src, dst in spec.remappings.items():
+        args += ["-r", f"{src}:={dst}"]
+    for key, value in spec.parameters.items():
+        args += ["-p", f"{key}:={ros_value(value)}"]
+    return args
