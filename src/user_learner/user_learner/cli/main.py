@@ -10,6 +10,9 @@ import sys
 # ``user-rl --help`` is instant and a broken optional dependency only affects its own command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("user_learner.cli.info", "show the environment: ROS 2, interfaces, tasks, robots, algorithms"),
+    "sim": ("user_learner.cli.sim", "run sim-cell episodes with the scripted expert or a random policy"),
+    "collect": ("user_learner.cli.collect", "record scripted-expert (SpaceMouse) demos to a rosbag2 file"),
+    "train": ("user_learner.cli.train", "train a policy online: robot side + learner, async or sync"),
 }
 
 

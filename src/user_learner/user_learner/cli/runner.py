@@ -1,0 +1,228 @@
+"""Start a task graph (:mod:`user_learner.graph`) as child processes and watch its episodes.
+
+The CLI commands (``sim``, ``collect``, ``train``) all run the same nodes that the launch files
+start, one process per node, with the parameters from :func:`user_learner.graph.to_ros_args`.
+Each node's output goes to ``<log_dir>/ros/<namespace>.<name>.log``. A :class:`GraphMonitor`
+node in the CLI process follows episode results and learner status, and shows progress.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from user_learner.graph import NodeSpec, to_ros_args
+
+
+class NodeProcess:
+    """One node of the graph as a child process."""
+
+    def __init__(self, spec: NodeSpec, log_dir: Path) -> None:
+        self.spec = spec
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"{spec.namespace or 'global'}.{spec.name}.log"
+        self.popen: subprocess.Popen | None = None
+        self.restarts = 0
+
+    @property
+    def label(self) -> str:
+        """``namespace/name``."""
+        return f"{self.spec.namespace}/{self.spec.name}".lstrip("/")
+
+    def start(self, extra_parameters: dict | None = None) -> None:
+        """Start (or restart) the process."""
+        spec = self.spec
+        if extra_parameters:
+            spec = dataclasses.replace(spec, parameters={**spec.parameters, **extra_parameters})
+        code = f"from {spec.package}.nodes.{spec.executable} import main; main()"
+        log = open(self.log_path, "a")  # noqa: SIM115  (kept open for the child's lifetime)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-u", "-c", code, *to_ros_args(spec)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+        log.close()
+
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT (as Ctrl-C: nodes flush and save), then SIGKILL after ``timeout``."""
+        if not self.alive():
+            return
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGINT)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the node's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class GraphProcesses:
+    """All node processes of one graph; stops them in reverse start order."""
+
+    def __init__(self, specs: list[NodeSpec], log_dir: Path) -> None:
+        self.nodes = [NodeProcess(spec, log_dir / "ros") for spec in specs]
+
+    def start(self) -> None:
+        """Start every node, in graph order."""
+        for node in self.nodes:
+            node.start()
+
+    def find(self, name: str, namespace: str = "") -> NodeProcess:
+        """The process of node ``name`` in ``namespace``."""
+        for node in self.nodes:
+            if node.spec.name == name and node.spec.namespace == namespace:
+                return node
+        raise KeyError(f"{namespace}/{name}")
+
+    def dead(self, ignore: Callable[[NodeProcess], bool] = lambda _n: False) -> list[NodeProcess]:
+        """Nodes that exited (other than those ``ignore`` accepts, e.g. finished episode drivers)."""
+        return [n for n in self.nodes if not n.alive() and not ignore(n)]
+
+    def stop(self) -> None:
+        """Stop every node (reverse order: drivers and learner first, then the sim)."""
+        for node in reversed(self.nodes):
+            if node.alive():
+                assert node.popen is not None
+                node.popen.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 15.0
+        for node in reversed(self.nodes):
+            node.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
+class EpisodeLog:
+    """Episode results seen so far (thread-safe), for progress and the final summary."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.results: list = []
+        self.versions: set[int] = set()
+        self.steps = 0
+        self.learner = None  # newest LearnerStatus
+
+    def add(self, msg) -> None:
+        """Record one ``EpisodeResult``."""
+        with self._lock:
+            self.results.append(msg)
+            self.steps += msg.length
+            self.versions.update(v for v in msg.policy_versions if v > 0)
+
+    def success_rate(self, last: int = 20) -> float:
+        """Success rate over the last ``last`` episodes (0 if none)."""
+        with self._lock:
+            recent = self.results[-last:]
+        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+
+    def summary(self) -> str:
+        """One line: episodes, steps, success over the last 20, weight versions the actors used."""
+        with self._lock:
+            n, steps, versions = len(self.results), self.steps, len(self.versions)
+            interventions = sum(r.intervened_steps for r in self.results)
+            returns = collections.deque((r.episode_return for r in self.results), maxlen=20)
+        mean_return = sum(returns) / len(returns) if returns else 0.0
+        return (
+            f"episodes={n} steps={steps} success_rate={self.success_rate():.3f} "
+            f"mean_return={mean_return:.3f} intervened_steps={interventions} weight_versions={versions}"
+        )
+
+
+def make_monitor(robots: int, log: EpisodeLog):
+    """An rclpy node that feeds ``log`` from ``robot_<i>/episode_result`` and ``/user/learner_status``."""
+    from rclpy.node import Node
+
+    from user_interfaces.msg import EpisodeResult, LearnerStatus
+    from user_robot.nodes.qos import STATUS
+
+    node = Node("user_rl_monitor")
+    for i in range(robots):
+        node.create_subscription(EpisodeResult, f"/robot_{i}/episode_result", log.add, STATUS)
+    node.create_subscription(LearnerStatus, "/user/learner_status", lambda m: setattr(log, "learner", m), STATUS)
+    return node
+
+
+def run_graph(
+    specs: list[NodeSpec],
+    log_dir: Path,
+    robots: int,
+    done: Callable[[EpisodeLog], bool],
+    total: int,
+    unit: str,
+    timeout_s: float = 0.0,
+    on_start: Callable[[GraphProcesses, EpisodeLog], None] | None = None,
+) -> tuple[EpisodeLog, int]:
+    """Start the graph, show progress until ``done(log)``, stop it; returns the log and an exit code."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    log = EpisodeLog()
+    procs = GraphProcesses(specs, log_dir)
+    rclpy.init(args=[])
+    monitor = make_monitor(robots, log)
+    executor = SingleThreadedExecutor()
+    executor.add_node(monitor)
+    code = 0
+    start = time.monotonic()
+    procs.start()
+    if on_start is not None:
+        on_start(procs, log)
+    finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            transient=not sys.stderr.isatty(),
+        ) as progress:
+            bar = progress.add_task(unit, total=total, status="starting")
+            while not done(log):
+                executor.spin_once(timeout_sec=0.2)
+                value = log.steps if unit == "steps" else len(log.results)
+                learner = log.learner
+                status = f"success(20)={log.success_rate():.2f}"
+                if learner is not None:
+                    status += f" updates={learner.updates} v{learner.version}"
+                progress.update(bar, completed=min(value, total), status=status)
+                dead = procs.dead(ignore=finished_driver)
+                if dead:
+                    for node in dead:
+                        print(
+                            f"node {node.label} exited ({node.popen.returncode}); log {node.log_path}:", file=sys.stderr
+                        )
+                        print(node.tail(), file=sys.stderr)
+                    code = 1
+                    break
+                if timeout_s and time.monotonic() - start > timeout_s:
+                    print(f"timed out after {timeout_s:.0f} s", file=sys.stderr)
+                    code = 1
+                    break
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        procs.stop()
+        executor.shutdown()
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    return log, code

@@ -1,0 +1,66 @@
+"""``user-rl sim``: run the sim cell's episodes with the scripted expert or a random policy.
+
+The whole robot side runs, as on a real cell: sim cell (speaking the drivers' topics), arm
+bridge, teleop, actor and episode driver. With ``--expert`` the sim's scripted expert moves its
+virtual SpaceMouse and the actor executes the intervention; without it the actor has no weights
+and explores uniformly at random. Ends with one summary line including ``success_rate=``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from user_learner.cli.runner import run_graph
+from user_learner.graph import build_graph
+
+SIM_ROBOTS = {"panda": "sim", "arx": "sim_arx"}
+
+
+def add_common_sim_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``sim`` and ``collect``."""
+    parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
+    parser.add_argument("--robot", default="panda", choices=sorted(SIM_ROBOTS), help="simulated arm")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to run")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
+    parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="render cameras (pixels) or not")
+    parser.add_argument("--real-time-factor", type=float, default=4.0, help="sim speed relative to real time")
+    parser.add_argument("--log-dir", default="logs/sim", help="where node logs go")
+    parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``user-rl sim`` flags."""
+    add_common_sim_arguments(parser)
+    parser.add_argument("--expert", action="store_true", help="let the scripted expert drive (else: random policy)")
+
+
+def run_episodes(args: argparse.Namespace, expert: bool, extra_specs=None):
+    """Run ``args.episodes`` episodes of the robot-side graph; returns (log, exit code)."""
+    specs = build_graph(
+        args.task,
+        robot=SIM_ROBOTS[args.robot],
+        side="robot",
+        obs=args.obs,
+        expert="always" if expert else "off",
+        mode="demo" if expert else "train",
+        episodes=args.episodes,
+        seed=args.seed,
+        real_time_factor=args.real_time_factor,
+    )
+    return run_graph(
+        specs,
+        Path(args.log_dir),
+        robots=1,
+        done=lambda log: len(log.results) >= args.episodes,
+        total=args.episodes,
+        unit="episodes",
+        timeout_s=args.timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the episodes and print the summary line."""
+    log, code = run_episodes(args, expert=args.expert)
+    print(f"sim task={args.task} robot={args.robot} expert={args.expert} {log.summary()}")
+    return code
