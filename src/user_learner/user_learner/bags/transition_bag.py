@@ -1,0 +1,275 @@
+"""Our learning recordings as rosbag2 files: write transitions, episode results and interventions; read episodes.
+
+A recording is a valid rosbag2 bag (MCAP by default, sqlite3 on request) that ``ros2 bag``,
+``rosbags`` and ``mcap`` readers open. It never holds policy weights: the writer refuses the
+weights topic and type (weights are checkpoints, not data).
+
+Episodes follow the ``Transition`` protocol: consecutive messages of one ``(robot_id,
+episode_id)``, ending with a final-observation message (empty action) that has ``terminated`` or
+``truncated`` set. :func:`read_episodes` yields them as :class:`Episode` s of :class:`Step` s with
+numpy arrays, for the learner's demo buffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from user_learner.bags.images import array_to_image, header, image_to_array, stamp_ns
+from user_learner.bags.typestore import typestore
+
+TRANSITIONS_TOPIC = "/user/transitions"
+WEIGHTS_TOPIC = "/user/policy_weights"
+TRANSITION = "user_interfaces/msg/Transition"
+EPISODE_RESULT = "user_interfaces/msg/EpisodeResult"
+INTERVENTION = "user_interfaces/msg/Intervention"
+POLICY_WEIGHTS = "user_interfaces/msg/PolicyWeights"
+RECORDED_TYPES = (TRANSITION, EPISODE_RESULT, INTERVENTION)
+END_SUCCESS = 1
+
+Storage = Literal["mcap", "sqlite3"]
+_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+@dataclasses.dataclass
+class Step:
+    """One ``Transition`` message as arrays: the observation at ``step`` and what was executed."""
+
+    stamp_ns: int
+    step: int
+    state: np.ndarray  # float32 (S,)
+    images: dict[str, np.ndarray]  # camera name -> HxWxC uint8
+    action: np.ndarray  # float32 (A,), empty on the final-observation step
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    end_reason: int = 0
+    intervened: bool = False
+    intervention_action: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    policy_version: int = 0
+    reward_source: int = 0
+
+
+@dataclasses.dataclass
+class Episode:
+    """The steps of one episode of one robot (the last one carries the final observation)."""
+
+    robot_id: str
+    embodiment: str
+    task: str
+    episode_id: str
+    steps: list[Step]
+    mode: str = ""  # from the EpisodeResult, when recorded
+    result_success: bool | None = None  # from the EpisodeResult, when recorded
+
+    @property
+    def done(self) -> bool:
+        """The final-observation step has been seen."""
+        return bool(self.steps) and (self.steps[-1].terminated or self.steps[-1].truncated)
+
+    @property
+    def length(self) -> int:
+        """Number of executed actions."""
+        return sum(1 for s in self.steps if s.action.size)
+
+    @property
+    def success(self) -> bool:
+        """The EpisodeResult's verdict, else whether the episode ended with END_SUCCESS."""
+        if self.result_success is not None:
+            return self.result_success
+        return self.done and self.steps[-1].end_reason == END_SUCCESS
+
+    @property
+    def episode_return(self) -> float:
+        """Sum of rewards."""
+        return float(sum(s.reward for s in self.steps))
+
+    @property
+    def intervened_steps(self) -> int:
+        """Steps whose action came from a human (or the scripted expert)."""
+        return sum(1 for s in self.steps if s.intervened)
+
+    @property
+    def interventions(self) -> int:
+        """Number of interventions: runs of consecutive intervened steps."""
+        flags = [s.intervened for s in self.steps]
+        return sum(1 for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1]))
+
+
+def transition_message(episode: Episode, step: Step, camera_names: list[str] | None = None) -> Any:
+    """A ``user_interfaces/msg/Transition`` (rosbags) for ``step`` of ``episode``."""
+    names = list(step.images) if camera_names is None else camera_names
+    return typestore().types[TRANSITION](
+        header=header(step.stamp_ns),
+        robot_id=episode.robot_id,
+        embodiment=episode.embodiment,
+        task=episode.task,
+        episode_id=episode.episode_id,
+        step=step.step,
+        policy_version=step.policy_version,
+        camera_names=names,
+        images=[array_to_image(step.images[n], step.stamp_ns, n, "mono8" if step.images[n].shape[-1] == 1 else "rgb8")
+                for n in names],
+        state=np.asarray(step.state, dtype=np.float32),
+        action=np.asarray(step.action, dtype=np.float32),
+        reward=float(step.reward),
+        terminated=step.terminated,
+        truncated=step.truncated,
+        end_reason=step.end_reason,
+        intervened=step.intervened,
+        intervention_action=np.asarray(step.intervention_action, dtype=np.float32),
+        reward_source=step.reward_source,
+    )
+
+
+def episode_result_message(episode: Episode, mode: str = "demo") -> Any:
+    """A ``user_interfaces/msg/EpisodeResult`` (rosbags) summarizing ``episode``."""
+    last = episode.steps[-1]
+    first = episode.steps[0]
+    return typestore().types[EPISODE_RESULT](
+        header=header(last.stamp_ns),
+        robot_id=episode.robot_id,
+        embodiment=episode.embodiment,
+        task=episode.task,
+        episode_id=episode.episode_id,
+        mode=mode,
+        success=episode.success,
+        episode_return=episode.episode_return,
+        length=episode.length,
+        intervened_steps=episode.intervened_steps,
+        end_reason=last.end_reason,
+        policy_versions=np.unique(np.array([s.policy_version for s in episode.steps], dtype=np.uint64)),
+        duration_s=(last.stamp_ns - first.stamp_ns) * 1e-9,
+    )
+
+
+class TransitionBagWriter:
+    """Writes a recording; use as a context manager. Refuses the weights topic and type."""
+
+    def __init__(self, path: str | Path, storage: Storage = "mcap") -> None:
+        if storage not in _PLUGINS:
+            raise ValueError(f"storage must be one of {', '.join(_PLUGINS)}, got {storage!r}")
+        self.path = Path(path)
+        self._writer = Writer(self.path, version=9, storage_plugin=_PLUGINS[storage])
+        self._connections: dict[str, Any] = {}
+        self._writer.open()
+
+    def __enter__(self) -> TransitionBagWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish the bag (writes metadata.yaml)."""
+        self._writer.close()
+
+    def _connection(self, topic: str, msgtype: str) -> Any:
+        if topic == WEIGHTS_TOPIC or msgtype == POLICY_WEIGHTS:
+            raise ValueError(f"refusing to record policy weights ({topic}, {msgtype}): recordings hold data only")
+        if msgtype not in RECORDED_TYPES:
+            allowed = ", ".join(RECORDED_TYPES)
+            raise ValueError(f"{topic}: type {msgtype} is not part of a recording (allowed: {allowed})")
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            self._connections[topic] = conn
+        elif conn.msgtype != msgtype:
+            raise ValueError(f"{topic} already carries {conn.msgtype}, not {msgtype}")
+        return conn
+
+    def write_raw(self, topic: str, msgtype: str, data: bytes, stamp: int) -> None:
+        """Write an already CDR-serialized message (e.g. from an rclpy raw subscription)."""
+        self._writer.write(self._connection(topic, msgtype), stamp, data)
+
+    def write(self, topic: str, msg: Any, stamp: int | None = None) -> None:
+        """Write a rosbags message; ``stamp`` (ns) defaults to the message's header stamp."""
+        data = typestore().serialize_cdr(msg, msg.__msgtype__)
+        self.write_raw(topic, msg.__msgtype__, bytes(data), stamp_ns(msg.header) if stamp is None else stamp)
+
+    def write_episode(self, episode: Episode, mode: str = "demo") -> None:
+        """Write every step of ``episode`` on the transitions topic and its EpisodeResult."""
+        for step in episode.steps:
+            self.write(TRANSITIONS_TOPIC, transition_message(episode, step))
+        self.write(f"/{episode.robot_id}/episode_result", episode_result_message(episode, mode))
+
+
+def step_from_message(msg: Any, images: bool = True) -> Step:
+    """A :class:`Step` from a deserialized ``Transition``."""
+    return Step(
+        stamp_ns=stamp_ns(msg.header),
+        step=int(msg.step),
+        state=np.asarray(msg.state, dtype=np.float32),
+        images={n: image_to_array(im) for n, im in zip(msg.camera_names, msg.images, strict=True)} if images else {},
+        action=np.asarray(msg.action, dtype=np.float32),
+        reward=float(msg.reward),
+        terminated=bool(msg.terminated),
+        truncated=bool(msg.truncated),
+        end_reason=int(msg.end_reason),
+        intervened=bool(msg.intervened),
+        intervention_action=np.asarray(msg.intervention_action, dtype=np.float32),
+        policy_version=int(msg.policy_version),
+        reward_source=int(msg.reward_source),
+    )
+
+
+def read_episodes(
+    path: str | Path, *, images: bool = True, complete_only: bool = True, progress: bool = False
+) -> Iterator[Episode]:
+    """Yield the episodes of a recording in the order they end (interleaved robots are separated).
+
+    ``images=False`` skips decoding camera images (fast summaries); ``complete_only=False`` also
+    yields episodes cut off by the end of the bag; ``progress`` shows a progress bar.
+    """
+    open_episodes: dict[tuple[str, str], Episode] = {}
+    with AnyReader([Path(path)], default_typestore=typestore()) as reader:
+        transitions = [c for c in reader.connections if c.msgtype == TRANSITION]
+        if not transitions:
+            raise ValueError(f"{path}: no {TRANSITION} messages (topics: {', '.join(sorted(reader.topics)) or 'none'})")
+        result_conns = [c for c in reader.connections if c.msgtype == EPISODE_RESULT]
+        results = {}
+        for conn, _, raw in reader.messages(connections=result_conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            results[(msg.robot_id, msg.episode_id)] = msg
+        with _progress(progress, sum(c.msgcount for c in transitions), f"reading {Path(path).name}") as advance:
+            for conn, _, raw in reader.messages(connections=transitions):
+                advance()
+                msg = reader.deserialize(raw, conn.msgtype)
+                key = (msg.robot_id, msg.episode_id)
+                episode = open_episodes.get(key)
+                if episode is None:
+                    result = results.get(key)
+                    episode = open_episodes[key] = Episode(
+                        msg.robot_id,
+                        msg.embodiment,
+                        msg.task,
+                        msg.episode_id,
+                        [],
+                        mode=result.mode if result else "",
+                        result_success=bool(result.success) if result else None,
+                    )
+                episode.steps.append(step_from_message(msg, images))
+                if episode.done:
+                    yield open_episodes.pop(key)
+    if not complete_only:
+        yield from open_episodes.values()
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
+    """A transient rich progress bar; yields its ``advance()`` (a no-op when disabled)."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
