@@ -1,0 +1,237 @@
+"""Soft Actor-Critic with a REDQ-style critic ensemble, DrQ for pixels; RLPD when batches are 50/50 demo.
+
+Read top to bottom like CleanRL's SAC:
+
+* critics: ``num_critics`` LayerNorm MLP Q-functions evaluated as one batched module (stacked
+  weights); the TD target takes the min over ``num_target_critics`` randomly chosen target critics,
+  the actor maximises the ensemble mean;
+* one :meth:`SAC.update` = ``critic_actor_ratio`` critic steps on disjoint minibatches, then one
+  actor and temperature step on the last minibatch (SERL's high-UTD update);
+* pixels (``kind="cnn"``): the observation encoder lives in the actor (so it is published with it),
+  is trained by the critic loss only and read detached by the actor (DrQ); images get a random shift;
+  targets use the online encoder without gradient (DrQ-v2);
+* temperature: learned ``log α`` towards entropy ``-target_entropy_scale * |A|``.
+
+RLPD (Ball et al. 2023) is this SAC fed by :class:`user_learner.replay_buffer.MixedSampler`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from user_learner.augment import augment_observation
+from user_policies.models.actor import Actor, build_actor
+from user_policies.policy_spec import PolicySpec
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """SAC / RLPD hyperparameters (RECIPES defaults)."""
+
+    batch_size: int = 256
+    lr_actor: float = 3e-4
+    lr_critic: float = 3e-4
+    lr_temperature: float = 3e-4
+    gamma: float = 0.97
+    tau: float = 0.005
+    init_temperature: float = 0.01
+    target_entropy_scale: float = 0.5
+    num_critics: int = 10
+    num_target_critics: int = 2
+    critic_actor_ratio: int = 2
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    grad_clip: float = 10.0
+    backup_entropy: bool = True
+    drq_pad: int = 4
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_target_critics <= self.num_critics:
+            raise ValueError("num_target_critics must be in [1, num_critics]")
+        if self.critic_actor_ratio < 1 or self.batch_size < 1:
+            raise ValueError("critic_actor_ratio and batch_size must be positive")
+        if not (0.0 < self.tau <= 1.0 and 0.0 <= self.gamma < 1.0 and self.init_temperature > 0.0):
+            raise ValueError("need 0 < tau <= 1, 0 <= gamma < 1, init_temperature > 0")
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` LayerNorm MLP Q-functions as stacked weights: one batched matmul per layer, no loop."""
+
+    def __init__(self, in_dim: int, hidden_dims: Sequence[int], num_critics: int) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden_dims, 1]
+        self.num_critics = num_critics
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.norm_weights = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        for fan_in, fan_out in itertools.pairwise(dims):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default init, per member
+            self.weights.append(nn.Parameter(torch.empty(num_critics, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(num_critics, 1, fan_out).uniform_(-bound, bound)))
+        for width in hidden_dims:
+            self.norm_weights.append(nn.Parameter(torch.ones(num_critics, 1, width)))
+            self.norm_biases.append(nn.Parameter(torch.zeros(num_critics, 1, width)))
+
+    def forward(
+        self, x: torch.Tensor, members: torch.Tensor | None = None, detach_params: bool = False
+    ) -> torch.Tensor:
+        """Q-values (E, N) of inputs (N, in_dim) for all members, or the ``members`` index subset.
+
+        ``detach_params`` lets gradients reach ``x`` (the actor's action) but not the critic weights.
+        """
+
+        def param(p: torch.Tensor) -> torch.Tensor:
+            p = p if members is None else p[members]
+            return p.detach() if detach_params else p
+
+        h = x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.matmul(h, param(w)) + param(b)  # (N, in) @ (E, in, out) broadcasts to (E, N, out)
+            if i < last:
+                h = F.layer_norm(h, h.shape[-1:]) * param(self.norm_weights[i]) + param(self.norm_biases[i])
+                h = F.relu(h)
+        return h.squeeze(-1)
+
+
+def split_batch(batch: Mapping[str, object], parts: int) -> Iterator[dict[str, object]]:
+    """``parts`` strided minibatches (rows k, k+parts, …): each keeps a MixedSampler batch's demo share."""
+    for k in range(parts):
+        yield {
+            key: ({n: t[k::parts] for n, t in value.items()} if isinstance(value, dict) else value[k::parts])  # type: ignore[index]
+            for key, value in batch.items()
+        }
+
+
+class SAC:
+    """SAC learner state: actor (published), critic ensemble + targets, temperature, optimisers, RNG."""
+
+    def __init__(self, cfg: SACConfig, spec: PolicySpec, device: str | torch.device = "cpu", seed: int = 0) -> None:
+        self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
+        torch.manual_seed(seed)
+        self.actor: Actor = build_actor(spec, device=self.device)
+        in_dim = self.actor.encoder.out_dim + spec.action_dim
+        self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
+        self.target_entropy = -cfg.target_entropy_scale * spec.action_dim
+        encoder_params = [p for p in self.actor.encoder.parameters() if p.requires_grad]
+        policy_params = [p for n, p in self.actor.named_parameters() if not n.startswith("encoder.")]
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "actor": torch.optim.Adam(policy_params, lr=cfg.lr_actor),
+            "critic": torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.lr_critic),
+            "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature),
+        }
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.num_updates = 0
+
+    @property
+    def rows_per_update(self) -> int:
+        """Batch rows one :meth:`update` consumes: ``batch_size * critic_actor_ratio``."""
+        return self.cfg.batch_size * self.cfg.critic_actor_ratio
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current temperature α (detached)."""
+        return self.log_alpha.detach().exp()
+
+    def _encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if self.spec.image_keys and self.cfg.drq_pad > 0:
+            obs = augment_observation(obs, self.spec.image_keys, self.cfg.drq_pad, self.generator)
+        return self.actor.encoder(obs)
+
+    def _clip_step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in opt.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        opt.step()
+
+    def _update_critic(self, batch: Mapping[str, object]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One TD step; returns (loss, mean Q, encoder features of obs) for the actor step."""
+        cfg = self.cfg
+        features = self._encode(batch["obs"])  # type: ignore[arg-type]
+        with torch.no_grad():
+            next_features = self._encode(batch["next_obs"])  # type: ignore[arg-type]
+            next_action, next_log_prob = self.actor.sample_from_features(next_features, self.generator)
+            members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
+            next_q = self.critic_target(
+                torch.cat([next_features, next_action], -1), members[: cfg.num_target_critics]
+            ).min(0).values
+            if cfg.backup_entropy:
+                next_q = next_q - self.alpha * next_log_prob
+            not_done = 1.0 - batch["done"]  # type: ignore[operator]
+            target = batch["reward"] + cfg.gamma * not_done * next_q  # type: ignore[operator]
+        q = self.critic(torch.cat([features, batch["action"]], -1))  # type: ignore[list-item]
+        loss = F.mse_loss(q, target.expand_as(q))
+        self._clip_step("critic", loss)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), cfg.tau)
+        return loss.detach(), q.detach().mean(), features.detach()
+
+    def _update_actor(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One actor and temperature step on detached features; returns (actor loss, mean log-prob)."""
+        action, log_prob = self.actor.sample_from_features(features, self.generator)
+        q = self.critic(torch.cat([features, action], -1), detach_params=True).mean(0)
+        actor_loss = (self.alpha * log_prob - q).mean()
+        self._clip_step("actor", actor_loss)
+        temperature_loss = -(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
+        self._clip_step("temperature", temperature_loss)
+        return actor_loss.detach(), log_prob.detach().mean()
+
+    def update(self, batch: Mapping[str, object]) -> dict[str, float]:
+        """One learner update on a batch of :attr:`rows_per_update` rows (see module doc).
+
+        ``batch`` is a :meth:`ReplayBuffer.sample` / :meth:`MixedSampler.sample` dict on this device.
+        """
+        critic_losses, q_means = [], []
+        features = torch.empty(0)
+        for minibatch in split_batch(batch, self.cfg.critic_actor_ratio):
+            loss, q_mean, features = self._update_critic(minibatch)
+            critic_losses.append(loss)
+            q_means.append(q_mean)
+        actor_loss, log_prob = self._update_actor(features)
+        self.num_updates += 1
+        stats = torch.stack([torch.stack(critic_losses).mean(), actor_loss, self.alpha, -log_prob,
+                             torch.stack(q_means).mean()]).tolist()  # one device sync
+        return dict(zip(("critic_loss", "actor_loss", "alpha", "entropy", "q_mean"), stats, strict=True))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything needed to resume exactly, as flat tensors (safetensors-ready, no pickle)."""
+        out: dict[str, torch.Tensor] = {}
+        for prefix, module in (("actor", self.actor), ("critic", self.critic), ("critic_target", self.critic_target)):
+            out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
+        out["log_alpha"] = self.log_alpha.detach()
+        out["num_updates"] = torch.tensor(self.num_updates, dtype=torch.int64)
+        out["generator"] = self.generator.get_state()
+        for name, opt in self.optimizers.items():
+            for index, state in opt.state_dict()["state"].items():
+                for key, value in state.items():
+                    out[f"optim.{name}.{index}.{key}"] = torch.as_tensor(value)
+        return {k: v.detach().contiguous() for k, v in out.items()}
+
+    def load_state_dict(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore from :meth:`state_dict` (strict on network keys)."""
+        for prefix, module in (("actor", self.actor), ("critic", self.critic), ("critic_target", self.critic_target)):
+            sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            module.load_state_dict(sub, strict=True)
+        with torch.no_grad():
+            self.log_alpha.copy_(tensors["log_alpha"])
+        self.num_updates = int(tensors["num_updates"])
+        self.generator.set_state(tensors["generator"].cpu())
+        for name, opt in self.optimizers.items():
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in tensors.items():
+                if key.startswith(f"optim.{name}."):
+                    index, field = key[len(f"optim.{name}.") :].split(".", 1)
+                    state.setdefault(int(index), {})[field] = value
+            opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})

@@ -1,0 +1,102 @@
+"""Learner checkpoints: one directory per save, written atomically, resumed exactly.
+
+Layout of ``<root>/step_<NNNNNNNNN>/``: ``agent.safetensors`` (networks, targets, optimiser states,
+temperature, RNG, update count), ``buffer.<name>.safetensors`` per replay buffer, ``meta.json``
+(step, policy version, config, spec, numpy RNG state, your metadata). A save is written to a hidden
+temporary directory and renamed into place, then ``<root>/latest`` (a text file naming the directory)
+is replaced atomically; a crash mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+from user_learner.algorithms.sac import SAC
+from user_learner.replay_buffer import ReplayBuffer
+
+LATEST = "latest"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    root: str | Path,
+    agent: SAC,
+    buffers: Mapping[str, ReplayBuffer] | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Save ``agent`` and ``buffers`` under ``root`` as ``step_<agent.num_updates>``; keep the newest ``keep``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{agent.num_updates:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        save_file({k: v.cpu() for k, v in agent.state_dict().items()}, str(tmp / "agent.safetensors"))
+        for name, buffer in (buffers or {}).items():
+            buffer.save(tmp / f"buffer.{name}.safetensors")
+        meta = {
+            "format": FORMAT_VERSION,
+            "step": agent.num_updates,
+            "spec": agent.spec.to_dict(),
+            "sac_config": dataclasses.asdict(agent.cfg),
+            "buffers": sorted(buffers or {}),
+            "numpy_rng": rng.bit_generator.state if rng is not None else None,
+            "metadata": dict(metadata or {}),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = root / f".{LATEST}.tmp"
+    pointer.write_text(final.name)
+    os.replace(pointer, root / LATEST)
+    for old in sorted(root.glob("step_*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The directory ``<root>/latest`` names, or None when there is no checkpoint yet."""
+    pointer = Path(root) / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(root) / pointer.read_text().strip()
+    return path if (path / "meta.json").is_file() else None
+
+
+def load_checkpoint(
+    path: str | Path, agent: SAC, *, rng: np.random.Generator | None = None
+) -> tuple[dict[str, ReplayBuffer], dict[str, Any]]:
+    """Restore ``agent`` (and ``rng``'s state) from a checkpoint directory or a root holding ``latest``.
+
+    Returns the saved buffers by name and the ``metadata`` given to :func:`save_checkpoint`.
+    """
+    path = Path(path)
+    if not (path / "meta.json").is_file():
+        resolved = latest_checkpoint(path)
+        if resolved is None:
+            raise FileNotFoundError(f"no checkpoint in {path}")
+        path = resolved
+    meta = json.loads((path / "meta.json").read_text())
+    if meta["spec"] != agent.spec.to_dict():
+        raise ValueError(f"checkpoint {path.name} is for another policy spec: {meta['spec']}")
+    agent.load_state_dict(load_file(str(path / "agent.safetensors"), device=str(agent.device)))
+    if rng is not None and meta["numpy_rng"] is not None:
+        rng.bit_generator.state = meta["numpy_rng"]
+    buffers = {name: ReplayBuffer.load(path / f"buffer.{name}.safetensors") for name in meta["buffers"]}
+    return buffers, meta["metadata"]

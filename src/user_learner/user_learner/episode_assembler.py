@@ -1,0 +1,170 @@
+"""Rebuild full transitions from the per-step Transition message stream (pure; no ROS).
+
+Protocol (``user_interfaces/msg/Transition``): message ``t`` of an episode carries the observation at
+step ``t``, the action executed there and the reward it earned; the episode ends with one extra message
+carrying only the final observation, with ``terminated`` or ``truncated`` set. So transition ``t`` is
+``(obs_t, action_t, reward_t, obs_{t+1}, done)`` with ``done`` true only when message ``t+1`` is the
+final one and ``terminated`` (a truncated episode bootstraps). Robots and episodes may interleave;
+a gap in step indices drops the transition that would span it (counted in :attr:`EpisodeAssembler.dropped`).
+A robot starting a new episode abandons its open one; so does evicting the oldest of too many open episodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import numpy as np
+
+END_SUCCESS = 1
+"""``Transition.END_SUCCESS``: the episode terminated in task success."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    """One received Transition message, without ROS types."""
+
+    robot_id: str
+    episode_id: str
+    step: int
+    obs: Mapping[str, np.ndarray]
+    action: np.ndarray
+    reward: float
+    terminated: bool = False
+    truncated: bool = False
+    intervened: bool = False
+    end_reason: int = 0
+    policy_version: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        """The message that closes the episode (final observation only)."""
+        return self.terminated or self.truncated
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """One complete transition, ready for :meth:`ReplayBuffer.add` (``done`` = terminated)."""
+
+    obs: Mapping[str, np.ndarray]
+    action: np.ndarray
+    reward: float
+    next_obs: Mapping[str, np.ndarray]
+    done: bool
+    intervened: bool
+    robot_id: str
+    episode_id: str
+    step: int
+    policy_version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeStats:
+    """Summary of one finished episode, over the steps that arrived."""
+
+    robot_id: str
+    episode_id: str
+    length: int
+    episode_return: float
+    success: bool
+    terminated: bool
+    truncated: bool
+    end_reason: int
+    intervened_steps: int
+    missing_steps: int
+    policy_version: int
+
+
+@dataclasses.dataclass
+class _OpenEpisode:
+    robot_id: str
+    last: StepRecord | None = None
+    length: int = 0
+    episode_return: float = 0.0
+    intervened_steps: int = 0
+    missing_steps: int = 0
+
+
+class EpisodeAssembler:
+    """Turns :class:`StepRecord` s into :class:`Transition` s and :class:`EpisodeStats`."""
+
+    def __init__(self, max_open_episodes: int = 64) -> None:
+        self.max_open_episodes = max_open_episodes
+        self._open: OrderedDict[str, _OpenEpisode] = OrderedDict()
+        self._robot_episode: dict[str, str] = {}
+        self.dropped = 0
+        """Transitions lost to missing steps or abandoned episodes."""
+        self.transitions = 0
+        self.episodes = 0
+
+    def _abandon(self, episode_id: str) -> None:
+        episode = self._open.pop(episode_id)
+        if self._robot_episode.get(episode.robot_id) == episode_id:
+            del self._robot_episode[episode.robot_id]
+        self.dropped += int(episode.last is not None)
+
+    def add(self, record: StepRecord) -> tuple[list[Transition], EpisodeStats | None]:
+        """Feed one message; returns the transitions it completed and, on a final message, the episode stats."""
+        episode = self._open.get(record.episode_id)
+        if episode is None:
+            previous = self._robot_episode.get(record.robot_id)
+            if previous is not None:
+                self._abandon(previous)
+            while len(self._open) >= self.max_open_episodes:
+                self._abandon(next(iter(self._open)))
+            episode = self._open[record.episode_id] = _OpenEpisode(record.robot_id, missing_steps=record.step)
+            self._robot_episode[record.robot_id] = record.episode_id
+        self._open.move_to_end(record.episode_id)
+
+        out: list[Transition] = []
+        last = episode.last
+        if last is not None and record.step == last.step + 1:
+            out.append(self._transition(last, record))
+        elif last is not None:
+            self.dropped += 1
+            episode.missing_steps += max(record.step - last.step - 1, 0)
+        if not record.is_final:
+            episode.length += 1
+            episode.episode_return += float(record.reward)
+            episode.intervened_steps += int(record.intervened)
+            episode.last = record
+            return out, None
+
+        del self._open[record.episode_id]
+        self._robot_episode.pop(record.robot_id, None)
+        self.episodes += 1
+        stats = EpisodeStats(
+            robot_id=record.robot_id,
+            episode_id=record.episode_id,
+            length=episode.length,
+            episode_return=episode.episode_return,
+            success=record.terminated and record.end_reason == END_SUCCESS,
+            terminated=record.terminated,
+            truncated=record.truncated,
+            end_reason=record.end_reason,
+            intervened_steps=episode.intervened_steps,
+            missing_steps=episode.missing_steps,
+            policy_version=last.policy_version if last is not None else record.policy_version,
+        )
+        return out, stats
+
+    def _transition(self, current: StepRecord, following: StepRecord) -> Transition:
+        self.transitions += 1
+        return Transition(
+            obs=current.obs,
+            action=np.asarray(current.action, dtype=np.float32),
+            reward=float(current.reward),
+            next_obs=following.obs,
+            done=following.is_final and following.terminated,
+            intervened=current.intervened,
+            robot_id=current.robot_id,
+            episode_id=current.episode_id,
+            step=current.step,
+            policy_version=current.policy_version,
+        )
+
+    @property
+    def open_episodes(self) -> int:
+        """Episodes started and not yet finished."""
+        return len(self._open)

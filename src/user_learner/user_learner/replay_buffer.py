@@ -1,0 +1,219 @@
+"""Fixed-capacity replay buffer over numpy rings, observations stored once (SERL's memory-efficient layout).
+
+Rows hold observations; a row that is also a transition holds its action, reward, done and intervened
+flag, plus ``next_row``: the row of the next observation. When a transition's ``obs`` equals the
+previous ``next_obs`` of the same ``stream`` (one stream per robot), that row is reused, so an
+episode of L steps takes L + 1 rows instead of 2L. Overwriting the oldest row invalidates the
+transition that started there and the one whose next observation it held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
+
+Batch = dict[str, object]
+"""``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T}``."""
+
+
+def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+class ReplayBuffer:
+    """Ring buffer of (obs, action, reward, next_obs, done, intervened) with dict observations.
+
+    ``obs_shapes`` maps ``"state"`` to (D,) (float32) and each camera name to (H, W, 3) (uint8).
+    ``capacity`` counts observation rows (≈ transitions; one extra row per episode).
+    """
+
+    def __init__(self, capacity: int, obs_shapes: Mapping[str, Sequence[int]], action_dim: int) -> None:
+        if capacity < 2:
+            raise ValueError("capacity must be at least 2")
+        if "state" not in obs_shapes:
+            raise ValueError("obs_shapes needs a 'state' entry")
+        self.capacity = int(capacity)
+        self.action_dim = int(action_dim)
+        self.obs_shapes = {k: tuple(int(s) for s in v) for k, v in obs_shapes.items()}
+        self.obs = {
+            k: np.zeros((capacity, *shape), dtype=np.float32 if k == "state" else np.uint8)
+            for k, shape in self.obs_shapes.items()
+        }
+        self.action = np.zeros((capacity, action_dim), dtype=np.float32)
+        self.reward = np.zeros(capacity, dtype=np.float32)
+        self.done = np.zeros(capacity, dtype=np.bool_)
+        self.intervened = np.zeros(capacity, dtype=np.bool_)
+        self.valid = np.zeros(capacity, dtype=np.bool_)
+        self.next_row = np.full(capacity, -1, dtype=np.int64)
+        self.prev_row = np.full(capacity, -1, dtype=np.int64)  # the transition whose next obs is in this row
+        self.generation = np.zeros(capacity, dtype=np.int64)  # bumped on every overwrite
+        self.cursor = 0  # next row to write
+        self.rows_written = 0
+        self.num_valid = 0
+        self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
+
+    def __len__(self) -> int:
+        """Number of sampleable transitions."""
+        return self.num_valid
+
+    def _invalidate(self, row: int) -> None:
+        if row >= 0 and self.valid[row]:
+            self.valid[row] = False
+            self.num_valid -= 1
+
+    def _write_obs(self, obs: Mapping[str, np.ndarray]) -> int:
+        row = self.cursor
+        self._invalidate(row)
+        self._invalidate(int(self.prev_row[row]))
+        if self.next_row[row] >= 0 and self.prev_row[self.next_row[row]] == row:
+            self.prev_row[self.next_row[row]] = -1
+        self.next_row[row] = -1
+        self.prev_row[row] = -1
+        self.generation[row] += 1
+        for key, store in self.obs.items():
+            value = np.asarray(obs[key])
+            if value.shape != store.shape[1:]:
+                raise ValueError(f"observation {key!r} has shape {value.shape}, expected {store.shape[1:]}")
+            store[row] = value
+        self.cursor = (row + 1) % self.capacity
+        self.rows_written += 1
+        return row
+
+    def _same_obs(self, row: int, obs: Mapping[str, np.ndarray]) -> bool:
+        return all(np.array_equal(store[row], obs[key]) for key, store in self.obs.items())
+
+    def add(
+        self,
+        obs: Mapping[str, np.ndarray],
+        action: np.ndarray,
+        reward: float,
+        next_obs: Mapping[str, np.ndarray],
+        done: bool,
+        intervened: bool = False,
+        stream: str = "",
+    ) -> None:
+        """Append one transition; ``done`` means terminated (no bootstrap). ``stream`` names its robot."""
+        pending = self._pending.get(stream)
+        if pending is not None and self.generation[pending[0]] == pending[1] and self._same_obs(pending[0], obs):
+            row = pending[0]
+        else:
+            row = self._write_obs(obs)
+        gen = self.generation[row]
+        nxt = self._write_obs(next_obs)
+        if self.generation[row] != gen:  # capacity 2 with a reused row: it was just overwritten
+            raise ValueError("capacity too small to hold a transition")
+        self.action[row] = np.asarray(action, dtype=np.float32).reshape(self.action_dim)
+        self.reward[row] = reward
+        self.done[row] = done
+        self.intervened[row] = intervened
+        self.next_row[row] = nxt
+        self.prev_row[nxt] = row
+        self.valid[row] = True
+        self.num_valid += 1
+        self._pending[stream] = (nxt, int(self.generation[nxt]))
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+        """Uniform indices of valid transitions (rejection sampling over the filled rows)."""
+        if self.num_valid == 0:
+            raise ValueError("cannot sample from an empty buffer")
+        filled = min(self.rows_written, self.capacity)
+        out = np.empty(0, dtype=np.int64)
+        while out.size < batch_size:
+            draw = rng.integers(0, filled, size=2 * (batch_size - out.size) + 8)
+            out = np.concatenate([out, draw[self.valid[draw]]])
+        return out[:batch_size]
+
+    def gather(self, idx: np.ndarray, device: str | torch.device = "cpu") -> Batch:
+        """Batch of the transitions at ``idx`` as tensors on ``device`` (images stay uint8 NHWC)."""
+        device = torch.device(device)
+        nxt = self.next_row[idx]
+        return {
+            "obs": {k: _as_tensor(v[idx], device) for k, v in self.obs.items()},
+            "next_obs": {k: _as_tensor(v[nxt], device) for k, v in self.obs.items()},
+            "action": _as_tensor(self.action[idx], device),
+            "reward": _as_tensor(self.reward[idx], device),
+            "done": _as_tensor(self.done[idx].astype(np.float32), device),
+            "intervened": _as_tensor(self.intervened[idx], device),
+        }
+
+    def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
+        """``batch_size`` uniformly sampled transitions as tensors on ``device``."""
+        return self.gather(self.sample_indices(batch_size, rng), device)
+
+    def save(self, path: str | Path) -> None:
+        """Write the whole buffer to one safetensors file (arrays + JSON metadata)."""
+        arrays = {f"obs.{k}": v for k, v in self.obs.items()}
+        for name in ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation"):
+            arrays[name] = getattr(self, name)
+        meta = {
+            "capacity": self.capacity,
+            "action_dim": self.action_dim,
+            "obs_shapes": {k: list(v) for k, v in self.obs_shapes.items()},
+            "cursor": self.cursor,
+            "rows_written": self.rows_written,
+            "num_valid": self.num_valid,
+            "pending": {k: list(v) for k, v in self._pending.items()},
+        }
+        save_file(arrays, str(path), metadata={"replay_buffer": json.dumps(meta)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayBuffer:
+        """Read a buffer written by :meth:`save`."""
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads(f.metadata()["replay_buffer"])
+        arrays = load_file(str(path))
+        buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"])
+        for k in buf.obs:
+            buf.obs[k] = arrays[f"obs.{k}"]
+        for name in ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation"):
+            setattr(buf, name, arrays[name])
+        buf.cursor, buf.rows_written, buf.num_valid = meta["cursor"], meta["rows_written"], meta["num_valid"]
+        buf._pending = {k: (int(v[0]), int(v[1])) for k, v in meta["pending"].items()}
+        return buf
+
+
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    """Concatenate batches along the batch dimension (nested observation dicts included)."""
+    out: Batch = {}
+    for key, first in batches[0].items():
+        if isinstance(first, dict):
+            out[key] = {k: torch.cat([b[key][k] for b in batches]) for k in first}  # type: ignore[index]
+        else:
+            out[key] = torch.cat([b[key] for b in batches])  # type: ignore[misc]
+    return out
+
+
+class MixedSampler:
+    """RLPD sampling: each batch is ``demo_ratio`` demo and the rest online transitions (online rows first).
+
+    With ``demo_ratio == 0`` or an empty demo buffer, every row comes from the online buffer.
+    """
+
+    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer | None = None, demo_ratio: float = 0.5) -> None:
+        if not 0.0 <= demo_ratio < 1.0:
+            raise ValueError("demo_ratio must be in [0, 1)")
+        self.online, self.demo, self.demo_ratio = online, demo, demo_ratio
+
+    def demo_rows(self, batch_size: int) -> int:
+        """How many rows of a ``batch_size`` batch come from the demo buffer."""
+        if self.demo is None or len(self.demo) == 0:
+            return 0
+        return round(batch_size * self.demo_ratio)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
+        """A batch whose first rows are online transitions and last :meth:`demo_rows` rows demos."""
+        n_demo = self.demo_rows(batch_size)
+        online = self.online.sample(batch_size - n_demo, rng, device)
+        if n_demo == 0:
+            return online
+        assert self.demo is not None
+        return concat_batches([online, self.demo.sample(n_demo, rng, device)])
