@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from user_policies.models.actor import build_actor
-from user_policies.policy_spec import PolicySpec
+from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import WeightsRejectedError, decode_weights, packet_from_msg
 
 
@@ -51,9 +51,9 @@ class PolicySlot:
             packet = packet_from_msg(msg)
             if packet.version <= self.version:
                 raise WeightsRejectedError(f"version {packet.version} is not newer than {self.version}")
-            spec = PolicySpec.from_json(packet.metadata.get("spec", ""))
+            spec = PolicySpec.from_json(packet.metadata.get(SPEC_METADATA_KEY, ""))
             self._check_spec(spec)
-            network = build_actor(spec)
+            network = build_actor(spec, load_pretrained=False)
             expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
             tensors = decode_weights(packet, expected_shapes=expected, embodiment=self.embodiment)
             network.load_state_dict(tensors, strict=True)
@@ -74,8 +74,8 @@ class PolicySlot:
                 f"policy expects state {spec.state_dim} / action {spec.action_dim}, "
                 f"this robot has state {self.state_dim} / action {self.action_dim}"
             )
-        if tuple(spec.cameras) != self.cameras:
-            raise WeightsRejectedError(f"policy cameras {list(spec.cameras)} differ from {list(self.cameras)}")
+        if spec.image_keys != self.cameras:
+            raise WeightsRejectedError(f"policy cameras {list(spec.image_keys)} differ from {list(self.cameras)}")
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> tuple[np.ndarray, int] | None:
         """The current policy's action and version, or None before the first weights."""
@@ -85,7 +85,3 @@ class PolicySlot:
         network, version = current
         return network.act(obs, deterministic=deterministic), version
 
-
-def spec_metadata(spec: PolicySpec, **extra: Any) -> dict[str, Any]:
-    """The ``metadata_json`` content that lets a receiver rebuild the network: the spec + extras."""
-    return {"spec": spec.to_json(), **extra}

@@ -1,0 +1,235 @@
+"""The learner without ROS: transitions in, gradient updates, weight packets and checkpoints out.
+
+:class:`LearnerCore` owns the episode assembler, the online and demo replay buffers, the SAC/RLPD
+agent, TensorBoard and checkpoints. The learner node feeds it received Transition messages
+(:meth:`ingest`) on its ROS thread and calls :meth:`update` / :meth:`weights_packet` on its
+training thread; a lock guards the buffers between the two.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from user_learner.algo_config import AlgorithmConfig
+from user_learner.algorithms.sac import SAC
+from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
+from user_learner.replay_buffer import MixedSampler, ReplayBuffer
+from user_policies.observation import state_dim
+from user_policies.policy_spec import SPEC_METADATA_KEY
+from user_policies.weights_codec import WeightsPacket, encode_weights
+from user_robot.config_loader import config_names, load
+from user_robot.task_config import TaskConfig
+
+
+def load_algorithm(algo: str, obs: str) -> AlgorithmConfig:
+    """``config/algorithms/<algo>.yaml``, or ``<algo>_cnn.yaml`` for pixels when it exists."""
+    if obs == "pixels":
+        if f"{algo}_cnn" in config_names("algorithms"):
+            return load("algorithms", f"{algo}_cnn", AlgorithmConfig)
+        cfg = load("algorithms", algo, AlgorithmConfig)
+        return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="cnn"))
+    cfg = load("algorithms", algo, AlgorithmConfig)
+    return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="mlp"))
+
+
+def default_device() -> str:
+    """CUDA when available, else CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclasses.dataclass
+class LearnerCounters:
+    """What the learner has done, for status, diagnostics and TensorBoard."""
+
+    transitions_received: int = 0
+    transitions_added: int = 0
+    episodes: int = 0
+    updates: int = 0
+    version: int = 0
+    demo_transitions: int = 0
+    last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class LearnerCore:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        task: TaskConfig,
+        algo: str,
+        obs: str,
+        embodiments: Iterable[str],
+        log_dir: str | Path,
+        *,
+        seed: int = 0,
+        device: str | None = None,
+        tensorboard: bool = True,
+    ) -> None:
+        self.task = task
+        self.cfg = load_algorithm(algo, obs)
+        self.device = device or default_device()
+        cameras = task.observation.cameras if obs == "pixels" else ()
+        self.spec = self.cfg.policy.make_spec(state_dim(task), task.action.dims, cameras, task.observation.image_size)
+        self.agent = SAC(self.cfg.sac, self.spec, self.device, seed=seed)
+        shapes = self.spec.observation_shapes()
+        self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims)
+        self.demo = ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims) if self.cfg.demo_ratio else None
+        self.sampler = MixedSampler(self.online, self.demo, self.cfg.demo_ratio)
+        self.assembler = EpisodeAssembler()
+        self.rng = np.random.default_rng(seed)
+        self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
+        self.embodiments = tuple(sorted(set(embodiments)))
+        self.log_dir = Path(log_dir)
+        self.counters = LearnerCounters()
+        self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
+        self.lock = threading.Lock()
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.log_dir / "tensorboard"))
+        self._start = time.monotonic()
+
+    # --- data
+    def _keep(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = self.spec.observation_shapes()
+        missing = [k for k in shapes if k not in obs]
+        if missing:
+            raise ValueError(f"transition has no {missing[0]!r} observation (has {sorted(obs)})")
+        return {k: obs[k] for k in shapes}
+
+    def ingest(self, record: StepRecord) -> EpisodeStats | None:
+        """Add one received step; returns the episode's stats when this message ended it."""
+        record = dataclasses.replace(record, obs=self._keep(dict(record.obs)))
+        with self.lock:
+            self.counters.transitions_received += 1
+            transitions, stats = self.assembler.add(record)
+            for t in transitions:
+                self.online.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=t.robot_id)
+                self.counters.transitions_added += 1
+                if t.intervened and self.demo is not None:  # every intervened step is a demo too (HIL-SERL)
+                    self.demo.add(t.obs, t.action, t.reward, t.next_obs, t.done, True, stream=f"human:{t.robot_id}")
+        if stats is not None:
+            self._episode_done(stats)
+        return stats
+
+    def add_demos(self, records: Iterable[StepRecord]) -> int:
+        """Fill the demo buffer from recorded steps (e.g. bags); returns the transitions added."""
+        if self.demo is None:
+            raise ValueError(f"algorithm {self.cfg.algorithm!r} has no demo buffer (use rlpd)")
+        assembler = EpisodeAssembler()
+        added = 0
+        for record in records:
+            record = dataclasses.replace(record, obs=self._keep(dict(record.obs)))
+            for t in assembler.add(record)[0]:
+                self.demo.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=f"demo:{t.robot_id}")
+                added += 1
+        self.counters.demo_transitions += added
+        return added
+
+    def _episode_done(self, stats: EpisodeStats) -> None:
+        self.counters.episodes += 1
+        self.recent_success.append(stats.success)
+        step = self.counters.transitions_added
+        self.scalars(
+            {
+                "env/success_once": float(stats.success),
+                "env/return": stats.episode_return,
+                "env/episode_len": float(stats.length),
+                "env/intervened_steps": float(stats.intervened_steps),
+                "env/success_rate_20": self.success_rate(),
+            },
+            step,
+        )
+
+    def success_rate(self) -> float:
+        """Success over the last 20 episodes."""
+        return sum(self.recent_success) / len(self.recent_success) if self.recent_success else 0.0
+
+    # --- training
+    def ready(self) -> bool:
+        """Enough online data to start training."""
+        return len(self.online) >= self.cfg.min_buffer
+
+    def updates_allowed(self) -> bool:
+        """Whether the update-to-data ratio allows another update now (``utd`` 0 = unlimited)."""
+        return self.cfg.utd <= 0 or self.counters.updates < self.cfg.utd * self.counters.transitions_added
+
+    def update(self) -> dict[str, float]:
+        """One SAC/RLPD update on a fresh batch."""
+        start = time.monotonic()
+        with self.lock:
+            batch = self.sampler.sample(self.agent.rows_per_update, self.rng, self.device)
+        metrics = self.agent.update(batch)
+        self.counters.updates += 1
+        self.counters.last_metrics = metrics
+        if self.counters.updates % 10 == 0:
+            scalars = {f"train/sac/{k}": v for k, v in metrics.items()}
+            scalars["time/update_s"] = time.monotonic() - start
+            scalars["buffer/online_size"] = float(len(self.online))
+            scalars["buffer/demo_size"] = float(len(self.demo)) if self.demo is not None else 0.0
+            self.scalars(scalars, self.counters.updates)
+        return metrics
+
+    def weights_packet(self) -> WeightsPacket:
+        """The actor's current weights as the next version."""
+        self.counters.version += 1
+        return encode_weights(
+            self.agent.actor.state_dict(),
+            policy_id=self.policy_id,
+            version=self.counters.version,
+            embodiments=self.embodiments,
+            dtype=self.cfg.publish_dtype,
+            metadata={SPEC_METADATA_KEY: self.spec.to_json(), "updates": self.counters.updates},
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """Write TensorBoard scalars (no-op without TensorBoard)."""
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            self.writer.add_scalar(key, value, step)
+
+    # --- checkpoints
+    @property
+    def checkpoint_root(self) -> Path:
+        """Where checkpoints go: ``<log_dir>/checkpoints``."""
+        return self.log_dir / "checkpoints"
+
+    def save(self) -> Path:
+        """Checkpoint agent, buffers, RNG and counters (atomic)."""
+        with self.lock:
+            buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
+            counters = dataclasses.asdict(self.counters)
+            return save_checkpoint(
+                self.checkpoint_root, self.agent, buffers, rng=self.rng, metadata={"counters": counters}
+            )
+
+    def resume(self) -> bool:
+        """Restore the newest checkpoint under :attr:`checkpoint_root`; False when there is none."""
+        path = latest_checkpoint(self.checkpoint_root)
+        if path is None:
+            return False
+        buffers, metadata = load_checkpoint(path, self.agent, rng=self.rng)
+        with self.lock:
+            self.online = buffers["online"]
+            self.demo = buffers.get("demo", self.demo)
+            self.sampler = MixedSampler(self.online, self.demo, self.cfg.demo_ratio)
+            saved: dict[str, Any] = metadata.get("counters", {})
+            self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
+        return True
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self.writer is not None:
+            self.writer.close()

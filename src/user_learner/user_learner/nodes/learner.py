@@ -1,0 +1,264 @@
+"""The learner node: transitions in, SAC/RLPD on its own thread, latched weights out.
+
+Subscribes ``/user/transitions`` (reliable, deep queue) and feeds :class:`LearnerCore`; a
+training thread updates continuously from ``min_buffer`` on (async pipeline) or after every
+finished episode (sync pipeline), publishes the actor's weights on the latched
+``/user/policy_weights`` every ``publish_every`` updates, checkpoints every
+``checkpoint_every`` updates and on shutdown, and reports ``/user/learner_status`` and
+``/diagnostics``. With ``resume:=true`` it continues from the newest checkpoint in ``log_dir``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
+from user_learner.episode_assembler import StepRecord
+from user_learner.learner_core import LearnerCore
+from user_policies.nodes.messages import image_array
+from user_policies.weights_codec import packet_to_msg
+from user_robot.diagnostics import diagnostic_array
+from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
+from user_robot.robot_config import load_robot
+from user_robot.task_config import load_task
+
+WEIGHTS_TOPIC = "/user/policy_weights"
+TRANSITIONS_TOPIC = "/user/transitions"
+STATUS_TOPIC = "/user/learner_status"
+
+
+def step_record(msg: Transition) -> StepRecord:
+    """A received Transition message as the assembler's :class:`StepRecord`."""
+    obs = {"state": np.asarray(msg.state, dtype=np.float32)}
+    for name, image in zip(msg.camera_names, msg.images, strict=True):
+        obs[name] = image_array(image)
+    return StepRecord(
+        robot_id=msg.robot_id,
+        episode_id=msg.episode_id,
+        step=msg.step,
+        obs=obs,
+        action=np.asarray(msg.action, dtype=np.float32),
+        reward=float(msg.reward),
+        terminated=msg.terminated,
+        truncated=msg.truncated,
+        intervened=msg.intervened,
+        end_reason=msg.end_reason,
+        policy_version=msg.policy_version,
+    )
+
+
+class Learner(Node):
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("learner")
+        p = self._declare_parameters()
+        self.task = load_task(p["task"])
+        self.pipeline = p["pipeline"]
+        embodiment = load_robot(p["robot"]).embodiment
+        self.core = LearnerCore(self.task, p["algo"], p["obs"], [embodiment], p["log_dir"], seed=p["seed"])
+        if p["resume"] and self.core.resume():
+            self.get_logger().info(
+                f"resumed from checkpoint: {self.core.counters.updates} updates, v{self.core.counters.version}, "
+                f"{len(self.core.online)} online transitions"
+            )
+        elif not self.core.counters.demo_transitions:
+            self._load_demos(p["demos"])
+        self.weights_pub = self.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS)
+        self.status_pub = self.create_publisher(LearnerStatus, STATUS_TOPIC, STATUS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Transition, TRANSITIONS_TOPIC, self._on_transition, TRANSITIONS)
+        self.create_timer(1.0, self._publish_status)
+        self._pending_episode_updates = 0
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._publish_latency_ms = 0.0
+        self._ups = 0.0
+        self._trainer = threading.Thread(target=self._train_loop, name="trainer", daemon=True)
+        self._trainer.start()
+        if self.core.counters.version:
+            self._publish_weights()  # a resumed learner re-publishes at once, as a newer version
+        self.get_logger().info(
+            f"learner ready: {self.core.policy_id} on {self.core.device}, pipeline={self.pipeline}, "
+            f"demos={len(self.core.demo) if self.core.demo is not None else 0}"
+        )
+
+    def _declare_parameters(self) -> dict:
+        described = {
+            "task": ("peg_insertion", "task config name"),
+            "algo": ("rlpd", "algorithm config name (config/algorithms/<algo>.yaml)"),
+            "obs": ("state", "policy observation: state | pixels"),
+            "pipeline": ("async", "async: train continuously; sync: train after every episode"),
+            "log_dir": ("logs", "TensorBoard logs and checkpoints"),
+            "resume": (False, "resume from the newest checkpoint in log_dir"),
+            "demos": ([""], "demo recordings (rosbag2) for the demo buffer"),
+            "robot": ("sim", "robot config name whose embodiment the weights serve"),
+            "seed": (0, "random seed"),
+        }
+        values = {}
+        for name, (default, text) in described.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text, read_only=True))
+            values[name] = self.get_parameter(name).value
+        values["demos"] = [d for d in values["demos"] if d]
+        self.declare_parameter(
+            "robots",
+            1,
+            ParameterDescriptor(
+                description="number of robots", integer_range=[IntegerRange(from_value=1, to_value=64, step=1)]
+            ),
+        )
+        return values
+
+    def _load_demos(self, paths: list[str]) -> None:
+        if not paths:
+            return
+        from user_learner.bags.transition_bag import read_episodes
+
+        images = self.core.spec.kind == "cnn"
+        records = (
+            StepRecord(
+                robot_id=episode.robot_id,
+                episode_id=episode.episode_id,
+                step=step.step,
+                obs={"state": step.state, **step.images},
+                action=step.action,
+                reward=step.reward,
+                terminated=step.terminated,
+                truncated=step.truncated,
+                intervened=step.intervened,
+                end_reason=step.end_reason,
+                policy_version=step.policy_version,
+            )
+            for path in paths
+            for episode in read_episodes(path, images=images)
+            for step in episode.steps
+        )
+        added = self.core.add_demos(records)
+        self.get_logger().info(f"loaded {added} demo transitions from {len(paths)} recording(s)")
+
+    def _on_transition(self, msg: Transition) -> None:
+        try:
+            stats = self.core.ingest(step_record(msg))
+        except ValueError as exc:
+            self.get_logger().warning(f"dropped transition {msg.episode_id}:{msg.step}: {exc}")
+            return
+        if stats is not None and self.pipeline == "sync" and self.core.ready():
+            with self._wake:
+                self._pending_episode_updates += max(1, round(stats.length * max(self.core.cfg.utd, 1.0)))
+                self._wake.notify()
+
+    # --- training thread
+    def _train_loop(self) -> None:
+        torch.set_num_threads(1)
+        cfg = self.core.cfg
+        window = time.monotonic()
+        window_updates = 0
+        while not self._stop.is_set():
+            if not self._may_update():
+                with self._wake:
+                    self._wake.wait(0.01)
+                continue
+            self.core.update()
+            window_updates += 1
+            updates = self.core.counters.updates
+            sync_done = False
+            if self.pipeline == "sync":
+                with self._wake:
+                    self._pending_episode_updates -= 1
+                    sync_done = self._pending_episode_updates == 0
+            if updates % cfg.publish_every == 0 or sync_done:
+                self._publish_weights()
+            if updates % cfg.checkpoint_every == 0:
+                self.core.save()
+            if time.monotonic() - window > 2.0:
+                self._ups = window_updates / (time.monotonic() - window)
+                window, window_updates = time.monotonic(), 0
+
+    def _may_update(self) -> bool:
+        if not self.core.ready():
+            return False
+        if self.pipeline == "sync":
+            return self._pending_episode_updates > 0
+        return self.core.updates_allowed()
+
+    def _publish_weights(self) -> None:
+        start = time.monotonic()
+        packet = self.core.weights_packet()
+        msg = packet_to_msg(packet, PolicyWeights())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.weights_pub.publish(msg)
+        self._publish_latency_ms = (time.monotonic() - start) * 1e3
+        self.core.scalars({"time/weight_publish_ms": self._publish_latency_ms}, self.core.counters.updates)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        c = self.core.counters
+        m = c.last_metrics
+        msg = LearnerStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.policy_id, msg.algorithm, msg.version, msg.updates = (
+            self.core.policy_id,
+            self.core.cfg.algorithm,
+            c.version,
+            c.updates,
+        )
+        msg.transitions_received = c.transitions_received
+        msg.online_buffer_size = len(self.core.online)
+        msg.demo_buffer_size = len(self.core.demo) if self.core.demo is not None else 0
+        msg.updates_per_second = self._ups
+        msg.critic_loss, msg.actor_loss, msg.alpha = (
+            m.get("critic_loss", 0.0),
+            m.get("actor_loss", 0.0),
+            m.get("alpha", 0.0),
+        )
+        msg.success_rate = self.core.success_rate()
+        msg.state = "training" if self.core.ready() else "waiting_for_data"
+        self.status_pub.publish(msg)
+        values = {
+            "updates": c.updates,
+            "updates_per_second": self._ups,
+            "online_buffer_size": msg.online_buffer_size,
+            "demo_buffer_size": msg.demo_buffer_size,
+            "transitions_received": c.transitions_received,
+            "weight_version": c.version,
+            "publish_latency_ms": self._publish_latency_ms,
+        }
+        self.diag_pub.publish(diagnostic_array(msg.header.stamp, "learner", self.core.policy_id, values))
+
+    def shutdown(self) -> None:
+        """Stop training and write a final checkpoint (nothing received is lost)."""
+        self._stop.set()
+        self._trainer.join(timeout=30.0)
+        if self.core.counters.transitions_added:
+            path = self.core.save()
+            self.get_logger().info(f"saved checkpoint {path}")
+        self.core.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the learner until interrupted; checkpoints on the way out."""
+    rclpy.init(args=args)
+    node = Learner()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

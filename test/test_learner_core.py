@@ -1,0 +1,102 @@
+"""LearnerCore with real torch: assembles transitions, trains, publishes weights the actor's slot accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from user_interfaces.msg import PolicyWeights
+from user_learner.episode_assembler import StepRecord
+from user_learner.learner_core import LearnerCore
+from user_policies.observation import state_dim
+from user_policies.policy_slot import PolicySlot
+from user_policies.weights_codec import packet_to_msg
+from user_robot.task_config import load_task
+
+TASK = load_task("peg_insertion")
+
+
+def episode(robot: str, n: int, intervened: bool = False, success: bool = True) -> list[StepRecord]:
+    rng = np.random.default_rng(n)
+    dim = state_dim(TASK)
+    steps = [
+        StepRecord(
+            robot,
+            f"{robot}-ep{n}",
+            t,
+            {"state": rng.normal(size=dim).astype(np.float32)},
+            rng.uniform(-1, 1, TASK.action.dims).astype(np.float32),
+            float(t == n - 1),
+            intervened=intervened,
+        )
+        for t in range(n)
+    ]
+    final = StepRecord(
+        robot,
+        f"{robot}-ep{n}",
+        n,
+        {"state": np.zeros(dim, np.float32)},
+        np.zeros(0, np.float32),
+        0.0,
+        terminated=success,
+        truncated=not success,
+        end_reason=1 if success else 3,
+    )
+    return [*steps, final]
+
+
+def small_core(tmp_path, algo: str = "rlpd") -> LearnerCore:
+    core = LearnerCore(TASK, algo, "state", ["franka_panda"], tmp_path, tensorboard=False)
+    core.cfg = dataclasses.replace(core.cfg, min_buffer=10)
+    return core
+
+
+def test_ingest_update_publish_and_actor_accepts(tmp_path) -> None:
+    torch.set_num_threads(1)
+    core = small_core(tmp_path)
+    assert core.add_demos(episode("demo", 12, intervened=True)) == 12
+    stats = None
+    for record in episode("robot_0", 15, success=True):
+        stats = core.ingest(record) or stats
+    assert stats is not None and stats.success and stats.length == 15
+    assert len(core.online) == 15 and core.ready()
+    for record in episode("robot_1", 5, intervened=True):
+        core.ingest(record)
+    assert len(core.demo) == 12 + 5  # intervened steps also go to the demo buffer
+    metrics = core.update()
+    assert np.isfinite(metrics["critic_loss"])
+
+    slot = PolicySlot("franka_panda", state_dim(TASK), TASK.action.dims)
+    assert slot.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True) is None
+    assert slot.load_message(packet_to_msg(core.weights_packet(), PolicyWeights())) == ""
+    action, version = slot.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True)
+    assert version == 1 and action.shape == (TASK.action.dims,)
+    expected = core.agent.actor.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True)
+    np.testing.assert_allclose(action, expected, atol=1e-6)
+
+    bad = packet_to_msg(core.weights_packet(), PolicyWeights())
+    bad.payload = bytes(bad.payload[:-1]) + b"\x00"
+    assert "sha256" in slot.load_message(bad)
+    assert slot.version == 1 and slot.rejected == 1
+    other = packet_to_msg(core.weights_packet(), PolicyWeights())
+    other.embodiments = ["arx5"]
+    assert "embodiment" in slot.load_message(other) and slot.version == 1
+
+
+def test_checkpoint_resume_restores_everything(tmp_path) -> None:
+    torch.set_num_threads(1)
+    core = small_core(tmp_path)
+    for record in episode("robot_0", 20):
+        core.ingest(record)
+    for _ in range(3):
+        core.update()
+    core.weights_packet()
+    core.save()
+    resumed = small_core(tmp_path)
+    assert resumed.resume()
+    assert resumed.counters.updates == 3 and resumed.counters.version == 1
+    assert len(resumed.online) == len(core.online)
+    for name, tensor in core.agent.actor.state_dict().items():
+        torch.testing.assert_close(resumed.agent.actor.state_dict()[name], tensor)
