@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from user_learner.graph import NodeSpec, to_ros_args
 
@@ -168,9 +169,12 @@ def run_graph(
     total: int,
     unit: str,
     timeout_s: float = 0.0,
-    on_start: Callable[[GraphProcesses, EpisodeLog], None] | None = None,
+    setup_monitor: Callable[[Any], None] | None = None,
 ) -> tuple[EpisodeLog, int]:
-    """Start the graph, show progress until ``done(log)``, stop it; returns the log and an exit code."""
+    """Start the graph, show progress until ``done(log)``, stop it; returns the log and an exit code.
+
+    ``setup_monitor(node)`` may add subscriptions to the monitor node (e.g. a recorder).
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -179,13 +183,13 @@ def run_graph(
     procs = GraphProcesses(specs, log_dir)
     rclpy.init(args=[])
     monitor = make_monitor(robots, log)
+    if setup_monitor is not None:
+        setup_monitor(monitor)
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)
     code = 0
     start = time.monotonic()
     procs.start()
-    if on_start is not None:
-        on_start(procs, log)
     finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
     try:
         with Progress(

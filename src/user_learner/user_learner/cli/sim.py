@@ -9,19 +9,22 @@ and explores uniformly at random. Ends with one summary line including ``success
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from user_learner.cli.runner import run_graph
+from user_learner.cli.runner import EpisodeLog, run_graph
 from user_learner.graph import build_graph
 
 SIM_ROBOTS = {"panda": "sim", "arx": "sim_arx"}
+"""``--robot`` choices → robot config names."""
 
 
-def add_common_sim_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_sim_arguments(parser: argparse.ArgumentParser, episodes: int) -> None:
     """Flags shared by ``sim`` and ``collect``."""
     parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
     parser.add_argument("--robot", default="panda", choices=sorted(SIM_ROBOTS), help="simulated arm")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes to run")
+    parser.add_argument("--episodes", type=int, default=episodes, help="episodes to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="render cameras (pixels) or not")
     parser.add_argument("--real-time-factor", type=float, default=4.0, help="sim speed relative to real time")
@@ -31,36 +34,59 @@ def add_common_sim_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl sim`` flags."""
-    add_common_sim_arguments(parser)
+    add_common_sim_arguments(parser, episodes=10)
     parser.add_argument("--expert", action="store_true", help="let the scripted expert drive (else: random policy)")
 
 
-def run_episodes(args: argparse.Namespace, expert: bool, extra_specs=None):
-    """Run ``args.episodes`` episodes of the robot-side graph; returns (log, exit code)."""
+def run_episodes(
+    task: str,
+    robot: str,
+    episodes: int,
+    *,
+    expert: bool,
+    seed: int = 0,
+    obs: str = "state",
+    real_time_factor: float = 4.0,
+    log_dir: Path = Path("logs/sim"),
+    timeout: float = 0.0,
+    setup_monitor: Callable[[Any], None] | None = None,
+) -> tuple[EpisodeLog, int]:
+    """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``."""
     specs = build_graph(
-        args.task,
-        robot=SIM_ROBOTS[args.robot],
+        task,
+        robot=robot,
         side="robot",
-        obs=args.obs,
+        obs=obs,
         expert="always" if expert else "off",
         mode="demo" if expert else "train",
-        episodes=args.episodes,
-        seed=args.seed,
-        real_time_factor=args.real_time_factor,
+        episodes=episodes,
+        seed=seed,
+        real_time_factor=real_time_factor,
     )
     return run_graph(
         specs,
-        Path(args.log_dir),
+        log_dir,
         robots=1,
-        done=lambda log: len(log.results) >= args.episodes,
-        total=args.episodes,
+        done=lambda log: len(log.results) >= episodes,
+        total=episodes,
         unit="episodes",
-        timeout_s=args.timeout,
+        timeout_s=timeout,
+        setup_monitor=setup_monitor,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the episodes and print the summary line."""
-    log, code = run_episodes(args, expert=args.expert)
+    log, code = run_episodes(
+        args.task,
+        SIM_ROBOTS[args.robot],
+        args.episodes,
+        expert=args.expert,
+        seed=args.seed,
+        obs=args.obs,
+        real_time_factor=args.real_time_factor,
+        log_dir=Path(args.log_dir),
+        timeout=args.timeout,
+    )
     print(f"sim task={args.task} robot={args.robot} expert={args.expert} {log.summary()}")
     return code

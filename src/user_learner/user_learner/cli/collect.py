@@ -1,0 +1,103 @@
+"""``user-rl collect``: record SpaceMouse-driven demos (the scripted expert in sim) to rosbag2 MCAP.
+
+The episodes travel the same path a human's would (virtual SpaceMouse → teleop → actor →
+arm bridge), and the recording holds exactly what the actor sent: ``/user/transitions``, each
+robot's episode results and interventions, written as they arrive (never the weights topic).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from user_learner.bags.transition_bag import (
+    EPISODE_RESULT,
+    INTERVENTION,
+    TRANSITION,
+    TRANSITIONS_TOPIC,
+    TransitionBagWriter,
+)
+from user_learner.cli.sim import SIM_ROBOTS, add_common_sim_arguments, run_episodes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``user-rl collect`` flags."""
+    add_common_sim_arguments(parser, episodes=20)
+    parser.add_argument("--out", required=True, help="output bag directory (rosbag2, MCAP)")
+    parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="rosbag2 storage format")
+
+
+def record_demos(
+    task: str,
+    robot: str,
+    episodes: int,
+    out: Path,
+    *,
+    seed: int = 0,
+    obs: str = "state",
+    real_time_factor: float = 4.0,
+    log_dir: Path = Path("logs"),
+    storage: str = "mcap",
+    timeout: float = 0.0,
+):
+    """Run ``episodes`` expert episodes on sim robot config ``robot`` and record them to ``out``."""
+    from user_interfaces.msg import EpisodeResult, Intervention, Transition
+    from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
+
+    out = Path(out)
+    if out.exists():
+        raise SystemExit(f"{out} exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = TransitionBagWriter(out, storage=storage)
+
+    def record(topic: str, msgtype: str):
+        def write(data: bytes) -> None:
+            from rclpy.clock import Clock
+
+            writer.write_raw(topic, msgtype, data, Clock().now().nanoseconds)
+
+        return write
+
+    def setup(node) -> None:
+        node.create_subscription(
+            Transition, TRANSITIONS_TOPIC, record(TRANSITIONS_TOPIC, TRANSITION), TRANSITIONS, raw=True
+        )
+        topic = "/robot_0/episode_result"
+        node.create_subscription(EpisodeResult, topic, record(topic, EPISODE_RESULT), STATUS, raw=True)
+        topic = "/robot_0/intervention"
+        node.create_subscription(Intervention, topic, record(topic, INTERVENTION), CONTROL, raw=True)
+
+    try:
+        log, code = run_episodes(
+            task,
+            robot,
+            episodes,
+            expert=True,
+            seed=seed,
+            obs=obs,
+            real_time_factor=real_time_factor,
+            log_dir=log_dir / "collect",
+            timeout=timeout,
+            setup_monitor=setup,
+        )
+    finally:
+        writer.close()
+    return log, code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record and print a summary line."""
+    log, code = record_demos(
+        args.task,
+        SIM_ROBOTS[args.robot],
+        args.episodes,
+        Path(args.out),
+        seed=args.seed,
+        obs=args.obs,
+        real_time_factor=args.real_time_factor,
+        log_dir=Path(args.log_dir),
+        storage=args.storage,
+        timeout=args.timeout,
+    )
+    print(f"collect task={args.task} robot={args.robot} out={args.out} {log.summary()}")
+    return code
