@@ -56,6 +56,7 @@ class TeleopConfig:
     axis_map: tuple[int, int, int, int, int, int] = (0, 1, 2, 3, 4, 5)  # action index <- twist axis
     input_full_scale: float = 1.0  # twist value that maps to a normalized action of 1
     hold_s: float = 0.5  # intervention stays active this long after the last non-zero input
+    input_timeout_s: float = 1.0  # twist older than this counts as zero (device lost or driver stopped)
     button_close: int = 0  # gripper close (SpaceMouse Compact left button)
     button_open: int = 1  # gripper open (right button)
     button_success: int = -1  # label success (-1 = unused; labels also via service or keyboard)
@@ -84,6 +85,8 @@ class RobotConfig:
     base_frame: str = "base"
     gripper: Literal["topic", "franka_action", "none"] = "topic"
     gripper_max_width: float = 0.08
+    gripper_speed: float = 0.1  # m/s for franka_gripper move/grasp
+    gripper_force: float = 20.0  # N for franka_gripper grasp
     driver: DriverTopics = DriverTopics()
     cameras: dict[str, CameraConfig] = dataclasses.field(default_factory=dict)
     teleop: TeleopConfig = TeleopConfig()

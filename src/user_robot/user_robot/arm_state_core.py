@@ -1,0 +1,62 @@
+"""Arm state helpers (pure): TCP velocity estimate, gripper width, Franka robot-mode errors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from user_robot.pose_math import quat_conjugate, quat_multiply, rotvec_from_quat
+
+ROBOT_MODES = ("other", "idle", "move", "guiding", "reflex", "user_stopped", "automatic_error_recovery")
+"""libfranka ``RobotMode`` names by value (franka_msgs/FrankaRobotState.robot_mode)."""
+
+ERROR_MODES = frozenset({"reflex", "user_stopped", "automatic_error_recovery"})
+"""Robot modes in which the arm does not follow commands."""
+
+
+class VelocityEstimator:
+    """TCP twist from successive stamped poses: finite differences, first-order low-pass filtered.
+
+    Linear velocity in m/s and angular velocity in rad/s, both in the base frame. Samples with a
+    non-increasing stamp are ignored; a gap longer than ``max_gap_s`` restarts the estimate.
+    """
+
+    def __init__(self, time_constant_s: float = 0.03, max_gap_s: float = 0.5) -> None:
+        self.tau = time_constant_s
+        self.max_gap_s = max_gap_s
+        self.linear = np.zeros(3)
+        self.angular = np.zeros(3)
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    def update(self, stamp: float, xyz: np.ndarray, quat: np.ndarray) -> None:
+        """Add one pose sample taken at ``stamp`` seconds."""
+        xyz = np.asarray(xyz, dtype=np.float64)
+        quat = np.asarray(quat, dtype=np.float64)
+        last, self._last = self._last, (stamp, xyz, quat)
+        if last is None:
+            return
+        dt = stamp - last[0]
+        if dt <= 0.0:
+            self._last = last
+            return
+        if dt > self.max_gap_s:
+            self.linear, self.angular = np.zeros(3), np.zeros(3)
+            return
+        linear = (xyz - last[1]) / dt
+        angular = rotvec_from_quat(quat_multiply(quat, quat_conjugate(last[2]))) / dt
+        alpha = dt / (self.tau + dt)
+        self.linear += alpha * (linear - self.linear)
+        self.angular += alpha * (angular - self.angular)
+
+
+def gripper_width(positions: list[float] | np.ndarray) -> float:
+    """Opening (m) from finger joint positions: franka_gripper reports each finger at width / 2."""
+    return float(np.sum(np.abs(np.asarray(positions, dtype=np.float64))))
+
+
+def robot_mode_error(mode: int, errors: list[str]) -> str | None:
+    """A clear error line for a Franka robot mode in which the arm is stopped, else None."""
+    name = ROBOT_MODES[mode] if 0 <= mode < len(ROBOT_MODES) else f"unknown({mode})"
+    if name not in ERROR_MODES:
+        return None
+    detail = f": {', '.join(errors)}" if errors else ""
+    return f"robot mode {name}{detail}"
