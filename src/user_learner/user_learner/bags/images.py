@@ -1,4 +1,4 @@
-"""``sensor_msgs/Image`` (rosbags messages) <-> ``HxWxC`` uint8 arrays, without cv_bridge."""
+"""rosbags message helpers: ``sensor_msgs/Image`` <-> arrays (via :mod:`user_robot.camera_core`), headers."""
 
 from __future__ import annotations
 
@@ -7,39 +7,30 @@ from typing import Any
 import numpy as np
 
 from user_learner.bags.typestore import typestore
+from user_robot.camera_core import ImageFields, from_array, to_array, to_rgb
 
-CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+
+def fields(msg: Any) -> ImageFields:
+    """The pixel-carrying fields of a deserialized ``sensor_msgs/msg/Image``."""
+    return ImageFields(msg.height, msg.width, msg.encoding, msg.step, bytes(msg.data), msg.is_bigendian)
 
 
 def image_to_array(msg: Any) -> np.ndarray:
-    """An 8-bit image as ``HxWxC`` uint8 (C = 3 in RGB order, or 1 for mono8); row padding removed."""
-    channels = CHANNELS.get(msg.encoding)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} (supported: {', '.join(CHANNELS)})")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)
-    arr = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
-    return arr[..., ::-1].copy() if msg.encoding == "bgr8" else arr.copy()
+    """A deserialized image as ``HxWx3`` uint8 RGB (bgr8 reordered, mono8 replicated)."""
+    return np.ascontiguousarray(to_rgb(to_array(fields(msg)), msg.encoding))
 
 
 def array_to_image(arr: np.ndarray, stamp: int = 0, frame_id: str = "", encoding: str = "rgb8") -> Any:
-    """A ``sensor_msgs/msg/Image`` (rosbags) from an ``HxWxC`` (or ``HxW`` mono) uint8 array in RGB order."""
-    arr = np.asarray(arr, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.shape[2] != CHANNELS.get(encoding):
-        raise ValueError(f"array with {arr.shape[2]} channels cannot be encoded as {encoding!r}")
-    if encoding == "bgr8":
-        arr = arr[..., ::-1]
-    height, width, channels = arr.shape
-    types = typestore().types
-    return types["sensor_msgs/msg/Image"](
+    """A ``sensor_msgs/msg/Image`` (rosbags) from a uint8 array in ``encoding``'s channel order."""
+    f = from_array(arr, encoding)
+    return typestore().types["sensor_msgs/msg/Image"](
         header=header(stamp, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=0,
-        step=width * channels,
-        data=np.ascontiguousarray(arr).reshape(-1),
+        height=f.height,
+        width=f.width,
+        encoding=f.encoding,
+        is_bigendian=f.is_bigendian,
+        step=f.step,
+        data=np.frombuffer(f.data, dtype=np.uint8),
     )
 
 

@@ -45,7 +45,7 @@ class Step:
     stamp_ns: int
     step: int
     state: np.ndarray  # float32 (S,)
-    images: dict[str, np.ndarray]  # camera name -> HxWxC uint8
+    images: dict[str, np.ndarray]  # camera name -> HxWx3 uint8 RGB
     action: np.ndarray  # float32 (A,), empty on the final-observation step
     reward: float = 0.0
     terminated: bool = False
@@ -115,8 +115,7 @@ def transition_message(episode: Episode, step: Step, camera_names: list[str] | N
         step=step.step,
         policy_version=step.policy_version,
         camera_names=names,
-        images=[array_to_image(step.images[n], step.stamp_ns, n, "mono8" if step.images[n].shape[-1] == 1 else "rgb8")
-                for n in names],
+        images=[array_to_image(step.images[n], step.stamp_ns, n) for n in names],
         state=np.asarray(step.state, dtype=np.float32),
         action=np.asarray(step.action, dtype=np.float32),
         reward=float(step.reward),
@@ -233,12 +232,13 @@ def read_episodes(
         transitions = [c for c in reader.connections if c.msgtype == TRANSITION]
         if not transitions:
             raise ValueError(f"{path}: no {TRANSITION} messages (topics: {', '.join(sorted(reader.topics)) or 'none'})")
-        result_conns = [c for c in reader.connections if c.msgtype == EPISODE_RESULT]
         results = {}
-        for conn, _, raw in reader.messages(connections=result_conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            results[(msg.robot_id, msg.episode_id)] = msg
-        with _progress(progress, sum(c.msgcount for c in transitions), f"reading {Path(path).name}") as advance:
+        result_conns = [c for c in reader.connections if c.msgtype == EPISODE_RESULT]
+        if result_conns:  # (an empty list would mean all connections)
+            for conn, _, raw in reader.messages(connections=result_conns):
+                msg = reader.deserialize(raw, conn.msgtype)
+                results[(msg.robot_id, msg.episode_id)] = msg
+        with progress_bar(progress, sum(c.msgcount for c in transitions), f"reading {Path(path).name}") as advance:
             for conn, _, raw in reader.messages(connections=transitions):
                 advance()
                 msg = reader.deserialize(raw, conn.msgtype)
@@ -263,7 +263,7 @@ def read_episodes(
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
+def progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
     """A transient rich progress bar; yields its ``advance()`` (a no-op when disabled)."""
     if not enabled:
         yield lambda: None
