@@ -1,0 +1,117 @@
+"""Replay buffer: observations stored once, ring eviction, sampling, save/load; the RLPD 50/50 sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from user_learner.algorithms.sac import split_batch
+from user_learner.replay_buffer import MixedSampler, ReplayBuffer
+
+SHAPES = {"state": (2,), "cam": (4, 4, 3)}
+
+
+def obs(value: int) -> dict[str, np.ndarray]:
+    """An observation that encodes ``value`` in every entry."""
+    return {"state": np.full(2, value, np.float32), "cam": np.full((4, 4, 3), value % 256, np.uint8)}
+
+
+def add_episode(buf: ReplayBuffer, start: int, length: int, terminated: bool, stream: str = "") -> None:
+    for t in range(length):
+        v = start + t
+        buf.add(obs(v), [v], float(v), obs(v + 1), terminated and t == length - 1, intervened=t % 2 == 0,
+                stream=stream)
+
+
+def check_consistent(batch: dict) -> None:
+    """Every sampled row: next_obs = obs + 1, action = reward = obs, images agree with state."""
+    state, nxt = batch["obs"]["state"][:, 0], batch["next_obs"]["state"][:, 0]
+    torch.testing.assert_close(nxt, state + 1)
+    torch.testing.assert_close(batch["action"][:, 0], state)
+    torch.testing.assert_close(batch["reward"], state)
+    torch.testing.assert_close(batch["obs"]["cam"][:, 0, 0, 0].long(), state.long() % 256)
+    torch.testing.assert_close(batch["next_obs"]["cam"][:, 0, 0, 0].long(), (state.long() + 1) % 256)
+
+
+def test_episode_takes_length_plus_one_rows_and_samples_consistently() -> None:
+    buf = ReplayBuffer(100, SHAPES, 1)
+    add_episode(buf, 0, 10, terminated=True)
+    add_episode(buf, 100, 5, terminated=False)
+    assert len(buf) == 15 and buf.rows_written == 11 + 6
+    batch = buf.sample(64, np.random.default_rng(0))
+    check_consistent(batch)
+    assert batch["obs"]["cam"].dtype == torch.uint8 and batch["obs"]["state"].dtype == torch.float32
+    done_rows = batch["done"] == 1
+    assert torch.equal(batch["obs"]["state"][done_rows, 0], torch.full((int(done_rows.sum()),), 9.0))
+    assert 0 < int(done_rows.sum()) < 64  # only the terminal step of the terminated episode
+    torch.testing.assert_close(batch["intervened"], batch["obs"]["state"][:, 0].long() % 2 == 0)
+
+
+def test_interleaved_streams_still_share_observations() -> None:
+    buf = ReplayBuffer(100, SHAPES, 1)
+    for t in range(6):
+        for stream, base in (("robot_a", 0), ("robot_b", 50)):
+            v = base + t
+            buf.add(obs(v), [v], float(v), obs(v + 1), False, stream=stream)
+    assert len(buf) == 12 and buf.rows_written == 14
+    check_consistent(buf.sample(128, np.random.default_rng(1)))
+
+
+def test_non_chaining_observations_take_two_rows() -> None:
+    buf = ReplayBuffer(100, SHAPES, 1)
+    for v in (0, 10, 20):
+        buf.add(obs(v), [v], float(v), obs(v + 1), False)
+    assert len(buf) == 3 and buf.rows_written == 6
+
+
+def test_ring_keeps_only_recent_transitions_and_stays_consistent() -> None:
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(37, SHAPES, 1)
+    start = 0
+    for _ in range(40):
+        length = int(rng.integers(1, 9))
+        add_episode(buf, start, length, terminated=bool(rng.integers(2)), stream=str(rng.integers(2)))
+        start += 1000
+    assert 0 < len(buf) <= 37 and len(buf) == int(buf.valid.sum())
+    batch = buf.sample(256, rng)
+    check_consistent(batch)
+    assert batch["obs"]["state"].min() >= (start - 1000 * 8)  # old episodes were evicted
+
+
+def test_save_load_round_trip_gives_identical_samples(tmp_path) -> None:
+    buf = ReplayBuffer(50, SHAPES, 1)
+    for i in range(12):
+        add_episode(buf, 100 * i, 6, terminated=i % 3 == 0)
+    path = tmp_path / "buffer.safetensors"
+    buf.save(path)
+    loaded = ReplayBuffer.load(path)
+    assert len(loaded) == len(buf)
+    a, b = buf.sample(32, np.random.default_rng(5)), loaded.sample(32, np.random.default_rng(5))
+    for key in ("action", "reward", "done", "intervened"):
+        assert torch.equal(a[key], b[key])
+    assert torch.equal(a["next_obs"]["cam"], b["next_obs"]["cam"])
+    add_episode(loaded, 5000, 3, terminated=True)  # the loaded buffer keeps working
+    check_consistent(loaded.sample(64, np.random.default_rng(0)))
+
+
+def test_rejects_bad_shapes_and_empty_sampling() -> None:
+    buf = ReplayBuffer(10, SHAPES, 1)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(4, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="'cam'"):
+        buf.add({"state": np.zeros(2), "cam": np.zeros((5, 4, 3))}, [0], 0.0, obs(1), False)
+
+
+def test_mixed_sampler_is_half_demo_in_every_minibatch() -> None:
+    online, demo = ReplayBuffer(100, SHAPES, 1), ReplayBuffer(100, SHAPES, 1)
+    add_episode(online, 0, 20, terminated=False)       # states 0..19
+    add_episode(demo, 500, 20, terminated=True)        # states 500..519
+    sampler = MixedSampler(online, demo, demo_ratio=0.5)
+    batch = sampler.sample(2 * 64, np.random.default_rng(0))
+    from_demo = batch["obs"]["state"][:, 0] >= 500
+    assert int(from_demo.sum()) == 64
+    for minibatch in split_batch(batch, 2):
+        assert int((minibatch["obs"]["state"][:, 0] >= 500).sum()) == 32
+    check_consistent(batch)
+    assert MixedSampler(online, ReplayBuffer(10, SHAPES, 1), 0.5).demo_rows(64) == 0  # empty demo buffer
