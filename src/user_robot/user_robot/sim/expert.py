@@ -1,0 +1,184 @@
+"""Scripted experts: a virtual human with a SpaceMouse, per task, from privileged sim state.
+
+An expert looks at the cell's ground truth (object poses, joint angles), picks a goal pose for
+the TCP and a gripper intent, and expresses the motion as a normalized action with
+:func:`~user_robot.action_mapping.action_toward` (the inverse of the bridge's mapping). The
+action then travels the same path a human's would: :class:`VirtualSpaceMouse` turns it into the
+spacenav Twist axes and Joy buttons that the teleop node reads.
+
+:class:`ExpertSchedule` decides when the expert has the SpaceMouse: always, never, or part of
+the time (per-episode takeover probability and on/off periods), for HG-DAgger and intervention
+tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from user_robot.action_mapping import action_toward
+from user_robot.robot_config import TeleopConfig
+from user_robot.safety import Workspace
+from user_robot.task_config import TaskConfig
+
+if TYPE_CHECKING:
+    from user_robot.sim.cell import SimCell
+
+CLOSE, OPEN, KEEP = 1, -1, 0
+"""Gripper intents."""
+
+
+def wrap_period(angle: float, period: float) -> float:
+    """``angle`` wrapped to [-period/2, period/2) (yaw error of a part with rotational symmetry)."""
+    return (angle + period / 2) % period - period / 2
+
+
+class Expert:
+    """Base: ``goal(cell)`` gives (goal xyz, goal relative yaw, gripper intent); ``act`` makes the action."""
+
+    DEFAULTS: dict[str, Any] = {}
+
+    def __init__(self, task: TaskConfig) -> None:
+        unknown = sorted(set(task.expert) - set(self.DEFAULTS))
+        if unknown:
+            raise ValueError(f"task {task.name}: unknown expert key {unknown[0]!r} (allowed: {', '.join(self.DEFAULTS)})")
+        self.task = task
+        self.p = {**self.DEFAULTS, **task.expert}
+        self.workspace = Workspace(task.target, task.workspace)
+        self.target = np.asarray(task.target.xyz, dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the episode's progress."""
+        self.stage = 0
+
+    def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
+        """TCP goal position, goal yaw relative to the target orientation, gripper intent."""
+        raise NotImplementedError
+
+    def act(self, cell: SimCell) -> tuple[np.ndarray, int]:
+        """The normalized action toward the goal (gripper channel 0) and the gripper intent."""
+        xyz, quat = cell.tcp_pose()
+        goal_xyz, goal_yaw, grip = self.goal(cell)
+        goal_quat = self.workspace.from_relative_rpy(np.array([0.0, 0.0, goal_yaw]))
+        return action_toward(xyz, quat, goal_xyz, goal_quat, self.task.action), grip
+
+    def relative_yaw(self, cell: SimCell) -> float:
+        """The TCP's yaw relative to the target orientation."""
+        return float(self.workspace.relative_rpy(cell.tcp_pose()[1])[2])
+
+
+class InsertionExpert(Expert):
+    """Align the part's tip over the hole (position and yaw), hover, then push it in."""
+
+    DEFAULTS: dict[str, Any] = {"hover": 0.004, "align_xy": 0.0008, "align_yaw": 0.01, "push": 0.004}
+
+    def reset(self) -> None:
+        super().reset()
+        self.inserting = False
+
+    def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
+        p, s = self.p, cell.privileged()
+        xyz = cell.tcp_pose()[0]
+        dyaw = wrap_period(s["part_yaw"] - s["hole_yaw"], s["symmetry"])
+        d_xy = s["hole_top"][:2] - s["tip"][:2]
+        above = float(s["tip"][2] - s["hole_top"][2])
+        aligned = np.linalg.norm(d_xy) < p["align_xy"] and abs(dyaw) < p["align_yaw"]
+        if aligned and above < p["hover"] + 0.002:
+            self.inserting = True
+        elif self.inserting and above > 0.001 and np.linalg.norm(d_xy) > 3 * p["align_xy"]:
+            self.inserting = False
+        dz = (s["hole_bottom"] - p["push"] if self.inserting else s["hole_top"][2] + p["hover"]) - s["tip"][2]
+        return xyz + np.array([d_xy[0], d_xy[1], dz]), self.relative_yaw(cell) - dyaw, KEEP
+
+
+EXPERTS: dict[str, type[Expert]] = {
+    "peg_insertion": InsertionExpert,
+    "charger_plugging": InsertionExpert,
+}
+"""Scripted expert class per task name."""
+
+
+def make_expert(task: TaskConfig) -> Expert:
+    """The scripted expert of a task."""
+    if task.name not in EXPERTS:
+        raise ValueError(f"no scripted expert for task {task.name!r} (known: {', '.join(sorted(EXPERTS))})")
+    return EXPERTS[task.name](task)
+
+
+class VirtualSpaceMouse:
+    """Turns an expert's normalized action and gripper intent into spacenav Twist axes and Joy buttons.
+
+    The inverse of the teleop mapping (:mod:`user_robot.teleop_core`): action axis ``k`` is twist
+    axis ``axis_map[k]``, divided by ``axis_scale[k]``, times ``input_full_scale``. A change of
+    gripper intent is one button press (held for one message, then released).
+    """
+
+    def __init__(self, cfg: TeleopConfig) -> None:
+        self.cfg = cfg
+        self.intent = KEEP
+        self._pressed: int | None = None
+
+    def twist(self, action: np.ndarray) -> list[float]:
+        """Twist ``[lin x, lin y, lin z, ang x, ang y, ang z]`` for the first six action channels."""
+        out = [0.0] * 6
+        for k, axis in enumerate(self.cfg.axis_map):
+            out[axis] = float(action[k]) / self.cfg.axis_scale[k] * self.cfg.input_full_scale
+        return out
+
+    def buttons(self, intent: int) -> list[int]:
+        """The Joy buttons for this tick: a press when the intent changes, released on the next tick."""
+        n = max(self.cfg.button_close, self.cfg.button_open) + 1
+        out = [0] * n
+        if intent != KEEP and intent != self.intent and self._pressed is None:
+            self._pressed = self.cfg.button_close if intent == CLOSE else self.cfg.button_open
+            self.intent = intent
+            out[self._pressed] = 1
+        else:
+            self._pressed = None
+        return out
+
+
+@dataclasses.dataclass
+class ExpertSchedule:
+    """When the expert has the SpaceMouse.
+
+    ``mode``: ``off``, ``always`` or ``partial``. In ``partial`` mode an episode is taken over with
+    probability ``takeover_probability``; within it the expert alternates ``on_steps`` active and
+    ``off_steps`` passive control ticks, starting at a random phase. Seeded per (seed, episode).
+    """
+
+    mode: str = "off"
+    takeover_probability: float = 0.5
+    on_steps: int = 10
+    off_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("off", "always", "partial"):
+            raise ValueError(f"expert mode must be off, always or partial, got {self.mode!r}")
+        if not 0.0 <= self.takeover_probability <= 1.0:
+            raise ValueError("takeover_probability must lie in [0, 1]")
+        if self.on_steps < 1 or self.off_steps < 0:
+            raise ValueError("on_steps must be >= 1 and off_steps >= 0")
+        self._episode_on = self.mode == "always"
+        self._phase = 0
+
+    def start_episode(self, seed: int, episode: int) -> None:
+        """Draw this episode's takeover decision and phase."""
+        rng = np.random.default_rng([seed, episode, 2])
+        takeover, phase = rng.random(), int(rng.integers(0, self.on_steps + self.off_steps))
+        self._episode_on = self.mode == "always" or (self.mode == "partial" and takeover < self.takeover_probability)
+        self._phase = phase
+
+    def active(self, step: int) -> bool:
+        """Whether the expert drives at control tick ``step`` of the episode."""
+        if not self._episode_on:
+            return False
+        if self.mode == "always":
+            return True
+        return (step + self._phase) % (self.on_steps + self.off_steps) < self.on_steps
+
+
+
