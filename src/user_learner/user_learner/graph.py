@@ -77,6 +77,15 @@ class NodeSpec:
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
 
 
+def option_text(value: Any) -> str:
+    """An option value as launch-argument text (what :func:`parse_options` reads back)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
 def parse_options(values: Mapping[str, str]) -> dict[str, Any]:
     """Convert string values (launch arguments) to typed :class:`GraphOptions` keywords."""
     out: dict[str, Any] = {}
