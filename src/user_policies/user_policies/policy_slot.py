@@ -2,8 +2,10 @@
 
 :meth:`PolicySlot.load_message` runs on the weights thread: it decodes and verifies a
 ``PolicyWeights`` message (sha256, size, embodiment, architecture, tensor shapes, finiteness),
-builds a fresh network and only then replaces the reference the control loop reads, so a tick
-never sees half-loaded weights and a corrupted message changes nothing.
+loads it into a spare network and only then swaps the reference the control loop reads, so a
+tick never sees half-loaded weights and a corrupted message changes nothing. Two networks are
+kept (double buffering): building a CNN per update would hold the GIL for ~100 ms and stall the
+control loop; copying tensors into an existing one does not.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class PolicySlot:
         self.state_dim = state_dim
         self.action_dim = action_dim
         self.cameras = tuple(cameras)
-        self._current: tuple[torch.nn.Module, int] | None = None
+        self._current: tuple[torch.nn.Module, int, PolicySpec] | None = None
+        self._spare: tuple[torch.nn.Module, PolicySpec] | None = None
+        self._in_use: dict[int, threading.Lock] = {}
         self._loaded_at = 0.0
         self._swap_lock = threading.Lock()
         self.rejected = 0
@@ -53,20 +57,29 @@ class PolicySlot:
                 raise WeightsRejectedError(f"version {packet.version} is not newer than {self.version}")
             spec = PolicySpec.from_json(packet.metadata.get(SPEC_METADATA_KEY, ""))
             self._check_spec(spec)
-            network = build_actor(spec, load_pretrained=False)
+            network = self._spare_for(spec)
             expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
             tensors = decode_weights(packet, expected_shapes=expected, embodiment=self.embodiment)
-            network.load_state_dict(tensors, strict=True)
-            network.eval()
+            with self._in_use[id(network)]:  # a tick may still be using it (it was current before)
+                network.load_state_dict(tensors, strict=True)
         except (WeightsRejectedError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             self.rejected += 1
             return str(exc)
         with self._swap_lock:
-            if packet.version > self.version:
-                self._current = (network, packet.version)
-                self._loaded_at = time.monotonic()
+            previous = self._current
+            self._current = (network, packet.version, spec)
+            self._loaded_at = time.monotonic()
+            self._spare = (previous[0], previous[2]) if previous is not None else None
         self.last_latency_s = time.monotonic() - start
         return ""
+
+    def _spare_for(self, spec: PolicySpec) -> torch.nn.Module:
+        """The network to load into: the previous one if the architecture is unchanged, else a new one."""
+        if self._spare is None or self._spare[1] != spec:
+            network = build_actor(spec, load_pretrained=False).eval()
+            self._in_use[id(network)] = threading.Lock()
+            self._spare = (network, spec)
+        return self._spare[0]
 
     def _check_spec(self, spec: PolicySpec) -> None:
         if spec.state_dim != self.state_dim or spec.action_dim != self.action_dim:
@@ -82,6 +95,7 @@ class PolicySlot:
         current = self._current
         if current is None:
             return None
-        network, version = current
-        return network.act(obs, deterministic=deterministic), version
+        network, version, _spec = current
+        with self._in_use[id(network)]:
+            return network.act(obs, deterministic=deterministic), version
 

@@ -1,0 +1,233 @@
+"""Weight sync and control-loop timing for the CNN policy, over real DDS, in separate processes.
+
+    python bench/bench_weight_sync.py [--versions 8] [--dtype float32]
+
+Measures, for the CNN actor (2 cameras 128x128, ResNet-10 + spatial embedding):
+- publish-to-swap latency: learner process stamps and publishes PolicyWeights on the latched topic;
+  the actor process receives it, verifies (sha256, shapes), builds the network and swaps it in;
+  latency = swap time - stamp. fp32 and fp16 payloads in the same run (fp32 is the baseline).
+- control-loop period p50/p99 of a 10 Hz loop running CNN inference: idle (baseline), while weights
+  arrive, and while a learner process trains the same CNN (SAC updates) on the same CPU.
+Prints a table (median over versions/ticks) with ratios against the baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+TOPIC = "/bench/policy_weights"
+CAMERAS = ("wrist", "front")
+
+
+def spec():
+    from user_policies.policy_spec import PolicySpec
+
+    return PolicySpec(state_dim=19, action_dim=7, kind="cnn", cameras=CAMERAS, image_size=(128, 128))
+
+
+def publisher(versions: int, dtype: str, period: float) -> None:
+    """Publish ``versions`` weight versions of the CNN actor, one every ``period`` s."""
+    import rclpy
+    import torch
+
+    from user_interfaces.msg import PolicyWeights
+    from user_policies.models.actor import build_actor
+    from user_policies.policy_spec import SPEC_METADATA_KEY
+    from user_policies.weights_codec import encode_weights, packet_to_msg
+    from user_robot.nodes.qos import WEIGHTS
+
+    rclpy.init()
+    node = rclpy.create_node("bench_weights_publisher")
+    pub = node.create_publisher(PolicyWeights, TOPIC, WEIGHTS)
+    actor = build_actor(spec())
+    time.sleep(2.0)  # discovery
+    for version in range(1, versions + 1):
+        with torch.no_grad():
+            for p in actor.parameters():
+                p.add_(0.001)
+        packet = encode_weights(
+            actor.state_dict(),
+            policy_id="bench/cnn",
+            version=version,
+            embodiments=["franka_panda"],
+            dtype=dtype,
+            metadata={SPEC_METADATA_KEY: spec().to_json()},
+        )
+        msg = packet_to_msg(packet, PolicyWeights())
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        print(json.dumps({"published": version, "bytes": packet.byte_size}), flush=True)
+        time.sleep(period)
+    time.sleep(2.0)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def trainer(seconds: float) -> None:
+    """A learner's CPU load: CNN SAC updates for ``seconds`` s."""
+    import torch
+
+    from user_learner.algorithms.sac import SAC, SACConfig
+
+    torch.set_num_threads(1)
+    agent = SAC(SACConfig(batch_size=16, critic_actor_ratio=1), spec())
+    obs = {"state": torch.zeros(16, 19), **{c: torch.zeros(16, 128, 128, 3, dtype=torch.uint8) for c in CAMERAS}}
+    batch = {
+        "obs": obs,
+        "next_obs": obs,
+        "action": torch.zeros(16, 7),
+        "reward": torch.zeros(16),
+        "done": torch.zeros(16),
+    }
+    end = time.monotonic() + seconds
+    updates = 0
+    while time.monotonic() < end:
+        agent.update(batch)
+        updates += 1
+    print(json.dumps({"updates": updates}), flush=True)
+
+
+def actor(seconds: float, expect_versions: int) -> None:
+    """A 10 Hz CNN control loop + the weights subscription on its own thread; prints timings as JSON."""
+    import rclpy
+    import torch
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+    from rclpy.executors import MultiThreadedExecutor
+
+    from user_interfaces.msg import PolicyWeights
+    from user_policies.models.actor import build_actor
+    from user_policies.policy_slot import PolicySlot
+    from user_robot.nodes.qos import WEIGHTS
+
+    torch.set_num_threads(1)
+    rclpy.init()
+    node = rclpy.create_node("bench_actor")
+    slot = PolicySlot("franka_panda", 19, 7, CAMERAS)
+    fallback = build_actor(spec()).eval()
+    latencies: list[float] = []
+
+    def on_weights(msg: PolicyWeights) -> None:
+        error = slot.load_message(msg)
+        if error:
+            print(json.dumps({"rejected": error}), flush=True)
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        latencies.append(node.get_clock().now().nanoseconds * 1e-9 - stamp)
+
+    node.create_subscription(PolicyWeights, TOPIC, on_weights, WEIGHTS, callback_group=MutuallyExclusiveCallbackGroup())
+    rng = np.random.default_rng(0)
+    obs = {
+        "state": np.zeros(19, np.float32),
+        **{c: rng.integers(0, 255, (128, 128, 3), dtype=np.uint8) for c in CAMERAS},
+    }
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.monotonic())
+        if slot.act(obs, deterministic=False) is None:
+            fallback.act(obs)
+
+    node.create_timer(0.1, tick, callback_group=MutuallyExclusiveCallbackGroup())
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and (expect_versions == 0 or len(latencies) < expect_versions):
+        time.sleep(0.05)
+    periods = np.diff(ticks) * 1e3
+    print(json.dumps({"latencies": latencies, "periods_ms": periods.tolist(), "version": slot.version}), flush=True)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+
+
+def last_json(proc: subprocess.Popen, timeout: float) -> dict:
+    out, _ = proc.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def scenario(versions: int, dtype: str, train: bool, seconds: float) -> dict:
+    """One run: actor (+ publisher if versions) (+ trainer if train)."""
+    act = spawn("--role", "actor", "--seconds", str(seconds), "--expect", str(versions))
+    time.sleep(3.0)
+    pub = spawn("--role", "publisher", "--versions", str(versions), "--dtype", dtype) if versions else None
+    trn = spawn("--role", "trainer", "--seconds", str(seconds)) if train else None
+    result = last_json(act, seconds + 120)
+    if pub is not None:
+        pub.wait(60)
+    if trn is not None:
+        trn.kill()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", default="bench", choices=("bench", "actor", "publisher", "trainer"))
+    parser.add_argument("--versions", type=int, default=8)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--expect", type=int, default=0)
+    args = parser.parse_args()
+    if args.role == "publisher":
+        return publisher(args.versions, args.dtype, period=1.5)
+    if args.role == "trainer":
+        return trainer(args.seconds)
+    if args.role == "actor":
+        return actor(args.seconds, args.expect)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    runs = {
+        "idle loop": scenario(0, "float32", train=False, seconds=10.0),
+        "weights fp32": scenario(args.versions, "float32", train=False, seconds=60.0),
+        "weights fp16": scenario(args.versions, "float16", train=False, seconds=60.0),
+        "weights fp32 + learner training": scenario(args.versions, "float32", train=True, seconds=60.0),
+    }
+    base_lat = np.median(runs["weights fp32"]["latencies"]) if runs["weights fp32"].get("latencies") else float("nan")
+    base_p99 = np.percentile(runs["idle loop"]["periods_ms"], 99)
+    table = Table(title="CNN policy weight sync (2x128x128 cameras, ResNet-10), 10 Hz control loop")
+    for col in (
+        "scenario",
+        "versions swapped",
+        "publish→swap median ms",
+        "vs fp32",
+        "loop p50 ms",
+        "loop p99 ms",
+        "p99 vs idle",
+    ):
+        table.add_column(col)
+    for name, r in runs.items():
+        lat = r.get("latencies") or []
+        med = np.median(lat) * 1e3 if lat else float("nan")
+        periods = r.get("periods_ms") or [float("nan")]
+        p99 = np.percentile(periods, 99)
+        table.add_row(
+            name,
+            str(len(lat)),
+            f"{med:.0f}" if lat else "-",
+            f"{med / (base_lat * 1e3):.2f}x" if lat else "-",
+            f"{np.percentile(periods, 50):.1f}",
+            f"{p99:.1f}",
+            f"{p99 / base_p99:.2f}x",
+        )
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
