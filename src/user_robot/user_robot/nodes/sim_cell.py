@@ -1,0 +1,310 @@
+"""sim_cell: the MuJoCo sim cell, impersonating franka_ros2, realsense2_camera and spacenav.
+
+Runs in the robot namespace (``-r __ns:=/robot_0``); every topic name comes from
+``config/robots/<robot>.yaml`` (relative names resolve under the namespace). The sim loop runs on
+the main thread: each state period (``state_rate_hz``) it applies the latest equilibrium pose and
+gripper width, advances the physics, and publishes the driver state (current pose, external
+wrench, joint states, gripper joint states) and the ground-truth ``sim/success``; camera images
+at each camera's rate; the scripted expert's SpaceMouse twist and joy at the task's control rate
+while the expert has control. ROS callbacks run on a second thread and only store commands.
+
+Time: with ``publish_clock`` the cell publishes ``/clock`` and stamps with sim time, running
+``real_time_factor`` times faster than the wall clock (other nodes set ``use_sim_time``);
+otherwise it paces to the wall clock and stamps with the node clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
+from std_msgs.msg import Bool, Float64
+from std_srvs.srv import SetBool, Trigger
+
+from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.robot_config import CameraConfig, load_robot
+from user_robot.sim.cell import SimCell
+from user_robot.sim.expert import ExpertSchedule, VirtualSpaceMouse, make_expert
+from user_robot.task_config import load_task
+
+
+def _stamp(seconds: float) -> Time:
+    sec = math.floor(seconds)
+    return Time(sec=int(sec), nanosec=int((seconds - sec) * 1e9))
+
+
+def info_topic(camera: CameraConfig) -> str:
+    """The camera_info topic: configured, or ``image_raw`` replaced by ``camera_info``."""
+    if camera.info_topic:
+        return camera.info_topic
+    head, _, _ = camera.topic.rpartition("/")
+    return f"{head}/camera_info" if head else "camera_info"
+
+
+class SimCellNode(Node):
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__("sim_cell")
+        p = self._declare_parameters()
+        self.task = load_task(p["task"])
+        self.robot = load_robot(p["robot"])
+        self.seed = int(p["seed"])
+        self.rtf = float(p["real_time_factor"])
+        self.publish_clock = bool(p["publish_clock"])
+        self.period = 1.0 / float(p["state_rate_hz"])
+        self.cell = SimCell(self.task, self.robot)
+        self.episode = 0
+        self.cell.reset_scene(self.seed, self.episode)
+        self.expert = make_expert(self.task)
+        self.schedule = ExpertSchedule(p["expert"], p["expert_takeover_probability"], p["expert_on_steps"],
+                                       p["expert_off_steps"])
+        self.schedule.start_episode(self.seed, self.episode)
+        self.expert_override: bool | None = None
+        self.mouse = VirtualSpaceMouse(self.robot.teleop)
+        self._expert_was_active = False
+        self._step = 0
+        self._lock = threading.Lock()
+        self._equilibrium: tuple[np.ndarray, np.ndarray] | None = None
+        self._gripper: float | None = None
+        self.sim_time = 0.0
+
+        drv, names = self.robot.driver, self._joint_names()
+        state_qos = PROFILES[drv.state_qos]
+        self.pose_pub = self.create_publisher(PoseStamped, drv.current_pose, state_qos)
+        self.wrench_pub = self.create_publisher(WrenchStamped, drv.external_wrench, state_qos)
+        self.joints_pub = self.create_publisher(JointState, drv.joint_states, state_qos)
+        self.gripper_pub = self.create_publisher(JointState, drv.gripper_joint_states, CONTROL)
+        self.success_pub = self.create_publisher(Bool, "sim/success", CONTROL)
+        self.joint_names, self.finger_names = names
+        teleop = self.robot.teleop
+        self.twist_pub = self.create_publisher(Twist, teleop.twist_topic, PROFILES[teleop.qos])
+        self.joy_pub = self.create_publisher(Joy, teleop.joy_topic, PROFILES[teleop.qos])
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
+        self.cameras: list[tuple[str, CameraConfig, Any, Any, float]] = []
+        if p["cameras"]:
+            for name, cam in self.robot.cameras.items():
+                image = self.create_publisher(Image, cam.topic, PROFILES[cam.qos])
+                info = self.create_publisher(CameraInfo, info_topic(cam), PROFILES[cam.qos])
+                self.cameras.append((name, cam, image, info, 0.0))
+        self.create_subscription(PoseStamped, drv.equilibrium_pose, self._on_equilibrium, PROFILES[drv.command_qos])
+        self.create_subscription(Float64, drv.gripper_command, self._on_gripper, PROFILES[drv.command_qos])
+        self.create_service(Trigger, "reset_scene", self._on_reset_scene)
+        self.create_service(SetBool, "expert/enable", self._on_expert_enable)
+        self.get_logger().info(
+            f"sim cell: task {self.task.name}, robot {self.robot.name} ({self.robot.arm}), seed {self.seed}, "
+            f"expert {p['expert']}, cameras {[c[0] for c in self.cameras]}, "
+            f"{'sim time x' + str(self.rtf) if self.publish_clock else 'real time'}"
+        )
+
+    def _declare_parameters(self) -> dict[str, Any]:
+        def number(lo: float, hi: float) -> list[FloatingPointRange]:
+            return [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+
+        def integer(lo: int, hi: int) -> list[IntegerRange]:
+            return [IntegerRange(from_value=lo, to_value=hi, step=1)]
+
+        specs: list[tuple[str, Any, ParameterDescriptor]] = [
+            ("task", "peg_insertion", ParameterDescriptor(description="task config name (config/tasks)")),
+            ("robot", "sim", ParameterDescriptor(description="robot config name (config/robots, backend sim)")),
+            ("seed", 0, ParameterDescriptor(description="seed of the scene randomization",
+                                            integer_range=integer(0, 2**31 - 1))),
+            ("real_time_factor", 1.0, ParameterDescriptor(description="sim seconds per wall second",
+                                                          floating_point_range=number(0.01, 100.0))),
+            ("publish_clock", False, ParameterDescriptor(description="publish /clock and stamp with sim time")),
+            ("state_rate_hz", 100.0, ParameterDescriptor(description="rate of pose, wrench and joint states (sim time)",
+                                                         floating_point_range=number(1.0, 1000.0))),
+            ("cameras", True, ParameterDescriptor(description="render and publish the cameras (false: state only)")),
+            ("expert", "off", ParameterDescriptor(description="scripted expert on the virtual SpaceMouse: "
+                                                  "off, always or partial")),
+            ("expert_takeover_probability", 0.5, ParameterDescriptor(
+                description="partial: probability that the expert takes over an episode",
+                floating_point_range=number(0.0, 1.0))),
+            ("expert_on_steps", 10, ParameterDescriptor(description="partial: control ticks the expert drives",
+                                                        integer_range=integer(1, 100000))),
+            ("expert_off_steps", 10, ParameterDescriptor(description="partial: control ticks it then lets go",
+                                                         integer_range=integer(0, 100000))),
+        ]
+        for name, default, descriptor in specs:
+            self.declare_parameter(name, default, descriptor)
+        return {name: self.get_parameter(name).value for name, _, _ in specs}
+
+    def _joint_names(self) -> tuple[list[str], list[str]]:
+        arm = self.robot.arm
+        return ([f"{arm}_joint{i + 1}" for i in range(self.cell.dof)],
+                [f"{arm}_finger_joint1", f"{arm}_finger_joint2"])
+
+    # -- callbacks (executor thread) -----------------------------------------------------------
+
+    def _on_equilibrium(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        xyz, quat = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+        if np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5:
+            with self._lock:
+                self._equilibrium = (xyz, quat)
+
+    def _on_gripper(self, msg: Float64) -> None:
+        if math.isfinite(msg.data):
+            with self._lock:
+                self._gripper = float(msg.data)
+
+    def _on_reset_scene(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self.episode += 1
+            self.cell.reset_scene(self.seed, self.episode)
+            self.expert.reset()
+            self.schedule.start_episode(self.seed, self.episode)
+            self._step = 0
+        response.success = True
+        response.message = f"scene reset: seed {self.seed}, episode {self.episode}"
+        return response
+
+    def _on_expert_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self._lock:
+            self.expert_override = bool(request.data)
+        response.success = True
+        response.message = f"expert {'enabled' if request.data else 'disabled'}"
+        return response
+
+    # -- sim loop (main thread) ----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Step and publish until ROS shuts down."""
+        start = time.monotonic()
+        control_period = 1.0 / self.task.control_rate_hz
+        next_control = 0.0
+        print("sim_cell ready", flush=True)
+        while rclpy.ok():
+            with self._lock:
+                if self._equilibrium is not None:
+                    self.cell.set_equilibrium(*self._equilibrium)
+                    self._equilibrium = None
+                if self._gripper is not None:
+                    self.cell.set_gripper(self._gripper)
+                    self._gripper = None
+                self.cell.step(self.period)
+                self.sim_time += self.period
+                stamp = self._now()
+                self._publish_state(stamp)
+                if self.sim_time + 1e-9 >= next_control:
+                    next_control += control_period
+                    self._expert_tick()
+            self._publish_cameras(stamp)
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=stamp))
+            lag = self.sim_time / self.rtf - (time.monotonic() - start)
+            if lag > 0:
+                time.sleep(lag)
+
+    def _now(self) -> Time:
+        return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()
+
+    def _publish_state(self, stamp: Time) -> None:
+        cell, frame = self.cell, self.robot.base_frame
+        xyz, quat = cell.tcp_pose()
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, frame
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in xyz)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in quat)
+        self.pose_pub.publish(pose)
+        w = cell.wrench()
+        wrench = WrenchStamped()
+        wrench.header.stamp, wrench.header.frame_id = stamp, frame
+        f, t = wrench.wrench.force, wrench.wrench.torque
+        f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in w)
+        self.wrench_pub.publish(wrench)
+        joints = JointState(name=self.joint_names, position=cell.joint_positions().tolist(),
+                            velocity=cell.joint_velocities().tolist(), effort=cell.joint_efforts().tolist())
+        joints.header.stamp = stamp
+        self.joints_pub.publish(joints)
+        fingers = JointState(name=self.finger_names, position=cell.finger_positions().tolist())
+        fingers.header.stamp = stamp
+        self.gripper_pub.publish(fingers)
+        self.success_pub.publish(Bool(data=cell.success()))
+
+    def _expert_tick(self) -> None:
+        active = self.expert_override if self.expert_override is not None else self.schedule.active(self._step)
+        self._step += 1
+        if active:
+            action, grip = self.expert.act(self.cell)
+            self._publish_mouse(self.mouse.twist(action), self.mouse.buttons(grip))
+        elif self._expert_was_active:
+            self._publish_mouse([0.0] * 6, self.mouse.buttons(0))  # let go: the device reads zero
+        self._expert_was_active = active
+
+    def _publish_mouse(self, axes: list[float], buttons: list[int]) -> None:
+        twist = Twist()
+        twist.linear.x, twist.linear.y, twist.linear.z = axes[:3]
+        twist.angular.x, twist.angular.y, twist.angular.z = axes[3:]
+        self.twist_pub.publish(twist)
+        joy = Joy(axes=[float(a) for a in axes], buttons=buttons)
+        joy.header.stamp = self._now()
+        self.joy_pub.publish(joy)
+
+    def _publish_cameras(self, stamp: Time) -> None:
+        for i, (name, cam, image_pub, info_pub, due) in enumerate(self.cameras):
+            if self.sim_time + 1e-9 < due:
+                continue
+            self.cameras[i] = (name, cam, image_pub, info_pub, due + 1.0 / cam.rate_hz)
+            height, width = cam.source_size
+            with self._lock:
+                pixels = self.cell.render(name, height, width)
+            frame = f"{name}_color_optical_frame"
+            image = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=3 * width)
+            image.header.stamp, image.header.frame_id = stamp, frame
+            image.data = pixels.tobytes()
+            image_pub.publish(image)
+            info_pub.publish(self._camera_info(name, height, width, stamp, frame))
+
+    def _camera_info(self, name: str, height: int, width: int, stamp: Time, frame: str) -> CameraInfo:
+        fovy = math.radians(float(self.cell.model.camera(name).fovy[0]))
+        f = 0.5 * height / math.tan(0.5 * fovy)
+        cx, cy = (width - 1) / 2, (height - 1) / 2
+        info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5)
+        info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.header.stamp, info.header.frame_id = stamp, frame
+        return info
+
+
+def _spin(executor: SingleThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``sim_cell`` executable."""
+    rclpy.init(args=args)
+    node = SimCellNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
+    spinner.start()
+    try:
+        node.run()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.cell.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
