@@ -22,7 +22,6 @@ from user_learner.bags.driver_import import (
     import_driver_bag,
     import_to_recording,
     load_import_config,
-    resolve,
 )
 from user_learner.bags.images import array_to_image, header
 from user_learner.bags.transition_bag import (
@@ -36,6 +35,7 @@ from user_learner.bags.transition_bag import (
     transition_message,
 )
 from user_learner.bags.typestore import typestore
+from user_learner.graph import resolve_topic
 from user_robot.action_mapping import apply_action
 from user_robot.pose_math import quat_from_rpy
 from user_robot.robot_config import load_robot
@@ -177,9 +177,9 @@ def write_driver_bag(
     types = ts.types
     rng = np.random.default_rng(1)
     topics = {
-        "pose": (resolve(robot.driver.current_pose, ""), "geometry_msgs/msg/PoseStamped"),
-        "cmd": (resolve(robot.driver.equilibrium_pose, ""), "geometry_msgs/msg/PoseStamped"),
-        "wrench": (resolve(robot.driver.external_wrench, ""), "geometry_msgs/msg/WrenchStamped"),
+        "pose": (resolve_topic(robot.driver.current_pose, ""), "geometry_msgs/msg/PoseStamped"),
+        "cmd": (resolve_topic(robot.driver.equilibrium_pose, ""), "geometry_msgs/msg/PoseStamped"),
+        "wrench": (resolve_topic(robot.driver.external_wrench, ""), "geometry_msgs/msg/WrenchStamped"),
         "wrist": (robot.cameras["wrist"].topic, "sensor_msgs/msg/Image"),
         "front": (robot.cameras["front"].topic, "sensor_msgs/msg/Image"),
         "twist": (robot.teleop.twist_topic, "geometry_msgs/msg/Twist"),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from user_robot.config_loader import ConfigError, config_dir, config_names
-from user_robot.robot_config import load_robot
+from user_robot.robot_config import RobotConfig, load_robot
 
 Side = Literal["robot", "learner"]
 
@@ -30,6 +30,14 @@ EXTERNAL_EXECUTABLES = {("rviz2", "rviz2")}
 """(package, executable) pairs started by the graph that are not ours."""
 RVIZ_CONFIG = ("rviz", "user.rviz")
 """rviz2 display config, under ``config/``."""
+RVIZ_TOPICS = {
+    "current_pose": "/robot_0/franka_robot_state_broadcaster/current_pose",
+    "equilibrium_pose": "/robot_0/cartesian_impedance_example_controller/equilibrium_pose",
+    "external_wrench": "/robot_0/franka_robot_state_broadcaster/external_wrench_in_base_frame",
+    "camera:wrist": "/robot_0/camera/wrist/color/image_raw",
+    "camera:front": "/robot_0/camera/front/color/image_raw",
+}
+"""Driver topics as ``config/rviz/user.rviz`` names them (the sim cell's, robot_0); other robots remap."""
 
 
 def _opt(default: Any, help_text: str, choices: tuple[str, ...] = ()) -> Any:
@@ -180,7 +188,9 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
         if opts.use_rviz:
             rviz = str(config_dir().joinpath(*RVIZ_CONFIG))
-            nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", "", dict(common), arguments=("-d", rviz)))
+            args = ("-d", rviz, "-f", robot_cfg.base_frame)
+            remaps = rviz_remappings(robot_cfg)
+            nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", "", dict(common), "robot", remaps, args))
     if opts.side in ("all", "learner"):
         learner = {
             "task": task,
@@ -196,6 +206,25 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
         }
         nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner"))
     return nodes
+
+
+def resolve_topic(topic: str, namespace: str) -> str:
+    """An absolute topic name: a relative ``topic`` resolves under ``namespace`` as ROS resolves it."""
+    if topic.startswith("/"):
+        return topic
+    ns = namespace.strip("/")
+    return f"/{ns}/{topic}" if ns else f"/{topic}"
+
+
+def rviz_remappings(robot: RobotConfig) -> dict[str, str]:
+    """Remappings that point ``user.rviz``'s displays at robot_0's actual driver topics."""
+    actual = {key: getattr(robot.driver, key) for key in ("current_pose", "equilibrium_pose", "external_wrench")}
+    actual.update({f"camera:{name}": cam.topic for name, cam in robot.cameras.items()})
+    remaps = {}
+    for key, shown in RVIZ_TOPICS.items():
+        if key in actual and resolve_topic(actual[key], "robot_0") != shown:
+            remaps[shown] = resolve_topic(actual[key], "robot_0")
+    return remaps
 
 
 def ros_value(value: Any) -> str:

@@ -37,6 +37,7 @@ from rosbags.highlevel import AnyReader
 from user_learner.bags.images import fields, stamp_ns
 from user_learner.bags.transition_bag import Episode, Step, TransitionBagWriter, progress_bar
 from user_learner.bags.typestore import typestore
+from user_learner.graph import resolve_topic
 from user_policies.observation import ArmSample, StateEncoder
 from user_robot.action_mapping import action_toward
 from user_robot.arm_state_core import VelocityEstimator, gripper_width
@@ -113,14 +114,6 @@ class _Stream:
         return i if i >= 0 else None
 
 
-def resolve(topic: str, namespace: str) -> str:
-    """An absolute topic name: relative names resolve under ``namespace``."""
-    if topic.startswith("/"):
-        return topic
-    ns = namespace.strip("/")
-    return f"/{ns}/{topic}" if ns else f"/{topic}"
-
-
 def import_driver_bag(
     bag: str | Path, task: TaskConfig, robot: RobotConfig, cfg: BagImportConfig, progress: bool = False
 ) -> ImportResult:
@@ -190,7 +183,7 @@ def _streams(task: TaskConfig, robot: RobotConfig, cfg: BagImportConfig) -> dict
             raise BagImportError(f"task camera {name!r} is not configured for robot {robot.name!r}")
         specs[f"camera:{name}"] = (robot.cameras[name].topic, "sensor_msgs/msg/Image", True, f"{name} camera")
     return {
-        key: _Stream(resolve(topic, ns), msgtype, required, what)
+        key: _Stream(resolve_topic(topic, ns), msgtype, required, what)
         for key, (topic, msgtype, required, what) in specs.items()
         if required
     }
