@@ -356,3 +356,21 @@ def test_missing_topic_is_named(tmp_path: Path, storage: str) -> None:
     assert "/cartesian_impedance_example_controller/equilibrium_pose (commanded pose" in text
     assert "/camera/wrist/color/image_raw" not in text.split("the bag has")[0]
 
+
+
+def test_cli_bag_import_and_info(driver_bag, tmp_path: Path, capsys) -> None:
+    from user_learner.cli.main import main
+
+    path, _ = driver_bag
+    out = tmp_path / "demos"
+    assert main(["bag", "import", str(path), "--task", "peg_insertion", "--robot", "franka", "--out", str(out)]) == 0
+    assert "imported 2 episodes (22 steps, lengths 10..12)" in " ".join(capsys.readouterr().out.split())
+    assert main(["bag", "info", str(out)]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "episodes=2 complete=2 steps=22 success_rate=1.00 intervened_steps=22" in text
+    assert main(["bag", "info", str(path)]) == 0
+    assert "no transitions" in capsys.readouterr().out
+    wrong_ns = ["--namespace", "robot_0", "--out", str(tmp_path / "x")]
+    assert main(["bag", "import", str(path), "--task", "peg_insertion", "--robot", "franka", *wrong_ns]) == 1
+    text = " ".join(capsys.readouterr().out.split())
+    assert "error:" in text and "missing topic(s) /robot_0/franka_robot_state_broadcaster/current_pose" in text
