@@ -134,6 +134,8 @@ class ReplayBuffer:
 
     def gather(self, idx: np.ndarray, device: str | torch.device = "cpu") -> Batch:
         """Batch of the transitions at ``idx`` as tensors on ``device`` (images stay uint8 NHWC)."""
+        if not self.valid[idx].all():
+            raise IndexError("gather() was given rows that hold no valid transition")
         device = torch.device(device)
         nxt = self.next_row[idx]
         return {
