@@ -71,6 +71,17 @@ def test_three_sim_robots_one_learner() -> None:
     }
 
 
+def test_pipeline_and_seeds_reach_the_nodes() -> None:
+    specs = build_graph("peg_insertion", robot="sim_arx", pipeline="sync", robots=2, seed=5, expert="partial")
+    drivers = [s for s in specs if s.executable == "episode_driver"]
+    assert [d.parameters["sync"] for d in drivers] == [True, True]
+    assert [s.parameters["seed"] for s in specs if s.executable == "actor"] == [5, 6]
+    assert {s.parameters["expert"] for s in specs if s.executable == "sim_cell"} == {"partial"}
+    assert specs[-1].parameters["robot"] == "sim_arx" and specs[-1].parameters["pipeline"] == "sync"
+    with pytest.raises(ValueError, match="expert must be one of off, always, partial"):
+        build_graph("peg_insertion", expert="sometimes")
+
+
 def test_sides_split_the_graph() -> None:
     whole = build_graph("peg_insertion", robots=2)
     robot = build_graph("peg_insertion", robots=2, side="robot")

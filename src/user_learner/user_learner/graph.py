@@ -59,7 +59,8 @@ class GraphOptions:
     obs: str = _opt("state", "observation: state vector only, or camera pixels too", ("state", "pixels"))
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
-    expert: str = _opt("off", "scripted expert of the sim cell that drives its virtual SpaceMouse (off = none)")
+    expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, or partial takeovers",
+                       ("off", "always", "partial"))
     seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
     real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only)")
     demos: tuple[str, ...] = _opt((), "demo recordings (bags) for the learner's demo buffer, comma-separated")
@@ -182,9 +183,10 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
-            actor = {**cell, "algo": opts.algo, "obs": opts.obs, "mode": opts.mode}
+            actor = {**cell, "algo": opts.algo, "obs": opts.obs, "mode": opts.mode, "seed": opts.seed + i}
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
-            driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, **common}
+            driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, "sync": opts.pipeline == "sync",
+                      **common}
             nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
         if opts.use_rviz:
             rviz = str(config_dir().joinpath(*RVIZ_CONFIG))
@@ -194,6 +196,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     if opts.side in ("all", "learner"):
         learner = {
             "task": task,
+            "robot": opts.robot,
             "algo": opts.algo,
             "obs": opts.obs,
             "pipeline": opts.pipeline,
