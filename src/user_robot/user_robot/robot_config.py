@@ -27,6 +27,7 @@ class DriverTopics:
     gripper_action_ns: str = "franka_gripper"  # franka_gripper actions (move, grasp); gripper: franka_action
     gripper_joint_states: str = "franka_gripper/joint_states"
     error_recovery_action: str = "/action_server/error_recovery"
+    robot_state: str = "franka_robot_state_broadcaster/robot_state"  # FrankaRobotState (read when franka_msgs exists)
     state_qos: QosName = "sensor"  # franka_robot_state_broadcaster convenience topics are best effort
     command_qos: QosName = "control"
 

@@ -269,6 +269,11 @@ class Watchdog:
         self.last_feed = now
         self._holding = False
 
+    def clear(self) -> None:
+        """Forget the last command: the hold that follows (startup, after a reset) is not a watchdog hold."""
+        self.last_feed = None
+        self._holding = False
+
     def expired(self, now: float) -> bool:
         """True if no command arrived for longer than the timeout (False before the first one)."""
         if self.last_feed is None or now - self.last_feed <= self.timeout_s:
