@@ -24,6 +24,7 @@ ARM_BRIDGE_KEYS = (
     "loop_rate_hz",
     "loop_jitter_ms",
     "state_age_ms",
+    "joint_states_age_ms",
     "clamps_workspace",
     "clamps_translation_step",
     "clamps_rotation_step",
