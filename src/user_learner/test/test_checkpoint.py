@@ -1,0 +1,79 @@
+"""Checkpoints: atomic directories, exact resume (identical next update), buffers and RNG restored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from user_learner.algorithms.sac import SAC, SACConfig
+from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from user_learner.replay_buffer import ReplayBuffer
+from user_policies.policy_spec import PolicySpec
+
+torch.set_num_threads(1)
+SPEC = PolicySpec(state_dim=3, action_dim=2, hidden_dims=(32, 32))
+CFG = SACConfig(batch_size=32, num_critics=4, critic_hidden_dims=(32, 32))
+
+
+def filled_buffer(seed: int) -> ReplayBuffer:
+    rng = np.random.default_rng(seed)
+    buf = ReplayBuffer(500, SPEC.observation_shapes(), 2)
+    obs = {"state": rng.normal(size=3).astype(np.float32)}
+    for t in range(300):
+        nxt = {"state": rng.normal(size=3).astype(np.float32)}
+        buf.add(obs, rng.uniform(-1, 1, 2), float(rng.normal()), nxt, t % 50 == 49)
+        obs = nxt
+    return buf
+
+
+def test_resume_gives_identical_next_update(tmp_path) -> None:
+    agent, buf, rng = SAC(CFG, SPEC, seed=0), filled_buffer(0), np.random.default_rng(7)
+    for _ in range(5):
+        agent.update(buf.sample(agent.rows_per_update, rng))
+    path = save_checkpoint(tmp_path, agent, {"online": buf}, rng=rng, metadata={"policy_version": 3})
+    assert path.name == "step_000000005" and latest_checkpoint(tmp_path) == path
+    expected = agent.update(buf.sample(agent.rows_per_update, rng))
+    expected_params = {k: v.clone() for k, v in agent.state_dict().items()}
+
+    resumed, resumed_rng = SAC(CFG, SPEC, seed=123), np.random.default_rng(0)
+    buffers, metadata = load_checkpoint(tmp_path, resumed, rng=resumed_rng)
+    assert metadata == {"policy_version": 3} and resumed.num_updates == 5 and len(buffers["online"]) == len(buf)
+    got = resumed.update(buffers["online"].sample(resumed.rows_per_update, resumed_rng))
+    assert got == expected
+    for key, value in resumed.state_dict().items():
+        assert torch.equal(value, expected_params[key]), key
+
+
+def test_keeps_newest_and_leaves_no_temporaries(tmp_path) -> None:
+    agent, buf, rng = SAC(CFG, SPEC, seed=0), filled_buffer(1), np.random.default_rng(0)
+    for _ in range(4):
+        agent.update(buf.sample(agent.rows_per_update, rng))
+        save_checkpoint(tmp_path, agent, keep=2)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["latest", "step_000000003", "step_000000004"]
+    assert (tmp_path / "latest").read_text() == "step_000000004"
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path) -> None:
+    agent = SAC(CFG, SPEC, seed=0)
+    good = save_checkpoint(tmp_path, agent)
+
+    class Broken(ReplayBuffer):
+        def save(self, path) -> None:
+            raise OSError("disk full")
+
+    agent.num_updates = 1
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, agent, {"online": Broken(4, SPEC.observation_shapes(), 2)})
+    assert latest_checkpoint(tmp_path) == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", good.name]
+
+
+def test_refuses_other_spec_and_missing_checkpoint(tmp_path) -> None:
+    save_checkpoint(tmp_path / "a", SAC(CFG, SPEC, seed=0))
+    other = SAC(CFG, PolicySpec(state_dim=4, action_dim=2, hidden_dims=(32, 32)))
+    with pytest.raises(ValueError, match="another policy spec"):
+        load_checkpoint(tmp_path / "a", other)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "empty", other)
