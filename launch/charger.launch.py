@@ -1,6 +1,6 @@
 """``ros2 launch user_bringup charger.launch.py [robot:=sim|franka|arx] [algo:=sac|rlpd] [side:=...]``
 
-The charger task graph (config/tasks/charger.yaml); arguments and nodes: user_graph.launch.py.
+The charger_plugging task graph (config/tasks/charger_plugging.yaml); arguments and nodes: user_graph.launch.py.
 """
 
 from pathlib import Path
@@ -10,10 +10,10 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 from launch import LaunchDescription
 
-TASK = "charger"
+TASK = "charger_plugging"
 
 
 def generate_launch_description() -> LaunchDescription:
-    """The shared graph launch with task:=charger."""
+    """The shared graph launch with task:=charger_plugging."""
     graph = PythonLaunchDescriptionSource(str(Path(__file__).with_name("user_graph.launch.py")))
     return LaunchDescription([IncludeLaunchDescription(graph, launch_arguments={"task": TASK}.items())])

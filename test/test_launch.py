@@ -33,7 +33,13 @@ from user_robot.config_loader import ConfigError, config_dir, config_names
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
-TASKS = ("peg_insertion", "charger", "pick_and_place", "cap_tightening", "table_cleanup")
+LAUNCH_TASKS = {  # launch file (the issue's names) -> task config
+    "peg_insertion": "peg_insertion",
+    "charger": "charger_plugging",
+    "pick_and_place": "pick_and_place",
+    "cap_tightening": "cap_tightening",
+    "table_cleanup": "table_cleanup",
+}
 ISSUE_ARGUMENTS = ("robot", "algo", "pipeline", "robots", "use_rviz", "log_dir", "resume", "side")
 ROBOT_SIDE = ("sim_cell", "arm_bridge", "teleop", "actor", "episode_driver")
 
@@ -173,9 +179,9 @@ def _functions(tree: ast.Module) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_task_launch_file_includes_the_shared_graph(task: str) -> None:
-    path = LAUNCH / f"{task}.launch.py"
+@pytest.mark.parametrize(("name", "task"), LAUNCH_TASKS.items())
+def test_task_launch_file_includes_the_shared_graph(name: str, task: str) -> None:
+    path = LAUNCH / f"{name}.launch.py"
     tree = _tree(path)
     assert "generate_launch_description" in _functions(tree)
     assigns = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
@@ -259,12 +265,12 @@ def _expand(entities, context) -> list:
     return nodes
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_launch_descriptions_expand(task: str) -> None:
+@pytest.mark.parametrize(("name", "task"), LAUNCH_TASKS.items())
+def test_launch_descriptions_expand(name: str, task: str) -> None:
     pytest.importorskip("launch_ros")  # (first: the repository's launch/ folder shadows a missing `launch`)
     from launch import LaunchContext
 
-    spec = importlib.util.spec_from_file_location(f"{task}_launch", LAUNCH / f"{task}.launch.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_launch", LAUNCH / f"{name}.launch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     context = LaunchContext()
