@@ -47,7 +47,7 @@ class SimCell:
         self.max_width = robot.gripper_max_width
         self.task: SimTask = make_task(task)
         self.workspace = Workspace(task.target, task.workspace)
-        xml = build_scene(self.arm, self.max_width, task.target.xyz, self.task.mjcf(), self.task.graspable,
+        xml = build_scene(self.arm, self.max_width, task.target.xyz, self.task.mjcf(), self.task.graspable, self.task.excludes,
                           self.task.params.get("front_camera", {}), physics_dt)
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
@@ -200,6 +200,16 @@ class SimCell:
         self.data.qpos[adr : adr + 3] = xyz
         self.data.qpos[adr + 3 : adr + 7] = _wxyz(np.asarray(quat_xyzw, dtype=np.float64))
         self.data.qvel[vadr : vadr + 6] = 0.0
+
+    def set_joint(self, name: str, angle: float) -> None:
+        """Set a scene hinge (lid, cap) at rest."""
+        jnt = self.model.joint(name)
+        self.data.qpos[jnt.qposadr[0]] = angle
+        self.data.qvel[jnt.dofadr[0]] = 0.0
+
+    def joint(self, name: str) -> float:
+        """Angle of a scene hinge."""
+        return float(self.data.qpos[self.model.joint(name).qposadr[0]])
 
     # --- state ------------------------------------------------------------------------------------
 

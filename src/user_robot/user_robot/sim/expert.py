@@ -14,6 +14,7 @@ tests.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -94,9 +95,155 @@ class InsertionExpert(Expert):
         return xyz + np.array([d_xy[0], d_xy[1], dz]), self.relative_yaw(cell) - dyaw, KEEP
 
 
+def _yaw_goal(yaw: float, symmetry: float, target_yaw: float) -> float:
+    """The grasp yaw relative to the target orientation, nearest to it over the object's symmetry."""
+    return wrap_period(yaw - target_yaw, symmetry) if symmetry < 2 * math.pi else 0.0
+
+
+class PickPlaceExpert(Expert):
+    """Per object: above it, down, close, lift, over its slot in the container, down, open; then the lid.
+
+    The lid (hinged on the container's far edge, leaning open) is pushed from behind its top,
+    toward the robot, until it passes upright and falls shut.
+    """
+
+    DEFAULTS: dict[str, Any] = {"carry_height": 0.08, "grasp_retry_ticks": 15, "lid_push_height": 0.07,
+                                "drop_spacing": 0.03, "drop_stagger": 0.025}
+
+    def reset(self) -> None:
+        super().reset()
+        self.phase = "approach"
+        self.ticks = 0
+
+    def _go(self, phase: str) -> None:
+        self.phase, self.ticks = phase, 0
+
+    def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
+        p, s = self.p, cell.privileged()
+        xyz = cell.tcp_pose()[0]
+        self.ticks += 1
+        carry = self.target[2] + p["carry_height"]
+        over = {n: bool(np.all(np.abs(o["pos"][:2] - s["container"][:2]) <= s["container_half"]))
+                for n, o in s["objects"].items()}
+        pending = [n for n, o in s["objects"].items() if not o["inside"] and not over[n] and s["held"] != n]
+        name = s["held"] or (pending[0] if pending else None)
+        if name is None and not all(o["inside"] for o in s["objects"].values()):
+            return xyz, 0.0, OPEN  # something is still falling into the container
+        if name is None:
+            return self._lid(s, xyz)
+        obj = s["objects"][name]
+        yaw = _yaw_goal(obj["yaw"], obj["symmetry"], float(self.task.target.rpy[2]))
+        above = np.array([obj["pos"][0], obj["pos"][1], carry])
+        grasp = np.array([obj["pos"][0], obj["pos"][1], obj["grasp_z"]])
+        index = list(s["objects"]).index(name)
+        stagger = 0.0 if len(s["objects"]) == 1 else p["drop_stagger"] * (1 if index % 2 else -1)
+        slot = np.array([(index - (len(s["objects"]) - 1) / 2) * p["drop_spacing"], stagger])
+        drop = np.array([*(s["container"][:2] + slot), carry])
+        release = np.array([*drop[:2], s["container"][2] + obj["grasp_z"] + 0.012])
+        if self.phase == "approach":
+            if np.linalg.norm((above - xyz)[:2]) < 0.004 and abs(self.relative_yaw(cell) - yaw) < 0.05:
+                self._go("descend")
+            return above, yaw, OPEN
+        if self.phase == "descend":
+            if abs(xyz[2] - grasp[2]) < 0.004:
+                self._go("close")
+            return grasp, yaw, OPEN
+        if self.phase == "close":
+            if s["held"] == name:
+                self._go("carry")
+            elif self.ticks > p["grasp_retry_ticks"]:
+                self._go("approach")
+            return grasp, yaw, CLOSE
+        if self.phase == "carry":
+            if s["held"] is None:
+                self._go("approach")
+            elif np.linalg.norm(drop - xyz) < 0.01:
+                self._go("lower")
+            lifted = xyz[2] > carry - 0.02
+            return (drop if lifted else np.array([xyz[0], xyz[1], carry])), 0.0, CLOSE
+        if self.phase == "lower":
+            if s["held"] is None:
+                self._go("approach")
+            elif abs(xyz[2] - release[2]) < 0.005:
+                self._go("release")
+            return release, 0.0, CLOSE
+        if s["held"] is None and self.ticks > 2:
+            self._go("approach")
+        return release, 0.0, OPEN
+
+    def _lid(self, s: dict[str, Any], xyz: np.ndarray) -> tuple[np.ndarray, float, int]:
+        if not s["lid"] or s["lid_angle"] < 0.05:
+            return xyz + np.array([0.0, 0.0, 0.01]), 0.0, KEEP
+        hinge, height = s["lid_hinge"], s["lid_hinge"][2] + self.p["lid_push_height"]
+        behind = np.array([hinge[0] + 0.07, hinge[1], height])
+        if self.phase not in ("lid_above", "lid_down", "lid_push"):
+            self._go("lid_above")
+        if self.phase == "lid_above":
+            goal = behind + np.array([0.0, 0.0, 0.04])
+            if np.linalg.norm(goal - xyz) < 0.01:
+                self._go("lid_down")
+            return goal, 0.0, CLOSE
+        if self.phase == "lid_down":
+            if np.linalg.norm(behind - xyz) < 0.01:
+                self._go("lid_push")
+            return behind, 0.0, CLOSE
+        if s["lid_angle"] > 1.2 and self.ticks > 30:
+            self._go("lid_above")
+        return np.array([hinge[0] - 0.03, hinge[1], height]), 0.0, CLOSE
+
+
+class CapExpert(Expert):
+    """Grasp the cap turned to +``turn_yaw``, turn to −``turn_yaw``, let go; repeat until tight."""
+
+    DEFAULTS: dict[str, Any] = {"turn_yaw": 0.85, "hover": 0.02, "grasp_retry_ticks": 10}
+
+    def reset(self) -> None:
+        super().reset()
+        self.phase = "pre"
+        self.ticks = 0
+
+    def _go(self, phase: str) -> None:
+        self.phase, self.ticks = phase, 0
+
+    def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
+        p, s = self.p, cell.privileged()
+        xyz = cell.tcp_pose()[0]
+        yaw = self.relative_yaw(cell)
+        self.ticks += 1
+        grasp = s["cap"] + np.array([0.0, 0.0, self.target[2] - s["cap"][2]])
+        above = grasp + np.array([0.0, 0.0, p["hover"]])
+        turn = p["turn_yaw"]
+        if s["angle"] <= s["goal_angle"]:
+            return above, yaw, OPEN
+        if self.phase == "pre":
+            if np.linalg.norm(above - xyz) < 0.003 and abs(yaw - turn) < 0.05:
+                self._go("descend")
+            return above, turn, OPEN
+        if self.phase == "descend":
+            if abs(xyz[2] - grasp[2]) < 0.003:
+                self._go("close")
+            return grasp, turn, OPEN
+        if self.phase == "close":
+            if s["held"]:
+                self._go("turn")
+            elif self.ticks > p["grasp_retry_ticks"]:
+                self._go("pre")
+            return grasp, turn, CLOSE
+        if self.phase == "turn":
+            if not s["held"] or yaw < -turn + 0.05:
+                self._go("release")
+            return grasp, -turn, CLOSE
+        if not s["held"] and self.ticks > 2:
+            self._go("pre")
+        return grasp + np.array([0.0, 0.0, 0.01]) if not s["held"] else grasp, yaw, OPEN
+
+
 EXPERTS: dict[str, type[Expert]] = {
     "peg_insertion": InsertionExpert,
     "charger_plugging": InsertionExpert,
+    "pick_and_place": PickPlaceExpert,
+    "table_cleanup": PickPlaceExpert,
+    "cap_tightening": CapExpert,
 }
 """Scripted expert class per task name."""
 

@@ -20,9 +20,10 @@ def yaw_quat_mj(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
 
-def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, welds: tuple[str, ...],
+def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, welds: tuple[str, ...], excludes: tuple[tuple[str, str], ...],
                 front_camera: dict, physics_dt: float) -> str:
     """The full MJCF: ``objects`` is the task's worldbody XML; ``welds`` the bodies the hand can hold."""
+    weld = '<weld name="grasp_{}" body1="hand" body2="{}" active="false" solref="0.004 1"/>'
     tx, ty, tz = target_xyz
     cam_pos = np.asarray(front_camera.get("pos", (tx + 0.45, ty, tz + 0.35)), dtype=float)
     look = np.asarray(front_camera.get("look_at", (tx, ty, tz)), dtype=float)
@@ -31,8 +32,9 @@ def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, we
     right /= np.linalg.norm(right)
     up = np.cross(right, fwd)
     xyaxes = " ".join(f"{v:.5f}" for v in (*right, *up))
-    weld_xml = "\n".join(f'<weld name="grasp_{b}" body1="hand" body2="{b}" active="false" solref="0.004 1"/>' for b in welds)
+    weld_xml = "\n".join(weld.format(b, b) for b in welds)
     finger = f"{gripper_width / 2:.5f}"
+    exclude_xml = "".join(f'<exclude body1="{a}" body2="{b}"/>' for a, b in excludes)
     return f"""
 <mujoco model="user_sim_cell">
   <compiler angle="radian" autolimits="true"/>
@@ -57,6 +59,7 @@ def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, we
     {arm_mjcf(arm, gripper_width)}
     {objects}
   </worldbody>
+  <contact>{exclude_xml}</contact>
   <equality>
     <joint name="finger_couple" joint1="finger_left_joint" joint2="finger_right_joint" polycoef="0 1 0 0 0"/>
     {weld_xml}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from user_robot.pose_math import quat_from_rpy, quat_to_matrix, rpy_from_quat, wrap_angle
+from user_robot.pose_math import quat_from_rpy, quat_to_matrix
 from user_robot.sim.scene import box, yaw_quat_mj
 from user_robot.task_config import TaskConfig
 
@@ -24,7 +24,8 @@ class SimTask:
     """A task's scene: subclasses set ``DEFAULTS`` and implement the four methods."""
 
     DEFAULTS: dict[str, Any] = {"front_camera": {}}
-    graspable: tuple[str, ...] = ()
+    graspable: tuple[str, ...] = ()  # bodies the gripper can hold
+    excludes: tuple[tuple[str, str], ...] = ()  # body pairs that never collide (a cap on its thread)
 
     def __init__(self, cfg: TaskConfig) -> None:
         unknown = sorted(set(cfg.sim) - set(self.DEFAULTS))
@@ -168,9 +169,198 @@ class InsertionTask(SimTask):
         }
 
 
+
+OBJECT_KINDS: dict[str, tuple[str, float, float, float]] = {
+    # kind: (geoms XML in the body frame, resting height of the body origin, grasp width, yaw symmetry)
+    "duck": (
+        '<geom type="sphere" size="0.022" rgba="0.95 0.8 0.1 1" class="object" mass="0.04"/>'
+        '<geom type="sphere" size="0.014" pos="0.018 0 0.026" rgba="0.95 0.8 0.1 1" class="object" mass="0.01"/>'
+        '<geom type="box" size="0.008 0.006 0.003" pos="0.034 0 0.024" rgba="0.9 0.4 0.1 1" class="object" '
+        'mass="0.002"/>',
+        0.022, 0.044, math.pi),
+    "cube": ('<geom type="box" size="0.015 0.015 0.015" rgba="0.8 0.2 0.2 1" class="object" mass="0.03"/>',
+             0.015, 0.03, math.pi / 2),
+    "cylinder": ('<geom type="cylinder" size="0.016 0.02" rgba="0.2 0.7 0.3 1" class="object" mass="0.03"/>',
+                 0.02, 0.032, 2 * math.pi),
+    "block": ('<geom type="box" size="0.02 0.0125 0.0125" rgba="0.3 0.3 0.9 1" class="object" mass="0.03"/>',
+              0.0125, 0.025, math.pi),
+}
+"""Graspable object shapes (primitives), each resting upright on the table."""
+
+
+class PickPlaceTask(SimTask):
+    """Objects on the table go into a container (a bin, or a box whose lid must then be closed).
+
+    Objects spawn at random, non-overlapping positions in ``spawn_low``..``spawn_high`` with random
+    yaw. A lid (``lid: true``) is hinged on the container's far (+x) top edge and starts open,
+    leaning back past vertical. Success: every object rests inside the container, none is held,
+    and the lid (if any) is shut.
+    """
+
+    DEFAULTS: dict[str, Any] = {
+        "front_camera": {},
+        "objects": ["duck"],  # kinds from OBJECT_KINDS; body names are <kind>_<index>
+        "container_pos": [0.5, 0.09],
+        "container_half": [0.055, 0.055],  # inner half sizes (m)
+        "container_height": 0.035,
+        "wall": 0.006,
+        "spawn_low": [0.44, -0.12],
+        "spawn_high": [0.56, -0.04],
+        "spawn_yaw": 0.4,
+        "min_separation": 0.06,
+        "lid": False,
+        "lid_open_angle": 1.9,  # rad from shut (π/2 = upright)
+        "lid_shut_angle": 0.12,  # success: lid angle below this
+    }
+
+    def __init__(self, cfg: TaskConfig) -> None:
+        super().__init__(cfg)
+        p = self.params
+        unknown = [k for k in p["objects"] if k not in OBJECT_KINDS]
+        if unknown:
+            raise ValueError(f"task {cfg.name}: unknown object kind {unknown[0]!r} (known: {', '.join(OBJECT_KINDS)})")
+        self.objects = [f"{kind}_{i}" for i, kind in enumerate(p["objects"])]
+        self.kinds = dict(zip(self.objects, p["objects"], strict=True))
+        self.graspable = tuple(self.objects)
+        self.centre = np.asarray(p["container_pos"], dtype=np.float64)
+        self.half = np.asarray(p["container_half"], dtype=np.float64)
+        self.height = float(p["container_height"])
+
+    def mjcf(self) -> str:
+        p = self.params
+        (hx, hy), h, w = self.half, self.height, float(p["wall"])
+        colour = "0.55 0.4 0.25 1"
+        geoms = [box("container_floor", (0, 0, 0.002), (hx + w, hy + w, 0.002), colour, extra='class="fixture"')]
+        for sign in (1.0, -1.0):
+            geoms.append(box(f"container_wall_x{sign:+.0f}", (sign * (hx + w / 2), 0, h / 2), (w / 2, hy + w, h / 2),
+                             colour, extra='class="fixture"'))
+            geoms.append(box(f"container_wall_y{sign:+.0f}", (0, sign * (hy + w / 2), h / 2), (hx, w / 2, h / 2),
+                             colour, extra='class="fixture"'))
+        xml = [f'<body name="container" pos="{self.centre[0]:.6g} {self.centre[1]:.6g} 0">', *geoms]
+        if p["lid"]:
+            lx, ly = hx + w, hy + w
+            xml += [
+                f'<body name="lid" pos="{lx:.6g} 0 {h:.6g}">',
+                f'<joint name="lid_hinge" axis="0 1 0" range="0 {p["lid_open_angle"] + 0.05:.4f}" damping="0.002"/>',
+                box("lid_plate", (-lx, 0, 0.0025), (lx, ly, 0.0025), "0.45 0.3 0.2 1",
+                    extra='class="fixture" mass="0.08"'),
+                "</body>",
+            ]
+        xml.append("</body>")
+        for name in self.objects:
+            geoms_xml, z, _, _ = OBJECT_KINDS[self.kinds[name]]
+            xml.append(f'<body name="{name}" pos="0 0 {z}"><freejoint/>{geoms_xml}</body>')
+        return "\n".join(xml)
+
+    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+        p = self.params
+        low, high = np.asarray(p["spawn_low"]), np.asarray(p["spawn_high"])
+        placed: list[np.ndarray] = []
+        for name in self.objects:
+            for _ in range(1000):
+                xy = rng.uniform(low, high)
+                if all(np.linalg.norm(xy - q) >= p["min_separation"] for q in placed):
+                    break
+            placed.append(xy)
+            yaw = rng.uniform(-p["spawn_yaw"], p["spawn_yaw"])
+            z = OBJECT_KINDS[self.kinds[name]][1] + 0.0005
+            cell.set_free_pose(name, np.array([xy[0], xy[1], z]), quat_from_rpy(np.array([0.0, 0.0, yaw])))
+        if p["lid"]:
+            cell.set_joint("lid_hinge", float(p["lid_open_angle"]))
+
+    def inside(self, cell: SimCell, name: str) -> bool:
+        """Whether object ``name`` rests inside the container (not held)."""
+        pos = cell.body_pose(name)[0]
+        return (cell.held != name and bool(np.all(np.abs(pos[:2] - self.centre) <= self.half))
+                and pos[2] < self.height + 0.01)
+
+    def lid_angle(self, cell: SimCell) -> float:
+        """Lid opening (rad, 0 = shut)."""
+        return cell.joint("lid_hinge") if self.params["lid"] else 0.0
+
+    def success(self, cell: SimCell) -> bool:
+        shut = self.lid_angle(cell) < self.params["lid_shut_angle"]
+        return shut and all(self.inside(cell, name) for name in self.objects)
+
+    def privileged(self, cell: SimCell) -> dict[str, Any]:
+        objects = {}
+        for name in self.objects:
+            pos, quat = cell.body_pose(name)
+            _, height, width, symmetry = OBJECT_KINDS[self.kinds[name]]
+            objects[name] = {"pos": pos, "yaw": yaw_of(quat), "symmetry": symmetry, "grasp_z": height,
+                             "width": width, "inside": self.inside(cell, name)}
+        return {
+            "objects": objects,
+            "held": cell.held,
+            "container": np.array([*self.centre, self.height]),
+            "container_half": self.half,
+            "lid": self.params["lid"],
+            "lid_angle": self.lid_angle(cell),
+            "lid_hinge": np.array([self.centre[0] + self.half[0] + self.params["wall"], self.centre[1], self.height]),
+        }
+
+
+class CapTask(SimTask):
+    """A cap on a fixed bottle turns about the vertical against friction; tighten it to a target angle.
+
+    Tightening is clockwise seen from above (negative yaw). Success: the cap angle is at or past
+    ``-tighten_angle``; the cap starts at a random angle in ±``start_angle``.
+    """
+
+    DEFAULTS: dict[str, Any] = {
+        "front_camera": {},
+        "bottle_radius": 0.03,
+        "bottle_height": 0.06,
+        "cap_radius": 0.018,
+        "cap_height": 0.024,
+        "friction_torque": 0.3,  # Nm of dry friction on the cap's thread
+        "tighten_angle": 1.2,
+        "start_angle": 0.3,
+    }
+    graspable = ("cap",)
+    excludes = (("bottle", "cap"),)
+
+    def __init__(self, cfg: TaskConfig) -> None:
+        super().__init__(cfg)
+        self.cap_z = float(self.params["bottle_height"]) + float(self.params["cap_height"]) / 2
+
+    def mjcf(self) -> str:
+        p = self.params
+        x, y = self.target[:2]
+        r, h, bh = float(p["cap_radius"]), float(p["cap_height"]), float(p["bottle_height"])
+        return f"""
+<body name="bottle" pos="{x:.6g} {y:.6g} 0">
+  <geom name="bottle" type="cylinder" size="{p['bottle_radius']} {bh / 2:.6g}" pos="0 0 {bh / 2:.6g}"
+    rgba="0.3 0.6 0.9 0.9" class="fixture"/>
+  <body name="cap" pos="0 0 {self.cap_z:.6g}">
+    <joint name="cap_hinge" axis="0 0 1" frictionloss="{p['friction_torque']}" damping="0.02" armature="0.001"/>
+    <geom type="cylinder" size="{r} {h / 2:.6g}" rgba="0.9 0.9 0.9 1" class="object" mass="0.01"/>
+    <geom type="box" size="{r * 0.9:.6g} 0.002 0.002" pos="0 0 {h / 2:.6g}" rgba="0.8 0.1 0.1 1" class="visual"/>
+  </body>
+</body>"""
+
+    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+        start = float(self.params["start_angle"])
+        cell.set_joint("cap_hinge", float(rng.uniform(-start, start)))
+
+    def success(self, cell: SimCell) -> bool:
+        return cell.joint("cap_hinge") <= -float(self.params["tighten_angle"])
+
+    def privileged(self, cell: SimCell) -> dict[str, Any]:
+        return {
+            "cap": np.array([self.target[0], self.target[1], self.cap_z]),
+            "angle": cell.joint("cap_hinge"),
+            "goal_angle": -float(self.params["tighten_angle"]),
+            "held": cell.held == "cap",
+        }
+
+
 TASKS: dict[str, type[SimTask]] = {
     "peg_insertion": InsertionTask,
     "charger_plugging": InsertionTask,
+    "pick_and_place": PickPlaceTask,
+    "table_cleanup": PickPlaceTask,
+    "cap_tightening": CapTask,
 }
 """Scene class per task name (the task YAML's ``name``)."""
 
@@ -181,5 +371,3 @@ def make_task(cfg: TaskConfig) -> SimTask:
         raise ValueError(f"no sim scene for task {cfg.name!r} (known: {', '.join(sorted(TASKS))})")
     return TASKS[cfg.name](cfg)
 
-
-__all__ = ["TASKS", "InsertionTask", "SimTask", "make_task", "quat_from_rpy", "rpy_from_quat", "wrap_angle"]
