@@ -12,8 +12,9 @@ realsense2_camera images, spacenav twist and joy), resolved under ``namespace``.
    ``ros2 bag record`` paused with the space bar) or ``joy_button`` (presses of a SpaceMouse
    button start and end episodes; what lies between, such as the reset, is skipped).
 4. **Actions**: ``commanded_pose`` recovers each step's action from the equilibrium pose
-   commanded by the next step, relative to the measured pose (``action_toward``, the inverse of
-   the arm bridge's mapping); ``measured_pose`` from the next measured pose (kinesthetic demos);
+   commanded by the next step, relative to the measured pose when that command first appeared
+   (``action_toward``, the inverse of the arm bridge's mapping, which applies an action to the
+   measured pose on arrival); ``measured_pose`` from the next measured pose (kinesthetic demos);
    ``spacemouse`` replays the twist and joy messages through the teleop mapping. A 7-dim task's
    gripper channel comes from the SpaceMouse buttons.
 5. **State and images** exactly as the actor builds them (``StateEncoder``, camera crop + resize).
@@ -107,6 +108,7 @@ class _Stream:
     stamps: list[int] = dataclasses.field(default_factory=list)
     values: list[Any] = dataclasses.field(default_factory=list)
     order: list[int] = dataclasses.field(default_factory=list)  # arrival index of each sorted sample
+    first: list[int] = dataclasses.field(default_factory=list)  # commanded poses: start of each run of equal poses
 
     def latest(self, t: int) -> int | None:
         """Index of the newest sample stamped at or before ``t``."""
@@ -121,6 +123,8 @@ def import_driver_bag(
     bag = Path(bag)
     streams = _streams(task, robot, cfg)
     _read(bag, streams, progress)
+    if "equilibrium_pose" in streams:
+        streams["equilibrium_pose"].first = _first_appearances(streams["equilibrium_pose"].values)
     timeline = _thin(streams[f"camera:{cfg.reference}"].stamps, cfg.rate_hz or task.control_rate_hz)
     result = ImportResult([], timeline_steps=len(timeline))
     pieces = []
@@ -360,10 +364,7 @@ def _episode(
         elif cfg.action_source == "spacemouse":
             action = intervention.action
         else:
-            source = streams["equilibrium_pose" if cfg.action_source == "commanded_pose" else "current_pose"]
-            i = source.latest(stamps[k + 1])
-            goal = source.values[i] if i is not None else (xyz, quat)
-            action = action_toward(xyz, quat, goal[0], goal[1], task.action).astype(np.float32)
+            action = _pose_action(streams, cfg, task, t, stamps[k + 1], (xyz, quat))
             if task.action.dims == 7:
                 action[6] = intervention.action[6]
         intervened = (cfg.action_source != "spacemouse" or intervention.active) and not last
@@ -380,6 +381,38 @@ def _episode(
     for step in steps:
         step.reward_source = source
     return Episode(cfg.robot_id, robot.embodiment, task.name, episode_id, steps, mode="demo")
+
+
+def _pose_action(
+    streams: dict[str, _Stream], cfg: BagImportConfig, task: TaskConfig, t0: int, t1: int, observed: tuple
+) -> np.ndarray:
+    """The action of the step ``(t0, t1]`` recovered from poses (``commanded_pose`` or ``measured_pose``).
+
+    The arm bridge applies an action to the measured pose when the command arrives; so the base is
+    the measured pose just before the newest commanded pose first appeared (the observed pose at
+    ``t0`` if the command did not change during the step). Measured-pose demos use the next pose.
+    """
+    poses = streams["current_pose"]
+    if cfg.action_source == "measured_pose":
+        goal, base = poses.values[poses.latest(t1)], observed
+    else:
+        commands = streams["equilibrium_pose"]
+        i = commands.latest(t1)
+        if i is None:
+            return np.zeros(task.action.dims, np.float32)
+        goal, since = commands.values[i], commands.stamps[commands.first[i]]
+        j = poses.latest(since - 1)  # measured before the command existed
+        base = poses.values[j] if since > t0 and j is not None else observed
+    return action_toward(base[0], base[1], goal[0], goal[1], task.action).astype(np.float32)
+
+
+def _first_appearances(values: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """For each pose, the index of the first of the run of equal poses it belongs to (bridges republish)."""
+    first: list[int] = []
+    for i, (xyz, quat) in enumerate(values):
+        same = i > 0 and np.array_equal(values[i - 1][0], xyz) and np.array_equal(values[i - 1][1], quat)
+        first.append(first[-1] if same else i)
+    return first
 
 
 def _success(cfg: BagImportConfig, task: TaskConfig, steps: list[Step], poses: _Stream) -> bool:
