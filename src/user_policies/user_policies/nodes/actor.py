@@ -180,8 +180,9 @@ class Actor(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _max_age(self) -> float:
+        """Oldest usable input (s): the override, else the task's, relaxed to the cell's driver-state age."""
         override = self.get_parameter("input_max_age_s").value
-        return override if override > 0 else self.task.observation.max_age_s
+        return override if override > 0 else max(self.task.observation.max_age_s, self.robot.safety.max_state_age_s)
 
     def _observe(self) -> Observation | None:
         """The newest observation, or None when an input is older than its max age."""

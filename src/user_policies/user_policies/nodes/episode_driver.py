@@ -11,8 +11,9 @@ import threading
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from user_interfaces.action import RunEpisode
@@ -100,14 +101,15 @@ def main(args: list[str] | None = None) -> None:
     node = EpisodeDriver()
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = threading.Thread(target=executor.spin, name="spin")
     spinner.start()
     try:
         node.run()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, RCLError):  # Ctrl-C shuts the context down under a waiting call
         pass
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
 
