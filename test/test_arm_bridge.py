@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import shutil
 import sys
 import time
@@ -41,7 +42,7 @@ standins = importlib.util.module_from_spec(_spec)
 sys.modules["driver_standins"] = standins
 _spec.loader.exec_module(standins)
 
-NS = "/robot_0"
+NS = f"/bridge_test_{os.getpid()}"  # unique: never cross-talks with other robot_0 graphs
 DOWN = quat_from_rpy([math.pi, 0.0, 0.0])
 ROSOUT = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -68,11 +69,14 @@ class Cell:
         self.commands.publish(ArmCommand(action=[float(a) for a in action]))
 
     def wait_status(self, status: int, contains: str = "", timeout: float = 15.0) -> ArmState:
-        def match() -> ArmState | None:
-            s = self.states.last()
-            return s if s is not None and s.status == status and contains in s.message else None
-
-        return standins.wait_until(match, timeout, f"arm state {status} '{contains}' (last: {self.states.last()})")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.states.last()
+            if state is not None and state.status == status and contains in state.message:
+                return state
+            time.sleep(0.01)
+        age = time.monotonic() - self.states.messages[-1][0] if self.states.messages else math.inf
+        raise AssertionError(f"no state {status} '{contains}' in {timeout} s; last ({age:.2f} s ago): {state}")
 
     def equilibrium(self) -> tuple[np.ndarray, np.ndarray]:
         """The equilibrium pose now being published (waits for a fresh message)."""
@@ -96,8 +100,12 @@ class Cell:
         return self.equilibrium()
 
     def diag(self, timeout: float = 5.0) -> dict[str, str]:
+        """The bridge's next /diagnostics values (other nodes may publish there too)."""
         t = time.monotonic()
-        msgs = standins.wait_until(lambda: self.diagnostics.since(t), timeout, "/diagnostics")
+        name = f"{NS.strip('/')}/arm_bridge"
+        msgs = standins.wait_until(
+            lambda: [m for m in self.diagnostics.since(t) if m.status[0].name == name], timeout, "/diagnostics"
+        )
         return values_of(msgs[-1])
 
 
@@ -224,11 +232,11 @@ def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) ->
     assert cell.wait_status(ArmState.STATUS_OK).gripper_closed
 
     # Open right after closing: debounced (0.6 s); again after the debounce time: sent.
-    cell.command([0.0] * 6 + np.array([-1.0]))
+    cell.command([*[0.0] * 6, -1.0])
     time.sleep(0.3)
     assert cell.franka.width_commands == [0.0]
     time.sleep(0.5)
-    cell.command([0.0] * 6 + np.array([-1.0]))
+    cell.command([*[0.0] * 6, -1.0])
     standins.wait_until(lambda: cell.franka.width_commands == [0.0, 0.08], 3.0, "gripper open (max width)")
     assert int(cell.diag()["gripper_debounced"]) == 1
 
@@ -255,7 +263,7 @@ def test_driver_loss_is_a_clear_state_and_reseeds(spawn, cell_factory) -> None:
     logged = standins.wait_until(
         lambda: [m for _, m in cell.rosout.messages if m.level == Log.ERROR and "no driver state" in m.msg], 5.0, "log"
     )
-    assert logged[0].name == "robot_0.arm_bridge"
+    assert logged[0].name == f"{NS.strip('/')}.arm_bridge"
 
     moved = measured + np.array([0.02, 0.0, 0.0])  # the arm was moved during the outage
     cell.franka.xyz = moved
