@@ -61,6 +61,7 @@ def evaluate(actor: Actor, sparse: bool, episodes: int = 20) -> tuple[float, flo
 
 def train(steps: int, sparse: bool, demos: int = 0, seed: int = 0) -> tuple[SAC, list[int]]:
     """Online training from scratch; returns the agent and the demo rows of every sampled batch."""
+    torch.manual_seed(seed)  # exploration noise in Actor.act
     sac = SAC(CFG, SPEC, seed=seed)
     online = ReplayBuffer(5000, SPEC.observation_shapes(), 2)
     demo = ReplayBuffer(2000, SPEC.observation_shapes(), 2)

@@ -116,10 +116,11 @@ class SAC:
 
     def __init__(self, cfg: SACConfig, spec: PolicySpec, device: str | torch.device = "cpu", seed: int = 0) -> None:
         self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
-        torch.manual_seed(seed)
-        self.actor: Actor = build_actor(spec, device=self.device)
-        in_dim = self.actor.encoder.out_dim + spec.action_dim
-        self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded init (on CPU) without touching the global RNG
+            torch.manual_seed(seed)
+            self.actor: Actor = build_actor(spec, device=self.device)
+            in_dim = self.actor.encoder.out_dim + spec.action_dim
+            self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = -cfg.target_entropy_scale * spec.action_dim
