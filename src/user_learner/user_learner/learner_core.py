@@ -182,8 +182,16 @@ class LearnerCore:
         return metrics
 
     def weights_packet(self) -> WeightsPacket:
-        """The actor's current weights as the next version."""
+        """The actor's current weights as the next version.
+
+        The version is also written to ``<log_dir>/weights_version``, so a learner resumed from an
+        older checkpoint still publishes versions newer than any its predecessor sent.
+        """
         self.counters.version += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.log_dir / ".weights_version.tmp"
+        tmp.write_text(str(self.counters.version))
+        tmp.replace(self.log_dir / "weights_version")
         return encode_weights(
             self.agent.actor.state_dict(),
             policy_id=self.policy_id,
@@ -227,6 +235,9 @@ class LearnerCore:
             self.sampler = MixedSampler(self.online, self.demo, self.cfg.demo_ratio)
             saved: dict[str, Any] = metadata.get("counters", {})
             self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
+            published = self.log_dir / "weights_version"
+            if published.is_file():
+                self.counters.version = max(self.counters.version, int(published.read_text().strip() or 0))
         return True
 
     def close(self) -> None:

@@ -1,0 +1,184 @@
+"""The asynchronous actor–learner pipeline end to end: real nodes in separate processes, real DDS,
+the MuJoCo sim cell, real torch. A small, fast SAC recipe (config override) keeps it CI-sized.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from user_learner.cli.runner import GraphProcesses
+from user_learner.graph import build_graph
+from user_robot.config_loader import config_dir
+
+FAST_SAC = {
+    "sac": {"batch_size": 32, "num_critics": 2, "critic_hidden_dims": [64, 64]},
+    "policy": {"hidden_dims": [64, 64]},
+    "utd": 0.5,
+    "min_buffer": 30,
+    "publish_every": 5,
+    "checkpoint_every": 10,
+}
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of config/ whose sac.yaml trains tiny networks often, used by every child process."""
+    root = tmp_path / "config"
+    shutil.copytree(config_dir(), root)
+    sac = yaml.safe_load((root / "algorithms" / "sac.yaml").read_text())
+    for key, value in FAST_SAC.items():
+        sac[key] = {**sac[key], **value} if isinstance(value, dict) else value
+    (root / "algorithms" / "sac.yaml").write_text(yaml.safe_dump(sac))
+    monkeypatch.setenv("USER_CONFIG_DIR", str(root))
+    return root
+
+
+class Watcher:
+    """Counts what the graph says on its topics, from the test process."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from user_interfaces.msg import EpisodeResult, LearnerStatus, PolicyWeights, Transition
+        from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
+
+        rclpy.init()
+        self.node = rclpy.create_node("pipeline_test_watcher")
+        self.transitions: dict[str, int] = {}
+        self.results: list = []
+        self.status = None
+        self.node.create_subscription(Transition, "/user/transitions", self._on_transition, TRANSITIONS)
+        self.node.create_subscription(EpisodeResult, "/robot_0/episode_result", self.results.append, STATUS)
+        self.node.create_subscription(LearnerStatus, "/user/learner_status", self._on_status, STATUS)
+        self.weights_pub = self.node.create_publisher(PolicyWeights, "/user/policy_weights", WEIGHTS)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_transition(self, msg) -> None:
+        self.transitions[msg.episode_id] = self.transitions.get(msg.episode_id, 0) + 1
+
+    def _on_status(self, msg) -> None:
+        self.status = msg
+
+    def versions_used(self) -> set[int]:
+        return {v for r in list(self.results) for v in r.policy_versions if v > 0}
+
+    def wait(self, what: str, condition, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+@pytest.fixture
+def watcher():
+    w = Watcher()
+    time.sleep(1.0)  # discovery before the graph starts publishing
+    yield w
+    w.close()
+
+
+def start_graph(tmp_path: Path, **options) -> GraphProcesses:
+    specs = build_graph("peg_insertion", algo="sac", real_time_factor=2.0, log_dir=str(tmp_path / "logs"), **options)
+    procs = GraphProcesses(specs, tmp_path / "logs")
+    procs.start()
+    return procs
+
+
+def failure_report(procs: GraphProcesses) -> str:
+    return "\n".join(f"--- {n.label}\n{n.tail(25)}" for n in procs.nodes)
+
+
+@pytest.mark.slow
+def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast_config, watcher) -> None:
+    procs = start_graph(tmp_path)
+    try:
+        try:
+            watcher.wait("the actor to use 2 new weight versions", lambda: len(watcher.versions_used()) >= 2, 300)
+        except AssertionError:
+            raise AssertionError(failure_report(procs)) from None
+
+        # A corrupted weights message (newer version, bad sha256) is rejected; the old weights stay.
+        from user_interfaces.msg import PolicyWeights
+
+        good = watcher.status.version
+        bad = PolicyWeights(policy_id="peg_insertion/sac/mlp", version=10_000, embodiments=["franka_panda"])
+        bad.codec, bad.dtype, bad.sha256, bad.byte_size, bad.payload = (
+            "safetensors",
+            "float32",
+            "0" * 64,
+            4,
+            b"\x00" * 4,
+        )
+        watcher.weights_pub.publish(bad)
+        actor_log = procs.find("actor", "robot_0").log_path
+        watcher.wait(
+            "the actor to reject the corrupted weights",
+            lambda: "rejected policy weights v10000" in actor_log.read_text(),
+            30,
+        )
+        watcher.wait("a newer genuine version to be used", lambda: max(watcher.versions_used()) > good, 120)
+        assert 10_000 not in watcher.versions_used()
+
+        # Stop collecting; every transition the actor sent is counted by the learner.
+        procs.find("episode_driver", "robot_0").stop()
+        watcher.wait(
+            "the last episode to end",
+            lambda: all(n in {r.episode_id for r in watcher.results} for n in watcher.transitions),
+            60,
+        )
+        sent = sum(watcher.transitions.values())
+        watcher.wait(
+            f"the learner to count all {sent} transitions",
+            lambda: watcher.status is not None and watcher.status.transitions_received == sent,
+            30,
+        )
+        for result in watcher.results:
+            assert watcher.transitions[result.episode_id] == result.length + 1  # steps + the final observation
+    finally:
+        procs.stop()
+
+
+@pytest.mark.slow
+def test_learner_killed_and_restarted_resumes_while_actor_keeps_running(tmp_path, fast_config, watcher) -> None:
+    procs = start_graph(tmp_path)
+    try:
+        learner = procs.find("learner")
+        checkpoints = tmp_path / "logs" / "checkpoints"
+        try:
+            watcher.wait("a checkpoint", lambda: (checkpoints / "latest").is_file(), 300)
+        except AssertionError:
+            raise AssertionError(failure_report(procs)) from None
+        learner.popen.send_signal(signal.SIGKILL)
+        learner.popen.wait()
+        before = watcher.status.version
+        episodes_before = len(watcher.results)
+        watcher.wait(
+            "an episode to finish while the learner is down", lambda: len(watcher.results) > episodes_before, 120
+        )
+
+        learner.start(extra_parameters={"resume": True})
+        watcher.wait("the resumed learner", lambda: "resumed from checkpoint" in learner.log_path.read_text(), 60)
+        watcher.wait(
+            "weights newer than before the crash", lambda: max(watcher.versions_used(), default=0) > before, 180
+        )
+        assert procs.find("actor", "robot_0").alive()
+    finally:
+        procs.stop()
