@@ -45,7 +45,6 @@ from user_interfaces.action import ResetArm
 from user_interfaces.msg import ArmCommand, ArmState
 from user_robot.action_mapping import GRIPPER_CLOSE, GRIPPER_OPEN
 from user_robot.arm_state_core import VelocityEstimator, gripper_width, robot_mode_error
-from user_robot.config_loader import ConfigError
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, PROFILES
 from user_robot.reset_planner import ResetTrajectory, plan_reset, reset_pose
@@ -475,7 +474,7 @@ def main(args: list[str] | None = None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (StartupError, ConfigError) as exc:
+    except (StartupError, ValueError) as exc:  # ConfigError is a ValueError naming the file and key
         rclpy.logging.get_logger("arm_bridge").fatal(str(exc))
         raise SystemExit(1) from exc
     finally:
