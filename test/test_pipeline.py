@@ -146,7 +146,7 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
         )
         sent = sum(watcher.transitions.values())
         watcher.wait(
-            f"the learner to count all {sent} transitions",
+            f"the learner to count all {sent} transitions (counted {getattr(watcher.status, 'transitions_received', 0)})",
             lambda: watcher.status is not None and watcher.status.transitions_received == sent,
             30,
         )

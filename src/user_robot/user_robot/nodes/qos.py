@@ -25,9 +25,10 @@ TRANSITIONS = QoSProfile(
     depth=1000,
     history=HistoryPolicy.KEEP_LAST,
     reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-"""Transitions: every step counts, so reliable with a deep queue (100 s of one robot at 10 Hz)."""
+"""Transitions: every step counts, so reliable with a deep queue (100 s of one robot at 10 Hz), and
+transient-local so a learner that starts late or restarts still receives what the actors sent meanwhile."""
 
 CONTROL = QoSProfile(
     depth=1,
