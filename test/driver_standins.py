@@ -6,7 +6,7 @@
   ``franka_gripper/joint_states`` (two fingers at width / 2) and the sim cell's
   ``franka_gripper/width_command``.
 - :class:`RealsenseStandin`: realsense2_camera's ``/camera/<name>/color/image_raw`` (Image,
-  SYSTEM_DEFAULT = reliable), each frame's first pixel row carrying its sequence number.
+  SYSTEM_DEFAULT = reliable): a horizontal gradient in channel 0, 200 in channel 2.
 - :class:`SpacenavStandin`: spacenav's ``/spacenav/twist`` (Twist) and ``/spacenav/joy`` (Joy),
   reliable depth 10.
 
@@ -184,25 +184,23 @@ class RealsenseStandin(Node):
         self.size = size
         self.publishing = True
         self.stamp_offset_s = stamp_offset_s
-        self.seq = 0
         self.pub = self.create_publisher(Image, "color/image_raw", qos_profile_system_default)
         self.create_timer(1.0 / rate_hz, self._publish)
 
-    def frame(self, seq: int) -> np.ndarray:
-        """The pixels of frame ``seq`` in the stream's channel order: a gradient plus the sequence number."""
+    def frame(self) -> np.ndarray:
+        """The pixels of a frame in the stream's channel order."""
         h, w = self.size
         channels = 1 if self.encoding == "mono8" else 3
         pixels = np.zeros((h, w, channels), dtype=np.uint8)
         pixels[..., 0] = (np.arange(w)[None, :] * 255 // (w - 1)).astype(np.uint8)  # left dark, right bright
         if channels == 3:
             pixels[..., 2] = 200  # blue in rgb8, red in bgr8
-        pixels[0, :4, 0] = np.frombuffer(np.uint32(seq).tobytes(), dtype=np.uint8)
         return pixels
 
     def _publish(self) -> None:
         if not self.publishing:
             return
-        pixels = self.frame(self.seq)
+        pixels = self.frame()
         msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=self.encoding, is_bigendian=0)
         msg.step = pixels.shape[1] * pixels.shape[2]
         msg.data = pixels.tobytes()
@@ -210,7 +208,6 @@ class RealsenseStandin(Node):
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         msg.header.frame_id = f"{self.get_namespace().strip('/').replace('/', '_')}_color_optical_frame"
         self.pub.publish(msg)
-        self.seq += 1
 
 
 class SpacenavStandin(Node):

@@ -1,0 +1,77 @@
+"""CameraSet on a real node over real DDS, fed by realsense2_camera stand-ins (/camera/<name>/color/image_raw).
+
+Covers: both configured cameras arrive as 128×128×3 RGB crops of the 640×480 stream (rgb8 and
+bgr8 alike), and freshness: a camera that stops, or sends frames stamped
+too long ago, is reported stale while the other stays fresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from user_robot.nodes.cameras import CameraSet
+from user_robot.robot_config import load_robot
+from user_robot.task_config import load_task
+
+_spec = importlib.util.spec_from_file_location("driver_standins", Path(__file__).with_name("driver_standins.py"))
+standins = importlib.util.module_from_spec(_spec)
+sys.modules["driver_standins"] = standins
+_spec.loader.exec_module(standins)
+
+
+@pytest.fixture
+def harness():
+    h = standins.Harness()
+    yield h
+    h.close()
+
+
+def test_frames_crops_and_staleness(harness) -> None:
+    robot = load_robot("franka")  # /camera/{wrist,front}/color/image_raw, 640x480, crop [80, 0, 480, 480]
+    task = load_task("peg_insertion")  # cameras wrist + front, 128x128, max_age 0.25 s
+    harness.add(standins.RealsenseStandin(harness.context, "wrist", "rgb8"))
+    front = harness.add(standins.RealsenseStandin(harness.context, "front", "bgr8"))
+    node = harness.node("actor_probe")
+    cams = CameraSet(node, robot, task)
+    assert cams.stale() == ["wrist", "front"] and cams.max_age_ms() == float("inf")
+
+    standins.wait_until(lambda: not cams.stale(), 15.0, "fresh frames from both cameras")
+    frames = cams.latest()
+    assert set(frames) == {"wrist", "front"}
+    for name, (frame, stamp) in frames.items():
+        assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8, name
+        assert abs(time.time() - stamp) < 1.0
+        # The crop keeps columns 80..560 of the 640-px 0..255 gradient: ~32..223 after resizing.
+        gradient = frame[64, :, 2 if name == "front" else 0].astype(int)
+        assert 28 <= gradient[0] <= 38 and 215 <= gradient[-1] <= 228 and np.all(np.diff(gradient) >= 0)
+    np.testing.assert_array_equal(frames["wrist"][0][:, :, 2], 200)  # rgb8: blue channel
+    np.testing.assert_array_equal(frames["front"][0][:, :, 0], 200)  # bgr8 converted: red channel
+
+    # The front camera stops: stale after max_age; the wrist stays fresh.
+    front.publishing = False
+    standins.wait_until(lambda: cams.stale() == ["front"], 3.0, "front stale")
+    assert 250 < cams.max_age_ms() < 2000
+
+    # Frames keep arriving but are stamped 1 s in the past (a stalled pipeline): stale too.
+    front.stamp_offset_s = 1.0
+    front.publishing = True
+    time.sleep(0.3)
+    assert cams.stale() == ["front"]
+    front.stamp_offset_s = 0.0
+    standins.wait_until(lambda: cams.stale() == [], 3.0, "front fresh again")
+    assert cams.stale(max_age_s=0.0) == ["wrist", "front"]
+
+
+def test_unknown_camera_is_named(harness) -> None:
+    robot = load_robot("franka")
+    task = load_task("peg_insertion")
+    task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, cameras=("side",)))
+    with pytest.raises(ValueError, match=r"'side'.*wrist, front"):
+        CameraSet(harness.node("probe"), robot, task)
