@@ -115,3 +115,20 @@ def test_mixed_sampler_is_half_demo_in_every_minibatch() -> None:
         assert int((minibatch["obs"]["state"][:, 0] >= 500).sum()) == 32
     check_consistent(batch)
     assert MixedSampler(online, ReplayBuffer(10, SHAPES, 1), 0.5).demo_rows(64) == 0  # empty demo buffer
+
+
+def test_save_writes_only_filled_rows(tmp_path) -> None:
+    buf = ReplayBuffer(10_000, SHAPES, 1)
+    add_episode(buf, 0, 9, terminated=True)
+    buf.save(tmp_path / "small.safetensors")
+    assert (tmp_path / "small.safetensors").stat().st_size < 10_000  # 10 rows, not 10 000
+    loaded = ReplayBuffer.load(tmp_path / "small.safetensors")
+    assert loaded.capacity == 10_000 and len(loaded) == 9
+    check_consistent(loaded.sample(16, np.random.default_rng(0)))
+
+
+def test_gather_rejects_rows_without_a_transition() -> None:
+    buf = ReplayBuffer(10, SHAPES, 1)
+    add_episode(buf, 0, 2, terminated=True)
+    with pytest.raises(IndexError):
+        buf.gather(np.array([2]))  # the final observation's row

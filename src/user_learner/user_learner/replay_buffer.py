@@ -18,6 +18,9 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
+ROW_ARRAYS = ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation")
+"""Per-row arrays besides the observations (what :meth:`ReplayBuffer.save` writes)."""
+
 Batch = dict[str, object]
 """``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T}``."""
 
@@ -152,10 +155,11 @@ class ReplayBuffer:
         return self.gather(self.sample_indices(batch_size, rng), device)
 
     def save(self, path: str | Path) -> None:
-        """Write the whole buffer to one safetensors file (arrays + JSON metadata)."""
-        arrays = {f"obs.{k}": v for k, v in self.obs.items()}
-        for name in ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation"):
-            arrays[name] = getattr(self, name)
+        """Write the buffer (its filled rows only) to one safetensors file: arrays + JSON metadata."""
+        filled = min(self.rows_written, self.capacity)  # rows are written from 0 upwards, then wrap
+        arrays = {f"obs.{k}": v[:filled] for k, v in self.obs.items()}
+        for name in ROW_ARRAYS:
+            arrays[name] = getattr(self, name)[:filled]
         meta = {
             "capacity": self.capacity,
             "action_dim": self.action_dim,
@@ -174,10 +178,10 @@ class ReplayBuffer:
             meta = json.loads(f.metadata()["replay_buffer"])
         arrays = load_file(str(path))
         buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"])
-        for k in buf.obs:
-            buf.obs[k] = arrays[f"obs.{k}"]
-        for name in ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation"):
-            setattr(buf, name, arrays[name])
+        for k, store in buf.obs.items():
+            store[: len(arrays[f"obs.{k}"])] = arrays[f"obs.{k}"]
+        for name in ROW_ARRAYS:
+            getattr(buf, name)[: len(arrays[name])] = arrays[name]
         buf.cursor, buf.rows_written, buf.num_valid = meta["cursor"], meta["rows_written"], meta["num_valid"]
         buf._pending = {k: (int(v[0]), int(v[1])) for k, v in meta["pending"].items()}
         return buf
