@@ -116,6 +116,7 @@ class Actor(Node):
         )
 
         self.episode: Episode | None = None
+        self.stale_reason = ""
         self._episode_done = threading.Event()
         self._episode_meta: dict = {}
         self._episodes = 0
@@ -185,19 +186,22 @@ class Actor(Node):
         return override if override > 0 else max(self.task.observation.max_age_s, self.robot.safety.max_state_age_s)
 
     def _observe(self) -> Observation | None:
-        """The newest observation, or None when an input is older than its max age."""
+        """The newest observation, or None (reason in ``self.stale_reason``) when an input is too old."""
         arm = self._arm
         now = self._now()
-        if (
-            arm is None
-            or arm.status == ArmState.STATUS_NO_DATA
-            or now - stamp_seconds(arm.header.stamp) > self._max_age()
-        ):
+        if arm is None or arm.status == ArmState.STATUS_NO_DATA:
+            self.stale_reason = "no arm state" if arm is None else f"arm bridge: {arm.message or 'no driver data'}"
+            return None
+        age = now - stamp_seconds(arm.header.stamp)
+        if age > self._max_age():
+            self.stale_reason = f"arm state is {age:.2f} s old (max {self._max_age():.2f} s)"
             return None
         sample = arm_sample(arm)
         images: dict[str, np.ndarray] = {}
         if self.cameras is not None:
-            if self.cameras.stale(now, self._max_age()):
+            stale = self.cameras.stale(now, self._max_age())
+            if stale:
+                self.stale_reason = f"camera(s) {', '.join(stale)} older than {self._max_age():.2f} s"
                 return None
             images = {name: frame for name, (frame, _stamp) in self.cameras.latest().items()}
         if self.task.reward.source == "sim":
@@ -252,7 +256,10 @@ class Actor(Node):
             self._finish(episode.abort(END_SAFETY))
             return
         human, label = self._human()
-        result = episode.tick(self._observe(), self._policy_action, intervention=human, label=label)
+        obs = self._observe()
+        if obs is None:
+            self.get_logger().warning(f"stale input, truncating the episode: {self.stale_reason}")
+        result = episode.tick(obs, self._policy_action, intervention=human, label=label)
         if result.action is not None:
             cmd = ArmCommand()
             cmd.header.stamp = self.get_clock().now().to_msg()

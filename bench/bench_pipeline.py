@@ -1,0 +1,104 @@
+"""Asynchronous vs synchronous actor–learner pipeline on the sim cell, same machine, same run.
+
+    python bench/bench_pipeline.py [--task peg_insertion] [--algo sac] [--steps 1500] [--repeats 1]
+
+Runs the full graph (sim cell, arm bridge, teleop, actor, episode driver, learner; separate
+processes over DDS) once per pipeline and reports the two figures the RLinf-USER paper gives:
+episode generation time (wall s per episode) and training time (wall s per learner update),
+each over the whole run, with sync/async ratios (the paper's CNN+SAC: 1.55x and 4.61x).
+In sync mode every episode waits until the learner has trained on it and published new weights;
+in async mode the robot never waits and the learner trains continuously (``utd: 0`` = as fast as
+it can; with the config's ``utd`` it is capped by the data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from user_learner.cli.runner import run_graph
+from user_learner.graph import build_graph
+from user_robot.config_loader import config_dir
+
+
+def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, utd: float | None) -> dict[str, float]:
+    """One training run; returns wall time, episodes, updates and the two per-unit figures."""
+    with tempfile.TemporaryDirectory(prefix=f"bench_{pipeline}_") as tmp:
+        config = Path(tmp) / "config"
+        shutil.copytree(config_dir(), config)
+        if utd is not None:
+            path = config / "algorithms" / f"{algo}.yaml"
+            data = yaml.safe_load(path.read_text())
+            data["utd"] = utd
+            path.write_text(yaml.safe_dump(data))
+        os.environ["USER_CONFIG_DIR"] = str(config)
+        specs = build_graph(task, algo=algo, pipeline=pipeline, real_time_factor=rtf, log_dir=str(Path(tmp) / "logs"))
+        start = time.monotonic()
+        log, code = run_graph(
+            specs, Path(tmp) / "logs", robots=1, done=lambda log: log.steps >= steps, total=steps, unit="steps"
+        )
+        wall = time.monotonic() - start
+        os.environ.pop("USER_CONFIG_DIR")
+    if code != 0:
+        raise SystemExit(f"{pipeline} run failed (exit {code})")
+    updates = log.learner.updates if log.learner is not None else 0
+    episodes = len(log.results)
+    return {
+        "wall_s": wall,
+        "episodes": episodes,
+        "updates": updates,
+        "s_per_episode": wall / max(episodes, 1),
+        "s_per_update": wall / max(updates, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="peg_insertion")
+    parser.add_argument("--algo", default="sac", choices=("sac", "rlpd"))
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--real-time-factor", type=float, default=2.0)
+    parser.add_argument("--async-utd", type=float, default=0.0, help="async learner's utd (0 = unlimited)")
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+    from rich.console import Console
+    from rich.table import Table
+
+    results: dict[str, list[dict[str, float]]] = {"sync": [], "async": []}
+    for _ in range(args.repeats):
+        results["sync"].append(run_once(args.task, args.algo, "sync", args.steps, args.real_time_factor, None))
+        results["async"].append(
+            run_once(args.task, args.algo, "async", args.steps, args.real_time_factor, args.async_utd)
+        )
+    med = {p: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for p, rs in results.items()}
+    table = Table(title=f"{args.task}, {args.algo}, state obs, {args.steps} steps, sim x{args.real_time_factor}")
+    for col in ("pipeline", "wall s", "episodes", "updates", "s/episode", "s/update"):
+        table.add_column(col)
+    for name in ("sync", "async"):
+        m = med[name]
+        table.add_row(
+            name,
+            f"{m['wall_s']:.0f}",
+            f"{m['episodes']:.0f}",
+            f"{m['updates']:.0f}",
+            f"{m['s_per_episode']:.2f}",
+            f"{m['s_per_update']:.4f}",
+        )
+    gen = med["sync"]["s_per_episode"] / med["async"]["s_per_episode"]
+    train = med["sync"]["s_per_update"] / med["async"]["s_per_update"]
+    table.add_row("sync/async", "", "", "", f"{gen:.2f}x", f"{train:.2f}x")
+    Console(width=140).print(table)
+
+
+if __name__ == "__main__":
+    main()
