@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from safetensors.numpy import load_file, save_file
 ROW_ARRAYS = ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation")
 """Per-row arrays besides the observations (what :meth:`ReplayBuffer.save` writes)."""
 
-Batch = dict[str, object]
+Batch = dict[str, Any]
 """``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T}``."""
 
 
@@ -192,9 +193,9 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
     out: Batch = {}
     for key, first in batches[0].items():
         if isinstance(first, dict):
-            out[key] = {k: torch.cat([b[key][k] for b in batches]) for k in first}  # type: ignore[index]
+            out[key] = {k: torch.cat([b[key][k] for b in batches]) for k in first}
         else:
-            out[key] = torch.cat([b[key] for b in batches])  # type: ignore[misc]
+            out[key] = torch.cat([b[key] for b in batches])
     return out
 
 

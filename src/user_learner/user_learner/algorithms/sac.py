@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from user_learner.augment import augment_observation
+from user_learner.replay_buffer import Batch
 from user_policies.models.actor import Actor, build_actor
 from user_policies.policy_spec import PolicySpec
 
@@ -97,16 +98,16 @@ class CriticEnsemble(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.matmul(h, param(w)) + param(b)  # (N, in) @ (E, in, out) broadcasts to (E, N, out)
             if i < last:
-                h = F.layer_norm(h, h.shape[-1:]) * param(self.norm_weights[i]) + param(self.norm_biases[i])
-                h = F.relu(h)
+                normed = F.layer_norm(h, h.shape[-1:])  # per-member affine below: weights differ per critic
+                h = F.relu(torch.addcmul(param(self.norm_biases[i]), normed, param(self.norm_weights[i])))
         return h.squeeze(-1)
 
 
-def split_batch(batch: Mapping[str, object], parts: int) -> Iterator[dict[str, object]]:
+def split_batch(batch: Batch, parts: int) -> Iterator[Batch]:
     """``parts`` strided minibatches (rows k, k+parts, …): each keeps a MixedSampler batch's demo share."""
     for k in range(parts):
         yield {
-            key: ({n: t[k::parts] for n, t in value.items()} if isinstance(value, dict) else value[k::parts])  # type: ignore[index]
+            key: {n: t[k::parts] for n, t in value.items()} if isinstance(value, dict) else value[k::parts]
             for key, value in batch.items()
         }
 
@@ -126,10 +127,11 @@ class SAC:
         self.target_entropy = -cfg.target_entropy_scale * spec.action_dim
         encoder_params = [p for p in self.actor.encoder.parameters() if p.requires_grad]
         policy_params = [p for n, p in self.actor.named_parameters() if not n.startswith("encoder.")]
+        fused = self.device.type == "cuda"  # one kernel per optimiser step instead of one per tensor group
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "actor": torch.optim.Adam(policy_params, lr=cfg.lr_actor),
-            "critic": torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.lr_critic),
-            "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature),
+            "actor": torch.optim.Adam(policy_params, lr=cfg.lr_actor, fused=fused),
+            "critic": torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.lr_critic, fused=fused),
+            "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature, fused=fused),
         }
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
@@ -157,12 +159,12 @@ class SAC:
         nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         opt.step()
 
-    def _update_critic(self, batch: Mapping[str, object]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _update_critic(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One TD step; returns (loss, mean Q, encoder features of obs) for the actor step."""
         cfg = self.cfg
-        features = self._encode(batch["obs"])  # type: ignore[arg-type]
+        features = self._encode(batch["obs"])
         with torch.no_grad():
-            next_features = self._encode(batch["next_obs"])  # type: ignore[arg-type]
+            next_features = self._encode(batch["next_obs"])
             next_action, next_log_prob = self.actor.sample_from_features(next_features, self.generator)
             members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
             next_q = self.critic_target(
@@ -170,9 +172,9 @@ class SAC:
             ).min(0).values
             if cfg.backup_entropy:
                 next_q = next_q - self.alpha * next_log_prob
-            not_done = 1.0 - batch["done"]  # type: ignore[operator]
-            target = batch["reward"] + cfg.gamma * not_done * next_q  # type: ignore[operator]
-        q = self.critic(torch.cat([features, batch["action"]], -1))  # type: ignore[list-item]
+            not_done = 1.0 - batch["done"]
+            target = batch["reward"] + cfg.gamma * not_done * next_q
+        q = self.critic(torch.cat([features, batch["action"]], -1))
         loss = F.mse_loss(q, target.expand_as(q))
         self._clip_step("critic", loss)
         with torch.no_grad():
@@ -189,7 +191,7 @@ class SAC:
         self._clip_step("temperature", temperature_loss)
         return actor_loss.detach(), log_prob.detach().mean()
 
-    def update(self, batch: Mapping[str, object]) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, float]:
         """One learner update on a batch of :attr:`rows_per_update` rows (see module doc).
 
         ``batch`` is a :meth:`ReplayBuffer.sample` / :meth:`MixedSampler.sample` dict on this device.
