@@ -277,3 +277,47 @@ def test_franka_gripper_without_franka_msgs_fails_clearly(spawn) -> None:
     assert bridge.popen.wait(timeout=30) == 1
     fatal = [line for line in bridge.popen.stdout.read().splitlines() if line.startswith("[FATAL]")]
     assert fatal and "franka_msgs" in fatal[0] and "gripper: franka_action" in fatal[0]
+
+
+def test_against_the_sim_cell(spawn) -> None:
+    """The same bridge drives the MuJoCo sim cell, which speaks the franka_ros2 topics."""
+    task = load_task("peg_insertion")
+    h = standins.Harness()
+    try:
+        probe = h.node("probe", NS)
+        states = standins.Recorder(probe, ArmState, "arm/state", CONTROL)
+        commands = probe.create_publisher(ArmCommand, "arm/command", CONTROL)
+        ros_args = ["--ros-args", "-r", f"__ns:={NS}", "-p", "task:=peg_insertion", "-p", "robot:=sim"]
+        spawn(["-m", "user_robot.nodes.sim_cell", *ros_args, "-p", "cameras:=false"])
+        start_bridge(spawn)
+        first = standins.wait_until(
+            lambda: (s := states.last()) and s.status == ArmState.STATUS_HOLDING and s, 60.0, "bridge on the sim"
+        )
+        standins.wait_until(lambda: commands.get_subscription_count() > 0, 10.0, "the bridge's subscription")
+        assert first.header.frame_id == "base"
+
+        client = ActionClient(probe, ResetArm, "arm/reset")
+        assert client.wait_for_server(timeout_sec=10.0)
+        future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True))
+        handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
+        result_future = handle.get_result_async()
+        result = standins.wait_until(lambda: result_future.done() and result_future.result(), 15.0, "reset").result
+        assert result.success, result.message
+        goal = reset_pose(task, Workspace(task.target, task.workspace), None)
+
+        def measured() -> np.ndarray:
+            p = states.last().pose.position
+            return np.array([p.x, p.y, p.z])
+
+        # The task's impedance clips the xy pose error to 3 mm (gentle in contact), so the arm trails.
+        standins.wait_until(lambda: np.linalg.norm(measured() - goal.xyz) < 0.005, 30.0, "the arm at the reset pose")
+        start = measured()
+        deadline = time.monotonic() + 10.0
+        while measured()[0] - start[0] < 0.02 and time.monotonic() < deadline:  # +x at 10 Hz
+            commands.publish(ArmCommand(action=[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
+            time.sleep(0.1)
+        moved = measured() - start
+        assert moved[0] >= 0.02 and np.all(np.abs(moved[1:]) < 0.005)
+        assert measured()[0] <= task.target.xyz[0] + task.workspace.xyz_high[0] + 0.005
+    finally:
+        h.close()
