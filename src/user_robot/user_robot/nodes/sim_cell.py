@@ -15,6 +15,7 @@ otherwise it paces to the wall clock and stamps with the node clock.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -281,10 +282,8 @@ class SimCellNode(Node):
 
 
 def _spin(executor: SingleThreadedExecutor) -> None:
-    try:
+    with contextlib.suppress(ExternalShutdownException):
         executor.spin()
-    except ExternalShutdownException:
-        pass
 
 
 def main(args: list[str] | None = None) -> None:

@@ -47,8 +47,8 @@ class SimCell:
         self.max_width = robot.gripper_max_width
         self.task: SimTask = make_task(task)
         self.workspace = Workspace(task.target, task.workspace)
-        xml = build_scene(self.arm, self.max_width, task.target.xyz, self.task.mjcf(), self.task.graspable, self.task.excludes,
-                          self.task.params.get("front_camera", {}), physics_dt)
+        xml = build_scene(self.arm, self.max_width, task.target.xyz, self.task.mjcf(), self.task.graspable,
+                          self.task.excludes, self.task.params["front_camera"], physics_dt)
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         self.dof = self.arm.dof
@@ -56,7 +56,7 @@ class SimCell:
         self.tcp_site = self.model.site("tcp").id
         self.hand_body = self.model.body("hand").id
         self.finger_geoms = {self.model.geom(g).id for g in self._body_geoms("finger_left", "finger_right")}
-        self.finger_qadr = [self.model.jnt_qposadr[self.model.joint(f"finger_{s}_joint").id] for s in ("left", "right")]
+        self.finger_qadr = [int(self.model.joint(f"finger_{s}_joint").qposadr[0]) for s in ("left", "right")]
         self.welds = {b: self.model.equality(f"grasp_{b}").id for b in self.task.graspable}
         self.body_ids = {b: self.model.body(b).id for b in self.task.graspable}
         self.controller = ImpedanceController(self.model, self.data, self.tcp_site, self.dof, task.impedance,
@@ -253,7 +253,8 @@ class SimCell:
 
     def gripper_width(self) -> float:
         """Measured gripper opening (m)."""
-        return float(np.sum(self.data.qpos[self.finger_qadr]))
+        left, right = self.finger_qadr
+        return float(self.data.qpos[left] + self.data.qpos[right])
 
     def wrench(self) -> np.ndarray:
         """External wrench on the end effector (force N, torque Nm about the TCP), base frame.

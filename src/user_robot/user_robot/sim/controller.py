@@ -78,7 +78,8 @@ class ImpedanceController:
         jac = self._jac[:, :n]
         qd = data.qvel[:n]
         err = self.pose_error()
-        np.clip(err, self._low, self.clip, out=err)
+        np.maximum(err, self._low, out=err)
+        np.minimum(err, self.clip, out=err)
         tau = jac.T @ (self.k * err - self.d * (jac @ qd))
         tau += data.qfrc_bias[:n]
         if n > 6:

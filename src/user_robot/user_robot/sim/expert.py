@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -39,12 +39,13 @@ def wrap_period(angle: float, period: float) -> float:
 class Expert:
     """Base: ``goal(cell)`` gives (goal xyz, goal relative yaw, gripper intent); ``act`` makes the action."""
 
-    DEFAULTS: dict[str, Any] = {}
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, task: TaskConfig) -> None:
         unknown = sorted(set(task.expert) - set(self.DEFAULTS))
         if unknown:
-            raise ValueError(f"task {task.name}: unknown expert key {unknown[0]!r} (allowed: {', '.join(self.DEFAULTS)})")
+            allowed = ", ".join(self.DEFAULTS)
+            raise ValueError(f"task {task.name}: unknown expert key {unknown[0]!r} (allowed: {allowed})")
         self.task = task
         self.p = {**self.DEFAULTS, **task.expert}
         self.workspace = Workspace(task.target, task.workspace)
@@ -74,7 +75,7 @@ class Expert:
 class InsertionExpert(Expert):
     """Align the part's tip over the hole (position and yaw), hover, then push it in."""
 
-    DEFAULTS: dict[str, Any] = {"hover": 0.004, "align_xy": 0.0008, "align_yaw": 0.01, "push": 0.004}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"hover": 0.004, "align_xy": 0.0008, "align_yaw": 0.01, "push": 0.004}
 
     def reset(self) -> None:
         super().reset()
@@ -107,7 +108,7 @@ class PickPlaceExpert(Expert):
     toward the robot, until it passes upright and falls shut.
     """
 
-    DEFAULTS: dict[str, Any] = {"carry_height": 0.08, "grasp_retry_ticks": 15, "lid_push_height": 0.07,
+    DEFAULTS: ClassVar[dict[str, Any]] = {"carry_height": 0.08, "grasp_retry_ticks": 15, "lid_push_height": 0.07,
                                 "drop_spacing": 0.03, "drop_stagger": 0.025}
 
     def reset(self) -> None:
@@ -195,7 +196,7 @@ class PickPlaceExpert(Expert):
 class CapExpert(Expert):
     """Grasp the cap turned to +``turn_yaw``, turn to −``turn_yaw``, let go; repeat until tight."""
 
-    DEFAULTS: dict[str, Any] = {"turn_yaw": 0.85, "hover": 0.02, "grasp_retry_ticks": 10}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"turn_yaw": 0.85, "hover": 0.02, "grasp_retry_ticks": 10}
 
     def reset(self) -> None:
         super().reset()

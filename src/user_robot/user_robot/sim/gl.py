@@ -25,7 +25,7 @@ def choose_gl() -> str:
     """Set ``MUJOCO_GL`` (and PyOpenGL's platform) if unset: ``egl`` with a GPU, else ``osmesa``.
 
     Returns the backend in use; ``"none"`` when neither library is found (rendering then raises
-    :class:`RenderingUnavailable` from :func:`make_renderer`, state-only simulation still works).
+    :class:`RenderingUnavailableError` from :func:`make_renderer`, state-only simulation still works).
     """
     chosen = os.environ.get(GL_ENV, "").strip().lower()
     if not chosen:
@@ -41,19 +41,19 @@ def choose_gl() -> str:
     return chosen
 
 
-class RenderingUnavailable(RuntimeError):
+class RenderingUnavailableError(RuntimeError):
     """No offscreen OpenGL backend works on this machine."""
 
 
 def make_renderer(model: object, height: int, width: int) -> object:
-    """A ``mujoco.Renderer``, or :class:`RenderingUnavailable` saying how to fix the machine."""
+    """A ``mujoco.Renderer``, or :class:`RenderingUnavailableError` saying how to fix the machine."""
     import mujoco
 
     backend = os.environ.get(GL_ENV, "none")
     try:
         return mujoco.Renderer(model, height, width)
     except Exception as exc:  # mujoco raises several types (ImportError, RuntimeError, GLError) here
-        raise RenderingUnavailable(
+        raise RenderingUnavailableError(
             f"MuJoCo offscreen rendering failed with MUJOCO_GL={backend}: {exc}. On a CPU-only machine install "
             "OSMesa (apt-get install libosmesa6) and set MUJOCO_GL=osmesa; with an NVIDIA GPU use MUJOCO_GL=egl "
             "(libEGL). Or run state-only (cameras disabled)."

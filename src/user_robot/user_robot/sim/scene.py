@@ -20,9 +20,10 @@ def yaw_quat_mj(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
 
-def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, welds: tuple[str, ...], excludes: tuple[tuple[str, str], ...],
-                front_camera: dict, physics_dt: float) -> str:
-    """The full MJCF: ``objects`` is the task's worldbody XML; ``welds`` the bodies the hand can hold."""
+def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, welds: tuple[str, ...],
+                excludes: tuple[tuple[str, str], ...], front_camera: dict, physics_dt: float) -> str:
+    """The full MJCF: ``objects`` is the task's worldbody XML; ``welds`` the bodies the hand can hold;
+    ``excludes`` body pairs without contacts; ``front_camera`` optional ``pos`` and ``look_at``."""
     weld = '<weld name="grasp_{}" body1="hand" body2="{}" active="false" solref="0.004 1"/>'
     tx, ty, tz = target_xyz
     cam_pos = np.asarray(front_camera.get("pos", (tx + 0.45, ty, tz + 0.35)), dtype=float)

@@ -8,7 +8,7 @@ frame (the table top is z = 0).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class SimTask:
     """A task's scene: subclasses set ``DEFAULTS`` and implement the four methods."""
 
-    DEFAULTS: dict[str, Any] = {"front_camera": {}}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"front_camera": {}}
     graspable: tuple[str, ...] = ()  # bodies the gripper can hold
     excludes: tuple[tuple[str, str], ...] = ()  # body pairs that never collide (a cap on its thread)
 
@@ -68,7 +68,7 @@ class InsertionTask(SimTask):
     Success: the tip is at least ``insert_fraction`` of the depth inside the hole.
     """
 
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "front_camera": {},
         "part_size": [0.03, 0.03, 0.06],  # inserted part: x, y, length (full sizes)
         "housing_size": None,  # [x, y, z] full size of a wider body above the part, held by the fingers
@@ -118,14 +118,14 @@ class InsertionTask(SimTask):
 
                 span = other + w if axis == 0 else other
                 low = top - c
-                geoms.append(box(f"wall{axis}{sign:+.0f}", at(sign * (h + w / 2), 0, low / 2), size(w / 2, span, low / 2),
-                                 extra='class="fixture"'))
+                geoms.append(box(f"wall{axis}{sign:+.0f}", at(sign * (h + w / 2), 0, low / 2),
+                                 size(w / 2, span, low / 2), extra='class="fixture"'))
                 geoms.append(box(f"rim{axis}{sign:+.0f}", at(sign * (h + c + (w - c) / 2), 0, top - c / 2),
                                  size((w - c) / 2, span, c / 2), extra='class="fixture"'))
                 rot = (math.cos(math.pi / 8), 0, math.sin(math.pi / 8), 0) if axis == 0 else \
                     (math.cos(math.pi / 8), math.sin(math.pi / 8), 0, 0)
-                geoms.append(box(f"chamfer{axis}{sign:+.0f}", at(sign * (h + c), 0, top - c), size(diamond, span, diamond),
-                                 quat=rot, extra='class="fixture"'))
+                geoms.append(box(f"chamfer{axis}{sign:+.0f}", at(sign * (h + c), 0, top - c),
+                                 size(diamond, span, diamond), quat=rot, extra='class="fixture"'))
         q = " ".join(f"{v:.6g}" for v in yaw_quat_mj(self.target_yaw))
         fixture = (f'<body name="fixture" pos="{self.target[0]:.6g} {self.target[1]:.6g} 0" quat="{q}">'
                    + "\n".join(geoms) + "</body>")
@@ -197,7 +197,7 @@ class PickPlaceTask(SimTask):
     and the lid (if any) is shut.
     """
 
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "front_camera": {},
         "objects": ["duck"],  # kinds from OBJECT_KINDS; body names are <kind>_<index>
         "container_pos": [0.5, 0.09],
@@ -307,7 +307,7 @@ class CapTask(SimTask):
     ``-tighten_angle``; the cap starts at a random angle in ±``start_angle``.
     """
 
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "front_camera": {},
         "bottle_radius": 0.03,
         "bottle_height": 0.06,
