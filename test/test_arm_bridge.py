@@ -183,7 +183,8 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     assert float(values["loop_rate_hz"]) > 50
     assert values["status"] == "holding"
 
-    # Reset: lift first, then to the seeded randomized reset pose inside the box.
+    # Reset: lift first, then to the seeded randomized reset pose inside the box; done once the arm is there.
+    cell.franka.track = True
     client = ActionClient(cell.probe, ResetArm, "arm/reset")
     assert client.wait_for_server(timeout_sec=10.0)
     t_reset = time.monotonic()

@@ -59,7 +59,9 @@ STATUS_NAMES = {
     ArmState.STATUS_RESETTING: "resetting",
     ArmState.STATUS_ERROR: "error",
 }
-RESET_SETTLE_S = 5.0  # extra time a reset may take to reach its goal under the step limits
+RESET_SETTLE_S = 5.0  # time after the reset trajectory for the arm to arrive (impedance lag)
+RESET_TOLERANCE_M = 0.01  # the reset succeeds once the measured pose is this close to the goal
+RESET_TOLERANCE_RAD = 0.05
 FRANKA_BACKENDS = ("franka_ros2", "multipanda", "crisp")
 
 
@@ -415,13 +417,20 @@ class ArmBridge(Node):
         t = now - reset.started
         pose = self.safety.filter(reset.trajectory.pose_at(t))
         goal = reset.trajectory.goal
-        arrived = np.linalg.norm(pose.xyz - goal.xyz) < 1e-6 and rotation_angle(pose.quat, goal.quat) < 1e-6
-        if t >= reset.trajectory.duration and arrived:
-            self._finish_reset(True, "reset done")
+        commanded = np.linalg.norm(pose.xyz - goal.xyz) < 1e-6 and rotation_angle(pose.quat, goal.quat) < 1e-6
+        distance = float(np.linalg.norm(self._measured.xyz - goal.xyz))
+        angle = rotation_angle(self._measured.quat, goal.quat)
+        arrived = distance <= RESET_TOLERANCE_M and angle <= RESET_TOLERANCE_RAD
+        if t >= reset.trajectory.duration and commanded and arrived:
+            self._finish_reset(True, f"reset done: the arm is {distance * 1e3:.1f} mm from the reset pose")
             return ArmState.STATUS_HOLDING, "reset done, holding the reset pose until the first command"
         if t > reset.trajectory.duration + RESET_SETTLE_S:
-            self._finish_reset(False, "reset did not reach its goal under the step limits")
-            return ArmState.STATUS_HOLDING, "reset timed out, holding"
+            message = (
+                f"reset failed: {RESET_SETTLE_S:.0f} s after the trajectory the arm is {distance * 1e3:.0f} mm and "
+                f"{angle:.2f} rad from the reset pose (blocked, or the impedance too soft to get there?)"
+            )
+            self._finish_reset(False, message)
+            return ArmState.STATUS_HOLDING, message
         return ArmState.STATUS_RESETTING, f"resetting ({100 * reset.trajectory.progress(t):.0f}%)"
 
     def _finish_reset(self, success: bool, message: str) -> None:
