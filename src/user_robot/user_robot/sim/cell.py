@@ -26,8 +26,12 @@ from user_robot.sim.scene import build_scene
 from user_robot.sim.tasks import SimTask, make_task
 from user_robot.task_config import TaskConfig
 
-PHYSICS_DT = 0.002  # s: the impedance controller runs at 500 Hz of sim time
 GRASP_CHECK_EVERY = 5  # physics steps between grasp-assist checks
+ROBOT_SIM_DEFAULTS = {
+    "physics_dt": 0.002,  # s; the impedance controller runs every physics step (500 Hz of sim time)
+    "nullspace_stiffness": 10.0,  # posture spring toward the home configuration (7-DoF arms)
+}
+"""Keys of a robot config's ``sim:`` section and their defaults."""
 
 
 def _xyzw(q_wxyz: np.ndarray) -> np.ndarray:
@@ -41,7 +45,13 @@ def _wxyz(q_xyzw: np.ndarray) -> np.ndarray:
 class SimCell:
     """A MuJoCo robot cell for one task and one robot config."""
 
-    def __init__(self, task: TaskConfig, robot: RobotConfig, physics_dt: float = PHYSICS_DT) -> None:
+    def __init__(self, task: TaskConfig, robot: RobotConfig) -> None:
+        unknown = sorted(set(robot.sim) - set(ROBOT_SIM_DEFAULTS))
+        if unknown:
+            raise ValueError(f"robot {robot.name}: unknown sim key {unknown[0]!r} "
+                             f"(allowed: {', '.join(ROBOT_SIM_DEFAULTS)})")
+        sim = {**ROBOT_SIM_DEFAULTS, **robot.sim}
+        physics_dt = float(sim["physics_dt"])
         self.task_cfg, self.robot_cfg = task, robot
         self.arm = ARMS[robot.arm]
         self.max_width = robot.gripper_max_width
@@ -60,7 +70,7 @@ class SimCell:
         self.welds = {b: self.model.equality(f"grasp_{b}").id for b in self.task.graspable}
         self.body_ids = {b: self.model.body(b).id for b in self.task.graspable}
         self.controller = ImpedanceController(self.model, self.data, self.tcp_site, self.dof, task.impedance,
-                                              np.array(self.arm.home))
+                                              np.array(self.arm.home), float(sim["nullspace_stiffness"]))
         self.held: str | None = None
         self._gripper_cmd = self.max_width
         self._renderers: dict[tuple[int, int], object] = {}

@@ -65,7 +65,7 @@ class Expert:
         xyz, quat = cell.tcp_pose()
         goal_xyz, goal_yaw, grip = self.goal(cell)
         goal_quat = self.workspace.from_relative_rpy(np.array([0.0, 0.0, goal_yaw]))
-        return action_toward(xyz, quat, goal_xyz, goal_quat, self.task.action), grip
+        return action_toward(xyz, quat, self.workspace.clip_xyz(goal_xyz), goal_quat, self.task.action), grip
 
     def relative_yaw(self, cell: SimCell) -> float:
         """The TCP's yaw relative to the target orientation."""
@@ -135,7 +135,7 @@ class PickPlaceExpert(Expert):
         obj = s["objects"][name]
         yaw = _yaw_goal(obj["yaw"], obj["symmetry"], float(self.task.target.rpy[2]))
         above = np.array([obj["pos"][0], obj["pos"][1], carry])
-        grasp = np.array([obj["pos"][0], obj["pos"][1], obj["grasp_z"]])
+        grasp = self.workspace.clip_xyz(np.array([obj["pos"][0], obj["pos"][1], obj["grasp_z"]]))
         index = list(s["objects"]).index(name)
         stagger = 0.0 if len(s["objects"]) == 1 else p["drop_stagger"] * (1 if index % 2 else -1)
         slot = np.array([(index - (len(s["objects"]) - 1) / 2) * p["drop_spacing"], stagger])
