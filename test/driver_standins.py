@@ -59,13 +59,13 @@ class Harness:
         return self.add(Node(name, namespace=namespace, context=self.context))
 
     def close(self) -> None:
-        """Destroy the nodes and shut the context down."""
-        for node in list(self.executor.get_nodes()):
-            self.executor.remove_node(node)
-            node.destroy_node()
+        """Stop spinning, destroy the nodes and shut the context down."""
+        nodes = list(self.executor.get_nodes())
         self.executor.shutdown(timeout_sec=2.0)
-        rclpy.try_shutdown(context=self.context)
         self._thread.join(timeout=5.0)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
