@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, Twist
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from user_robot.nodes.qos import PROFILES
 from user_robot.robot_config import load_robot
@@ -40,10 +40,13 @@ def _spin_until(node: Node, done, timeout: float) -> bool:
 def test_sim_cell_speaks_the_driver_topics(spawn, probe):
     robot = load_robot("sim")
     drv = robot.driver
-    proc = spawn(["-m", "user_robot.nodes.sim_cell", "--ros-args", "-r", f"__ns:={NS}", "-p", "task:=peg_insertion"])
+    proc = spawn(["-m", "user_robot.nodes.sim_cell", "--ros-args", "-r", f"__ns:={NS}", "-p", "task:=peg_insertion",
+                  "-p", "expert:=always"])
     proc.wait_for("sim_cell ready", timeout=60)
 
-    got: dict[str, list] = {"pose": [], "image": [], "info": [], "gripper": [], "success": []}
+    got: dict[str, list] = {"pose": [], "image": [], "info": [], "gripper": [], "success": [], "twist": [], "joy": []}
+    probe.create_subscription(Twist, robot.teleop.twist_topic, got["twist"].append, PROFILES["teleop"])
+    probe.create_subscription(Joy, robot.teleop.joy_topic, got["joy"].append, PROFILES["teleop"])
     probe.create_subscription(PoseStamped, drv.current_pose, got["pose"].append, PROFILES["sensor"])
     probe.create_subscription(JointState, drv.gripper_joint_states, got["gripper"].append, PROFILES["sensor"])
     probe.create_subscription(Bool, "sim/success", got["success"].append, PROFILES["sensor"])
@@ -59,6 +62,14 @@ def test_sim_cell_speaks_the_driver_topics(spawn, probe):
     assert pixels.std() > 5.0  # a rendered scene, not a blank frame
     assert got["info"][-1].k[0] > 0
     assert sum(got["gripper"][-1].position) < 0.035  # the peg is held: fingers closed on 30 mm
+    twist = got["twist"][-1]  # the expert pushes the virtual SpaceMouse down toward the hole
+    assert twist.linear.z < 0.0 and len(got["joy"][-1].axes) == 6
+
+    enable = probe.create_client(SetBool, "expert/enable")
+    assert enable.wait_for_service(timeout_sec=10.0)
+    future = enable.call_async(SetBool.Request(data=False))
+    assert _spin_until(probe, future.done, 10.0) and future.result().success
+    assert _spin_until(probe, lambda: got["twist"][-1].linear.z == 0.0, 5.0)  # let go: the device reads zero
 
     start = got["pose"][-1].pose
     command = PoseStamped()

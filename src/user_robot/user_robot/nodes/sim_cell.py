@@ -26,6 +26,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy._rclpy_pybind11 import InvalidHandle, RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -298,6 +299,9 @@ def main(args: list[str] | None = None) -> None:
         node.run()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (InvalidHandle, RCLError):
+        if rclpy.ok():  # not a shutdown racing the sim loop's publishers: a real error
+            raise
     finally:
         executor.shutdown()
         node.cell.close()
