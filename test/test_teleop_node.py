@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -141,3 +142,34 @@ def test_relative_spacenav_topics_resolve_in_the_namespace(spawn, harness, tmp_p
     mouse.send([0.0, 0.0, 0.5, 0.0, 0.0, 0.0])
     msg = standins.wait_until(lambda: (m := rec.last()) and m.active and m, 3.0, "active")
     np.testing.assert_allclose(msg.action, [0.0, 0.0, 0.5, 0.0, 0.0, 0.0], atol=1e-6)  # 6 dims
+
+
+def test_keyboard_labels(spawn, harness, tmp_path) -> None:
+    """label_keys turns key presses into the teleop node's labels, each sent once."""
+    env = config_tree(tmp_path)
+    start_teleop(spawn, env, "franka")
+    probe = harness.node("probe", NS)
+    rec = standins.Recorder(probe, Intervention, "intervention", CONTROL)
+    standins.wait_until(lambda: rec.messages, 15.0, "intervention messages")
+    keys = subprocess.Popen(
+        [sys.executable, "-m", "user_robot.nodes.label_keys", "--ros-args", "-r", f"__ns:={NS}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+    try:
+        assert keys.stdout.readline().startswith("label_keys: s = success")
+        t = time.monotonic()
+        for line in ("s\n", "x\n"):  # x: ignored
+            keys.stdin.write(line)
+        keys.stdin.flush()
+        time.sleep(1.0)  # > one control tick: a label given before the last one was sent replaces it
+        out, _ = keys.communicate("f\nq\n", timeout=30)
+        assert keys.returncode == 0, out
+        assert out.count("label sent with the next intervention message") == 2, out
+        time.sleep(0.3)
+        assert [m.label for m in rec.since(t) if m.label] == [Intervention.LABEL_SUCCESS, Intervention.LABEL_FAILURE]
+    finally:
+        keys.kill()

@@ -7,7 +7,8 @@ control button (any button but the label buttons) is held, and for ``hold_s`` af
 older than ``input_timeout_s`` counts as zero, so a lost device cannot keep driving the arm (buttons
 are published on change only, so they stay held until a joy message releases them). With
 7 action dims the gripper channel is +1 after a close press and -1 after an open press (0 before
-either). A success/failure label (button press or :meth:`TeleopCore.label`) is emitted once.
+either). A success/failure label (button press or :meth:`TeleopCore.label`) is emitted once, on the
+next tick; a label given before the previous one was emitted replaces it (the last word counts).
 """
 
 from __future__ import annotations
