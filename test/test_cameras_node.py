@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,3 +76,14 @@ def test_unknown_camera_is_named(harness) -> None:
     task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, cameras=("side",)))
     with pytest.raises(ValueError, match=r"'side'.*wrist, front"):
         CameraSet(harness.node("probe"), robot, task)
+
+
+def test_sim_cell_cameras(spawn, harness) -> None:
+    """The sim cell renders the same realsense2_camera topics (relative, in the robot namespace)."""
+    ns = f"/camera_test_{os.getpid()}"
+    spawn(["-m", "user_robot.nodes.sim_cell", "--ros-args", "-r", f"__ns:={ns}", "-p", "robot:=sim"])
+    cams = CameraSet(harness.node("actor_probe", ns), load_robot("sim"), load_task("peg_insertion"))
+    standins.wait_until(lambda: not cams.stale(), 60.0, "fresh frames from the sim cell")
+    for name, (frame, _) in cams.latest().items():
+        assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8, name
+        assert frame.std() > 5, f"{name} looks blank"
