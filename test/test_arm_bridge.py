@@ -24,6 +24,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Log
 from rclpy.action import ActionClient
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile
 
 from user_interfaces.action import ResetArm
@@ -182,6 +184,15 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     assert int(values["watchdog_holds"]) == 1
     assert float(values["loop_rate_hz"]) > 50
     assert values["status"] == "holding"
+
+    # action_scale (safe to lower at run time): halves the step; outside [0, 1] it is refused.
+    params = AsyncParameterClient(cell.probe, f"{NS}/arm_bridge")
+    assert params.wait_for_services(timeout_sec=10.0)
+    for value, ok in ((1.5, False), (0.5, True)):
+        future = params.set_parameters([Parameter("action_scale", value=value)])
+        assert standins.wait_until(lambda f=future: f.done() and f.result(), 5.0, "set").results[0].successful is ok
+    xyz, _ = cell.command_and_wait([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(xyz, measured - np.array([0.005, 0.0, 0.0]), atol=1e-9)
 
     # Reset: lift first, then to the seeded randomized reset pose inside the box; done once the arm is there.
     cell.franka.track = True

@@ -37,11 +37,11 @@ class LabelKeys(Node):
     def send(self, label: int) -> None:
         """Call the label service and print its answer."""
         name = NAMES[label]
-        if not self.client.wait_for_service(timeout_sec=2.0):
+        if not self.client.wait_for_service(timeout_sec=5.0):
             print(f"label {name}: no {self.resolve_service_name('label')} service (is teleop running?)", flush=True)
             return
         future = self.client.call_async(LabelEpisode.Request(label=label))
-        rclpy.spin_until_future_complete(self, future, timeout_sec=2.0)
+        rclpy.spin_until_future_complete(self, future, timeout_sec=5.0)
         answer = future.result()
         print(f"label {name}: {'no answer' if answer is None else answer.message}", flush=True)
 
