@@ -173,12 +173,12 @@ class LearnerCore:
         metrics = self.agent.update(batch)
         self.counters.updates += 1
         self.counters.last_metrics = metrics
+        scalars = {f"train/sac/{k}": v for k, v in metrics.items()}
+        scalars["time/update_s"] = time.monotonic() - start
         if self.counters.updates % 10 == 0:
-            scalars = {f"train/sac/{k}": v for k, v in metrics.items()}
-            scalars["time/update_s"] = time.monotonic() - start
             scalars["buffer/online_size"] = float(len(self.online))
             scalars["buffer/demo_size"] = float(len(self.demo)) if self.demo is not None else 0.0
-            self.scalars(scalars, self.counters.updates)
+        self.scalars(scalars, self.counters.updates)
         return metrics
 
     def weights_packet(self) -> WeightsPacket:
