@@ -39,7 +39,7 @@ def build_scene(arm: ArmSpec, gripper_width: float, target_xyz, objects: str, we
     return f"""
 <mujoco model="user_sim_cell">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{physics_dt}" cone="elliptic" impratio="5"/>
+  <option timestep="{physics_dt}"/>
   <visual><global offwidth="640" offheight="480"/><quality shadowsize="0"/></visual>
   <default>
     {ARM_DEFAULTS}
