@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from user_learner.algorithms.sac import split_batch
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
@@ -132,3 +134,35 @@ def test_gather_rejects_rows_without_a_transition() -> None:
     add_episode(buf, 0, 2, terminated=True)
     with pytest.raises(IndexError):
         buf.gather(np.array([2]))  # the final observation's row
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(2, 24),
+    steps=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.booleans()), min_size=1, max_size=80),
+)
+def test_every_valid_row_is_a_transition_that_was_added(capacity: int, steps: list) -> None:
+    """Random interleaved streams, episode breaks and wrap-arounds: the buffer never mixes up rows."""
+    buf = ReplayBuffer(capacity, {"state": (1,)}, 1)
+    added: dict[int, tuple[int, bool]] = {}  # obs id -> (next obs id, done)
+    last_next: dict[int, int] = {}
+    order: list[int] = []
+    next_id = 1
+    for stream, continues, done in steps:
+        if continues and stream in last_next:
+            current = last_next[stream]
+        else:
+            current, next_id = next_id, next_id + 1
+        nxt, next_id = next_id, next_id + 1
+        buf.add({"state": np.array([current], np.float32)}, [float(current)], 0.0,
+                {"state": np.array([nxt], np.float32)}, done, stream=str(stream))
+        added[current] = (nxt, done)
+        order.append(current)
+        last_next[stream] = nxt
+    rows = np.flatnonzero(buf.valid)
+    assert len(buf) == len(rows) >= 1
+    assert order[-1] in {int(buf.obs["state"][r, 0]) for r in rows}  # the newest transition always survives
+    for r in rows:
+        ident = int(buf.obs["state"][r, 0])
+        assert buf.action[r, 0] == ident
+        assert (int(buf.obs["state"][buf.next_row[r], 0]), bool(buf.done[r])) == added[ident]

@@ -106,15 +106,16 @@ class ReplayBuffer:
         stream: str = "",
     ) -> None:
         """Append one transition; ``done`` means terminated (no bootstrap). ``stream`` names its robot."""
-        pending = self._pending.get(stream)
-        if pending is not None and self.generation[pending[0]] == pending[1] and self._same_obs(pending[0], obs):
-            row = pending[0]
-        else:
+        row, gen = self._pending.get(stream, (-1, -1))
+        reusable = (
+            row >= 0
+            and self.generation[row] == gen  # not overwritten since
+            and row != self.cursor  # and not about to be overwritten by next_obs
+            and self._same_obs(row, obs)
+        )
+        if not reusable:
             row = self._write_obs(obs)
-        gen = self.generation[row]
         nxt = self._write_obs(next_obs)
-        if self.generation[row] != gen:  # capacity 2 with a reused row: it was just overwritten
-            raise ValueError("capacity too small to hold a transition")
         self.action[row] = np.asarray(action, dtype=np.float32).reshape(self.action_dim)
         self.reward[row] = reward
         self.done[row] = done
