@@ -139,7 +139,7 @@ def main() -> None:
     print(f"|{'-' * 68}|{'-' * 12}|{'-' * 10}|{'-' * 8}|")
 
     def row(name: str, seconds: float, baseline: float) -> None:
-        print(f"| {name:<66} | {seconds * 1e3:>10.2f} | {1 / seconds:>8.1f} | {baseline / seconds:>5.2f}x |")
+        print(f"| {name:<66} | {seconds * 1e3:>10.2f} | {1 / seconds:>8.3g} | {baseline / seconds:>5.2f}x |")
 
     for batch, hidden in ((256, 256), (64, 64)):  # the recipe (compute-bound on CPU), a launch-bound size
         ens = ensemble_rows(batch, hidden, timer)
