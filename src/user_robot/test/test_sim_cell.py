@@ -138,3 +138,13 @@ def test_a_broken_gl_backend_fails_with_a_clear_error() -> None:
     if "ERROR" not in text:
         pytest.skip(f"EGL works on this machine, nothing to check: {text[-200:]}")
     assert "MUJOCO_GL=egl" in text and "osmesa" in text.lower()
+
+
+def test_gl_backend_is_chosen_automatically() -> None:
+    from user_robot.sim import gl
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    code = "import os, user_robot.sim; print(os.environ.get('MUJOCO_GL'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    expected = "egl" if gl._has_gpu() and gl._has_lib("EGL") else "osmesa"
+    assert out.stdout.strip() == expected

@@ -94,3 +94,16 @@ def test_sim_cell_speaks_the_driver_topics(spawn, probe):
     got["gripper"].clear()
     assert _spin_until(probe, lambda: bool(got["gripper"]), 5.0)
     assert sum(got["gripper"][-1].position) < 0.035  # a fresh peg in the closed gripper
+
+
+def test_camera_encodings_and_info_topic() -> None:
+    from user_robot.nodes.sim_cell import encode, info_topic
+    from user_robot.robot_config import CameraConfig
+
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    assert encode(rgb, "bgr8")[0, 0].tolist() == [0, 0, 200]
+    mono = encode(rgb, "mono8")
+    assert mono.shape == (4, 6) and mono.dtype == np.uint8 and mono[0, 0] == int(200 * 0.299)
+    assert info_topic(CameraConfig(topic="camera/wrist/color/image_raw")) == "camera/wrist/color/camera_info"
+    assert info_topic(CameraConfig(topic="x/image_raw", info_topic="y/info")) == "y/info"

@@ -54,6 +54,15 @@ def info_topic(camera: CameraConfig) -> str:
     return f"{head}/camera_info" if head else "camera_info"
 
 
+def encode(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """Rendered RGB pixels in a realsense2_camera color encoding (rgb8, bgr8 or mono8)."""
+    if encoding == "bgr8":
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    if encoding == "mono8":
+        return (rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    return rgb
+
+
 class SimCellNode(Node):
     """See the module docstring."""
 
@@ -264,7 +273,9 @@ class SimCellNode(Node):
             with self._lock:
                 pixels = self.cell.render(name, height, width)
             frame = f"{name}_color_optical_frame"
-            image = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=3 * width)
+            pixels = encode(pixels, cam.encoding)
+            channels = 1 if pixels.ndim == 2 else 3
+            image = Image(height=height, width=width, encoding=cam.encoding, is_bigendian=0, step=channels * width)
             image.header.stamp, image.header.frame_id = stamp, frame
             image.data = pixels.tobytes()
             image_pub.publish(image)
