@@ -77,3 +77,24 @@ def test_refuses_other_spec_and_missing_checkpoint(tmp_path) -> None:
         load_checkpoint(tmp_path / "a", other)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "empty", other)
+
+
+def test_pixel_agent_resumes_exactly(tmp_path) -> None:
+    spec = PolicySpec(state_dim=3, action_dim=2, kind="cnn", cameras=("wrist", "front"), image_size=(32, 32),
+                      hidden_dims=(16, 16), image_latent_dim=16, state_latent_dim=8, freeze_encoder=False)
+    cfg = SACConfig(batch_size=4, num_critics=3, critic_hidden_dims=(16, 16))
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(64, spec.observation_shapes(), 2)
+    for _ in range(20):
+        o = {"state": rng.normal(size=3).astype(np.float32)}
+        o |= {c: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for c in spec.cameras}
+        buf.add(o, rng.uniform(-1, 1, 2), 1.0, {k: v.copy() for k, v in o.items()}, False)
+    agent = SAC(cfg, spec, seed=0)
+    agent.update(buf.sample(agent.rows_per_update, rng))
+    save_checkpoint(tmp_path, agent, rng=rng)
+    expected = agent.update(buf.sample(agent.rows_per_update, rng))
+    resumed, resumed_rng = SAC(cfg, spec, seed=9), np.random.default_rng(1)
+    load_checkpoint(tmp_path, resumed, rng=resumed_rng)
+    assert resumed.update(buf.sample(resumed.rows_per_update, resumed_rng)) == expected
+    for key, value in resumed.state_dict().items():
+        assert torch.equal(value, agent.state_dict()[key]), key
