@@ -65,7 +65,7 @@ class SimCell:
         self.physics_dt = physics_dt
         self.tcp_site = self.model.site("tcp").id
         self.hand_body = self.model.body("hand").id
-        self.finger_geoms = {self.model.geom(g).id for g in self._body_geoms("finger_left", "finger_right")}
+        self.finger_geoms = set(self._body_geoms("finger_left", "finger_right"))
         self.finger_qadr = [int(self.model.joint(f"finger_{s}_joint").qposadr[0]) for s in ("left", "right")]
         self.welds = {b: self.model.equality(f"grasp_{b}").id for b in self.task.graspable}
         self.body_ids = {b: self.model.body(b).id for b in self.task.graspable}

@@ -37,9 +37,13 @@ def wrap_period(angle: float, period: float) -> float:
 
 
 class Expert:
-    """Base: ``goal(cell)`` gives (goal xyz, goal relative yaw, gripper intent); ``act`` makes the action."""
+    """Base: ``goal(cell)`` gives (goal xyz, goal relative yaw, gripper intent); ``act`` makes the action.
+
+    Experts are phase machines: ``phase`` names the current phase, ``ticks`` counts control ticks in it.
+    """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {}
+    START_PHASE: ClassVar[str] = "start"
 
     def __init__(self, task: TaskConfig) -> None:
         unknown = sorted(set(task.expert) - set(self.DEFAULTS))
@@ -53,8 +57,11 @@ class Expert:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the episode's progress."""
-        self.stage = 0
+        """Forget the episode's progress: back to the first phase."""
+        self.phase, self.ticks = self.START_PHASE, 0
+
+    def _go(self, phase: str) -> None:
+        self.phase, self.ticks = phase, 0
 
     def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
         """TCP goal position, goal yaw relative to the target orientation, gripper intent."""
@@ -63,6 +70,7 @@ class Expert:
     def act(self, cell: SimCell) -> tuple[np.ndarray, int]:
         """The normalized action toward the goal (gripper channel 0) and the gripper intent."""
         xyz, quat = cell.tcp_pose()
+        self.ticks += 1
         goal_xyz, goal_yaw, grip = self.goal(cell)
         goal_quat = self.workspace.from_relative_rpy(np.array([0.0, 0.0, goal_yaw]))
         return action_toward(xyz, quat, self.workspace.clip_xyz(goal_xyz), goal_quat, self.task.action), grip
@@ -77,9 +85,7 @@ class InsertionExpert(Expert):
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"hover": 0.004, "align_xy": 0.0008, "align_yaw": 0.01, "push": 0.004}
 
-    def reset(self) -> None:
-        super().reset()
-        self.inserting = False
+    START_PHASE: ClassVar[str] = "align"
 
     def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
         p, s = self.p, cell.privileged()
@@ -89,10 +95,11 @@ class InsertionExpert(Expert):
         above = float(s["tip"][2] - s["hole_top"][2])
         aligned = np.linalg.norm(d_xy) < p["align_xy"] and abs(dyaw) < p["align_yaw"]
         if aligned and above < p["hover"] + 0.002:
-            self.inserting = True
-        elif self.inserting and above > 0.001 and np.linalg.norm(d_xy) > 3 * p["align_xy"]:
-            self.inserting = False
-        dz = (s["hole_bottom"] - p["push"] if self.inserting else s["hole_top"][2] + p["hover"]) - s["tip"][2]
+            self._go("insert")
+        elif self.phase == "insert" and above > 0.001 and np.linalg.norm(d_xy) > 3 * p["align_xy"]:
+            self._go("align")
+        inserting = self.phase == "insert"
+        dz = (s["hole_bottom"] - p["push"] if inserting else s["hole_top"][2] + p["hover"]) - s["tip"][2]
         return xyz + np.array([d_xy[0], d_xy[1], dz]), self.relative_yaw(cell) - dyaw, KEEP
 
 
@@ -108,21 +115,19 @@ class PickPlaceExpert(Expert):
     toward the robot, until it passes upright and falls shut.
     """
 
-    DEFAULTS: ClassVar[dict[str, Any]] = {"carry_height": 0.08, "grasp_retry_ticks": 15, "lid_push_height": 0.07,
-                                "drop_spacing": 0.03, "drop_stagger": 0.025}
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "carry_height": 0.08,  # m above the target height while carrying
+        "grasp_retry_ticks": 15,  # reopen and retry when a grasp has not held after this many ticks
+        "lid_push_height": 0.07,  # m above the container rim where the fingers push the lid
+        "drop_spacing": 0.03,  # m between the objects' drop slots along x
+        "drop_stagger": 0.025,  # m alternating offset of the slots along y
+    }
 
-    def reset(self) -> None:
-        super().reset()
-        self.phase = "approach"
-        self.ticks = 0
-
-    def _go(self, phase: str) -> None:
-        self.phase, self.ticks = phase, 0
+    START_PHASE: ClassVar[str] = "approach"
 
     def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
         p, s = self.p, cell.privileged()
         xyz = cell.tcp_pose()[0]
-        self.ticks += 1
         carry = self.target[2] + p["carry_height"]
         over = {n: bool(np.all(np.abs(o["pos"][:2] - s["container"][:2]) <= s["container_half"]))
                 for n, o in s["objects"].items()}
@@ -198,19 +203,12 @@ class CapExpert(Expert):
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"turn_yaw": 0.85, "hover": 0.02, "grasp_retry_ticks": 10}
 
-    def reset(self) -> None:
-        super().reset()
-        self.phase = "pre"
-        self.ticks = 0
-
-    def _go(self, phase: str) -> None:
-        self.phase, self.ticks = phase, 0
+    START_PHASE: ClassVar[str] = "pre"
 
     def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
         p, s = self.p, cell.privileged()
         xyz = cell.tcp_pose()[0]
         yaw = self.relative_yaw(cell)
-        self.ticks += 1
         grasp = s["cap"] + np.array([0.0, 0.0, self.target[2] - s["cap"][2]])
         above = grasp + np.array([0.0, 0.0, p["hover"]])
         turn = p["turn_yaw"]
