@@ -72,8 +72,10 @@ class SimCellNode(Node):
         self.task = load_task(p["task"])
         self.robot = load_robot(p["robot"])
         self.seed = int(p["seed"])
-        self.rtf = float(p["real_time_factor"])
         self.publish_clock = bool(p["publish_clock"])
+        self.rtf = float(p["real_time_factor"]) if self.publish_clock else 1.0
+        if not self.publish_clock and p["real_time_factor"] != 1.0:
+            self.get_logger().warn("real_time_factor applies with publish_clock only: running in real time")
         self.period = 1.0 / float(p["state_rate_hz"])
         self.cell = SimCell(self.task, self.robot)
         self.episode = 0
