@@ -9,6 +9,7 @@ transition that started there and the one whose next observation it held.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +24,10 @@ ROW_ARRAYS = ("action", "reward", "done", "intervened", "valid", "next_row", "pr
 """Per-row arrays besides the observations (what :meth:`ReplayBuffer.save` writes)."""
 
 Batch = dict[str, Any]
-"""``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T}``."""
+"""``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T,
+"obs_ref": T, "next_obs_ref": T}``; the refs say which stored row each observation is (see ``_refs``)."""
+
+_UIDS = itertools.count(1)
 
 
 def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -64,6 +68,7 @@ class ReplayBuffer:
         self.rows_written = 0
         self.num_valid = 0
         self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
+        self.uid = next(_UIDS)  # tells this buffer's rows apart from another's in mixed batches
 
     def __len__(self) -> int:
         """Number of sampleable transitions."""
@@ -150,7 +155,13 @@ class ReplayBuffer:
             "reward": _as_tensor(self.reward[idx], device),
             "done": _as_tensor(self.done[idx].astype(np.float32), device),
             "intervened": _as_tensor(self.intervened[idx], device),
+            "obs_ref": _as_tensor(self._refs(idx), device),
+            "next_obs_ref": _as_tensor(self._refs(nxt), device),
         }
+
+    def _refs(self, rows: np.ndarray) -> np.ndarray:
+        """(N, 3) int64 ``[buffer uid, row, generation]``: identifies an observation's stored content."""
+        return np.stack([np.full(len(rows), self.uid), rows, self.generation[rows]], axis=1).astype(np.int64)
 
     def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
         """``batch_size`` uniformly sampled transitions as tensors on ``device``."""

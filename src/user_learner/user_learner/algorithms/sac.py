@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from user_learner.algorithms.backbone_cache import BackboneCache
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch
 from user_policies.models.actor import Actor, build_actor
@@ -52,6 +53,7 @@ class SACConfig:
     grad_clip: float = 10.0
     backup_entropy: bool = True
     drq_pad: int = 4
+    cache_backbone: bool = False  # pixels, frozen backbone: maps computed once per stored image (no DrQ then)
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_target_critics <= self.num_critics:
@@ -135,6 +137,7 @@ class SAC:
         }
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.num_updates = 0
+        self.backbone_cache = BackboneCache(self.actor.encoder) if cfg.cache_backbone and spec.image_keys else None
 
     @property
     def rows_per_update(self) -> int:
@@ -146,7 +149,11 @@ class SAC:
         """Current temperature α (detached)."""
         return self.log_alpha.detach().exp()
 
-    def _encode(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def _encode(self, obs: dict[str, torch.Tensor], refs: torch.Tensor | None) -> torch.Tensor:
+        if self.backbone_cache is not None:
+            if refs is None:
+                raise ValueError("cache_backbone needs batches that carry obs refs (ReplayBuffer.sample)")
+            return self.actor.encoder(obs, self.backbone_cache.maps(obs, refs))
         if self.spec.image_keys and self.cfg.drq_pad > 0:
             obs = augment_observation(obs, self.spec.image_keys, self.cfg.drq_pad, self.generator)
         return self.actor.encoder(obs)
@@ -162,9 +169,9 @@ class SAC:
     def _update_critic(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One TD step; returns (loss, mean Q, encoder features of obs) for the actor step."""
         cfg = self.cfg
-        features = self._encode(batch["obs"])
+        features = self._encode(batch["obs"], batch.get("obs_ref"))
         with torch.no_grad():
-            next_features = self._encode(batch["next_obs"])
+            next_features = self._encode(batch["next_obs"], batch.get("next_obs_ref"))
             next_action, next_log_prob = self.actor.sample_from_features(next_features, self.generator)
             members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
             next_q = self.critic_target(
@@ -196,6 +203,8 @@ class SAC:
 
         ``batch`` is a :meth:`ReplayBuffer.sample` / :meth:`MixedSampler.sample` dict on this device.
         """
+        if self.backbone_cache is not None and "obs_ref" in batch:
+            self.backbone_cache.retain(torch.cat([batch["obs_ref"][:, 0], batch["next_obs_ref"][:, 0]]))
         critic_losses, q_means = [], []
         features = torch.empty(0)
         for minibatch in split_batch(batch, self.cfg.critic_actor_ratio):
@@ -230,6 +239,8 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"])
         self.num_updates = int(tensors["num_updates"])
+        if self.backbone_cache is not None:
+            self.backbone_cache.clear()  # the backbone may have changed
         self.generator.set_state(tensors["generator"].cpu())
         for name, opt in self.optimizers.items():
             state: dict[int, dict[str, torch.Tensor]] = {}

@@ -105,6 +105,7 @@ class ObservationEncoder(nn.Module):
             return
         self.backbone = ResNet10()
         height, width = ResNet10.output_size(*spec.image_size)
+        self.map_shape = (self.backbone.out_channels, height, width)
         self.heads = nn.ModuleDict()
         for cam in self.cameras:
             pool = SpatialLearnedEmbedding(self.backbone.out_channels, height, width, spec.spatial_features)
@@ -133,11 +134,15 @@ class ObservationEncoder(nn.Module):
                 return self.backbone(x)
         return self.backbone(x)
 
-    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """(N, out_dim) features of a batched observation dict."""
+    def forward(self, obs: Mapping[str, torch.Tensor], maps: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, out_dim) features of a batched observation dict.
+
+        ``maps`` are precomputed :meth:`backbone_features` of ``obs`` (a learner's cache for a frozen
+        backbone); without them the backbone runs on the images.
+        """
         state = obs["state"].float()
         if not self.cameras:
             return state
-        maps = self.backbone_features(obs).chunk(len(self.cameras))
+        maps = (self.backbone_features(obs) if maps is None else maps).chunk(len(self.cameras))
         parts = [self.heads[cam](m) for cam, m in zip(self.cameras, maps, strict=True)]
         return torch.cat([*parts, self.state_proj(state)], dim=-1)
