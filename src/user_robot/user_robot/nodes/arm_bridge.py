@@ -400,7 +400,8 @@ class ArmBridge(Node):
         feedback = ResetArm.Feedback()
         while not reset.done.wait(0.05):
             if goal_handle.is_cancel_requested:
-                self._abort_reset("canceled")
+                with self._lock:
+                    self._abort_reset("canceled")
                 goal_handle.canceled()
                 return ResetArm.Result(success=False, final_pose=_pose_msg(self.safety.last), message="canceled")
             feedback.progress = float(trajectory.progress(self._now() - reset.started))
