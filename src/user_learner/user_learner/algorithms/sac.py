@@ -10,7 +10,9 @@ Read top to bottom like CleanRL's SAC:
 * pixels (``kind="cnn"``): the observation encoder lives in the actor (so it is published with it),
   is trained by the critic loss only and read detached by the actor (DrQ); images get a random shift;
   targets use the online encoder without gradient (DrQ-v2);
-* temperature: learned ``log α`` towards entropy ``-target_entropy_scale * |A|``.
+* temperature: learned ``log α`` towards entropy ``-target_entropy_scale * |A|``;
+* optional ``cache_backbone``: a frozen backbone's maps come from a :class:`BackboneCache` instead
+  of being recomputed for every minibatch (no DrQ shift then).
 
 RLPD (Ball et al. 2023) is this SAC fed by :class:`user_learner.replay_buffer.MixedSampler`.
 """
