@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Log
@@ -255,6 +256,18 @@ def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) ->
     # A command with the wrong number of dims is rejected and named.
     cell.command([0.0] * 6)
     cell.wait_status(ArmState.STATUS_HOLDING, "expects 7")
+
+    # A reset can be canceled: the bridge holds where the reset got to.
+    client = ActionClient(cell.probe, ResetArm, "arm/reset")
+    assert client.wait_for_server(timeout_sec=10.0)
+    future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True))
+    handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
+    cell.wait_status(ArmState.STATUS_RESETTING, timeout=2.0)
+    handle.cancel_goal_async()
+    result_future = handle.get_result_async()
+    done = standins.wait_until(lambda: result_future.done() and result_future.result(), 10.0, "canceled result")
+    assert done.status == GoalStatus.STATUS_CANCELED and not done.result.success
+    cell.wait_status(ArmState.STATUS_HOLDING)
 
 
 def test_driver_loss_is_a_clear_state_and_reseeds(spawn, cell_factory) -> None:

@@ -340,7 +340,7 @@ class ArmBridge(Node):
         if self._reset is not None:
             return self._advance_reset(now)
         if self.watchdog.last_feed is None:
-            return ArmState.STATUS_HOLDING, "holding the measured pose until the first command"
+            return ArmState.STATUS_HOLDING, "holding the last safe pose until the first command"
         if self.watchdog.expired(now):
             age_ms = (now - self.watchdog.last_feed) * 1e3
             return ArmState.STATUS_HOLDING, f"watchdog: no command for {age_ms:.0f} ms, holding the last safe pose"
