@@ -15,7 +15,6 @@ otherwise it paces to the wall clock and stamps with the node clock.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -296,8 +295,13 @@ class SimCellNode(Node):
 
 
 def _spin(executor: SingleThreadedExecutor) -> None:
-    with contextlib.suppress(ExternalShutdownException):
+    try:
         executor.spin()
+    except ExternalShutdownException:
+        pass
+    except RCLError:
+        if rclpy.ok():  # not a shutdown racing the executor
+            raise
 
 
 def main(args: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from user_robot.action_mapping import action_toward
+from user_robot.pose_math import quat_conjugate, quat_from_rotvec, quat_multiply, rotvec_from_quat
 from user_robot.robot_config import TeleopConfig
 from user_robot.safety import Workspace
 from user_robot.task_config import TaskConfig
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 CLOSE, OPEN, KEEP = 1, -1, 0
 """Gripper intents."""
+
+COMMON_DEFAULTS: dict[str, Any] = {"gain": 0.5}
+"""Expert settings shared by every task (``gain``: fraction of the remaining way moved per tick)."""
 
 
 def wrap_period(angle: float, period: float) -> float:
@@ -46,12 +50,13 @@ class Expert:
     START_PHASE: ClassVar[str] = "start"
 
     def __init__(self, task: TaskConfig) -> None:
-        unknown = sorted(set(task.expert) - set(self.DEFAULTS))
+        defaults = {**COMMON_DEFAULTS, **self.DEFAULTS}
+        unknown = sorted(set(task.expert) - set(defaults))
         if unknown:
-            allowed = ", ".join(self.DEFAULTS)
+            allowed = ", ".join(defaults)
             raise ValueError(f"task {task.name}: unknown expert key {unknown[0]!r} (allowed: {allowed})")
         self.task = task
-        self.p = {**self.DEFAULTS, **task.expert}
+        self.p = {**defaults, **task.expert}
         self.workspace = Workspace(task.target, task.workspace)
         self.target = np.asarray(task.target.xyz, dtype=np.float64)
         self.reset()
@@ -68,12 +73,20 @@ class Expert:
         raise NotImplementedError
 
     def act(self, cell: SimCell) -> tuple[np.ndarray, int]:
-        """The normalized action toward the goal (gripper channel 0) and the gripper intent."""
+        """The normalized action toward the goal (gripper channel 0) and the gripper intent.
+
+        Each tick moves ``gain`` of the way to the goal (a human's smooth approach; with gain < 1 the
+        loop stays stable when the teleop path delays actions by a tick or two).
+        """
         xyz, quat = cell.tcp_pose()
         self.ticks += 1
         goal_xyz, goal_yaw, grip = self.goal(cell)
+        gain = self.p["gain"]
+        goal_xyz = xyz + gain * (self.workspace.clip_xyz(goal_xyz) - xyz)
         goal_quat = self.workspace.from_relative_rpy(np.array([0.0, 0.0, goal_yaw]))
-        return action_toward(xyz, quat, self.workspace.clip_xyz(goal_xyz), goal_quat, self.task.action), grip
+        turn = rotvec_from_quat(quat_multiply(goal_quat, quat_conjugate(quat)))
+        goal_quat = quat_multiply(quat_from_rotvec(gain * turn), quat)
+        return action_toward(xyz, quat, goal_xyz, goal_quat, self.task.action), grip
 
     def relative_yaw(self, cell: SimCell) -> float:
         """The TCP's yaw relative to the target orientation."""
@@ -254,12 +267,18 @@ def make_expert(task: TaskConfig) -> Expert:
     return EXPERTS[task.name](task)
 
 
+NUDGE_FLOOR = 0.2
+NUDGE = 1.2
+
+
 class VirtualSpaceMouse:
     """Turns an expert's normalized action and gripper intent into spacenav Twist axes and Joy buttons.
 
     The inverse of the teleop mapping (:mod:`user_robot.teleop_core`): action axis ``k`` is twist
-    axis ``axis_map[k]``, divided by ``axis_scale[k]``, times ``input_full_scale``. A change of
-    gripper intent is one button press (held for one message, then released).
+    axis ``axis_map[k]``, divided by ``axis_scale[k]``, times ``input_full_scale``. Like a person,
+    it pushes a little past the deadband when it means a small motion (inputs between
+    ``NUDGE_FLOOR`` and 1 deadband become ``NUDGE`` deadbands). A change of gripper intent is one
+    button press (held for one message, then released).
     """
 
     def __init__(self, cfg: TeleopConfig) -> None:
@@ -269,9 +288,12 @@ class VirtualSpaceMouse:
 
     def twist(self, action: np.ndarray) -> list[float]:
         """Twist ``[lin x, lin y, lin z, ang x, ang y, ang z]`` for the first six action channels."""
-        out = [0.0] * 6
-        for k, axis in enumerate(self.cfg.axis_map):
-            out[axis] = float(action[k]) / self.cfg.axis_scale[k] * self.cfg.input_full_scale
+        cfg, out = self.cfg, [0.0] * 6
+        for k, axis in enumerate(cfg.axis_map):
+            value = float(action[k]) / cfg.axis_scale[k]
+            if NUDGE_FLOOR * cfg.deadband < abs(value) <= cfg.deadband:
+                value = math.copysign(NUDGE * cfg.deadband, value)
+            out[axis] = value * cfg.input_full_scale
         return out
 
     def buttons(self, intent: int) -> list[int]:
