@@ -147,7 +147,7 @@ def arm_mjcf(spec: ArmSpec, gripper_max_width: float | None = None) -> str:
         '<geom type="box" size="0.025 0.1 0.03" pos="0 0 0.03" mass="0.73" rgba="0.85 0.85 0.85 1" class="hand"/>',
         '<geom type="cylinder" size="0.04 0.01" pos="0 0 0.005" rgba="0.2 0.2 0.2 1" class="visual"/>',
         f'<site name="tcp" pos="0 0 {HAND_TCP_OFFSET}" size="0.004" rgba="1 0 0 0.5" group="4"/>',
-        '<camera name="wrist" pos="0.07 0 0.02" xyaxes="0 -1 0 -0.2 0 0.98" fovy="75"/>',
+        '<camera name="wrist" pos="0.07 0 0.03" xyaxes="0 1 0 0.97 0 0.25" fovy="75"/>',  # looks down past the fingers
     ]
     for side, sign in (("left", 1.0), ("right", -1.0)):
         xml += [

@@ -20,19 +20,26 @@ if TYPE_CHECKING:
     from user_robot.sim.cell import SimCell
 
 
+COMMON_DEFAULTS: dict[str, Any] = {
+    "front_camera": {},  # optional "pos" and "look_at" (m, base frame); default: in front of the target
+}
+"""Scene settings every task accepts."""
+
+
 class SimTask:
     """A task's scene: subclasses set ``DEFAULTS`` and implement the four methods."""
 
-    DEFAULTS: ClassVar[dict[str, Any]] = {"front_camera": {}}
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
     graspable: tuple[str, ...] = ()  # bodies the gripper can hold
     excludes: tuple[tuple[str, str], ...] = ()  # body pairs that never collide (a cap on its thread)
 
     def __init__(self, cfg: TaskConfig) -> None:
-        unknown = sorted(set(cfg.sim) - set(self.DEFAULTS))
+        defaults = {**COMMON_DEFAULTS, **self.DEFAULTS}
+        unknown = sorted(set(cfg.sim) - set(defaults))
         if unknown:
-            raise ValueError(f"task {cfg.name}: unknown sim key {unknown[0]!r} (allowed: {', '.join(self.DEFAULTS)})")
+            raise ValueError(f"task {cfg.name}: unknown sim key {unknown[0]!r} (allowed: {', '.join(defaults)})")
         self.cfg = cfg
-        self.params = {**self.DEFAULTS, **cfg.sim}
+        self.params = {**defaults, **cfg.sim}
         self.target = np.asarray(cfg.target.xyz, dtype=np.float64)
         self.target_yaw = float(cfg.target.rpy[2])
 
@@ -69,7 +76,6 @@ class InsertionTask(SimTask):
     """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "front_camera": {},
         "part_size": [0.03, 0.03, 0.06],  # inserted part: x, y, length (full sizes)
         "housing_size": None,  # [x, y, z] full size of a wider body above the part, held by the fingers
         "tip_below_tcp": 0.04,
@@ -198,7 +204,6 @@ class PickPlaceTask(SimTask):
     """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "front_camera": {},
         "objects": ["duck"],  # kinds from OBJECT_KINDS; body names are <kind>_<index>
         "container_pos": [0.5, 0.09],
         "container_half": [0.055, 0.055],  # inner half sizes (m)
@@ -308,7 +313,6 @@ class CapTask(SimTask):
     """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "front_camera": {},
         "bottle_radius": 0.03,
         "bottle_height": 0.06,
         "cap_radius": 0.018,
