@@ -59,7 +59,7 @@ class Actor(nn.Module):
         """Reparameterised (action, log-prob) for a batched observation dict."""
         return self.sample_from_features(self.encoder(obs), generator)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
         """Action (float32 in [-1, 1]) for ONE unbatched observation: ``state`` float32[D], uint8 HxWx3 per camera."""
         device = self.head.weight.device
