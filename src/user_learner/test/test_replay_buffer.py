@@ -136,10 +136,10 @@ def test_gather_rejects_rows_without_a_transition() -> None:
         buf.gather(np.array([2]))  # the final observation's row
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     capacity=st.integers(2, 24),
-    steps=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.booleans()), min_size=1, max_size=80),
+    steps=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.booleans()), min_size=1, max_size=60),
 )
 def test_every_valid_row_is_a_transition_that_was_added(capacity: int, steps: list) -> None:
     """Random interleaved streams, episode breaks and wrap-arounds: the buffer never mixes up rows."""
