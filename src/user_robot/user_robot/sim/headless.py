@@ -96,3 +96,24 @@ def success_rate(task: str, robot: str = "sim", policy: str = "expert", episodes
     pol = expert_policy(task_cfg, robot_cfg)[1] if policy == "expert" else random_policy(task_cfg.action.dims, seed)
     results = [run_episode(cell, pol, seed, ep) for ep in range(episodes)]
     return sum(r.success for r in results) / episodes
+
+
+def main() -> None:
+    """``python -m user_robot.sim.headless --task peg_insertion [--robot sim] [--policy expert] ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Headless sim episodes (no ROS); prints success_rate.")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--robot", default="sim", help="robot config (sim, sim_arx)")
+    parser.add_argument("--policy", default="expert", choices=("expert", "random"))
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    rate = success_rate(args.task, args.robot, args.policy, args.episodes, args.seed)
+    print(f"headless task={args.task} robot={args.robot} policy={args.policy} episodes={args.episodes} "
+          f"wall_s={time.perf_counter() - start:.1f} success_rate={rate:.3f}")
+
+
+if __name__ == "__main__":
+    main()
