@@ -176,6 +176,7 @@ class SimCellNode(Node):
             self.episode += 1
             self.cell.reset_scene(self.seed, self.episode)
             self.expert.reset()
+            self.mouse.reset()
             self.schedule.start_episode(self.seed, self.episode)
             self._step = 0
         response.success = True

@@ -283,6 +283,10 @@ class VirtualSpaceMouse:
 
     def __init__(self, cfg: TeleopConfig) -> None:
         self.cfg = cfg
+        self.reset()
+
+    def reset(self) -> None:
+        """New episode: the next gripper intent is pressed whatever the last one was."""
         self.intent = KEEP
         self._pressed: int | None = None
 

@@ -46,7 +46,7 @@ def expert_policy(task: TaskConfig, robot: RobotConfig) -> tuple[Expert, Policy]
     def policy(cell: SimCell, step: int) -> np.ndarray:
         if step == 0:
             expert.reset()
-            mouse.intent = 0
+            mouse.reset()
         action, grip = expert.act(cell)
         now = step / task.control_rate_hz
         teleop.twist(mouse.twist(action), now)
