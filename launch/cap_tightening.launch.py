@@ -5,10 +5,9 @@ The cap_tightening task graph (config/tasks/cap_tightening.yaml); arguments and 
 
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-from launch import LaunchDescription
 
 TASK = "cap_tightening"
 

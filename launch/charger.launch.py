@@ -5,10 +5,9 @@ The charger_plugging task graph (config/tasks/charger_plugging.yaml); arguments 
 
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-from launch import LaunchDescription
 
 TASK = "charger_plugging"
 

@@ -5,10 +5,9 @@ The peg_insertion task graph (config/tasks/peg_insertion.yaml); arguments and no
 
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-from launch import LaunchDescription
 
 TASK = "peg_insertion"
 

@@ -5,10 +5,9 @@ The pick_and_place task graph (config/tasks/pick_and_place.yaml); arguments and 
 
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-from launch import LaunchDescription
 
 TASK = "pick_and_place"
 

@@ -5,10 +5,9 @@ The table_cleanup task graph (config/tasks/table_cleanup.yaml); arguments and no
 
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-from launch import LaunchDescription
 
 TASK = "table_cleanup"
 

@@ -11,11 +11,11 @@ Every node reads the task, robot and algorithm YAMLs under ``config/`` itself.
 
 from __future__ import annotations
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from launch import LaunchContext, LaunchDescription
 from user_learner.graph import GRAPH_OPTIONS, build_graph, option_text, parse_options
 from user_robot.config_loader import config_names
 

@@ -183,7 +183,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
-            actor = {**cell, "algo": opts.algo, "obs": opts.obs, "mode": opts.mode, "seed": opts.seed + i}
+            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i}
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
             driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, "sync": opts.pipeline == "sync",
                       **common}

@@ -19,6 +19,7 @@ import uuid
 import numpy as np
 import rclpy
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -26,15 +27,17 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from user_interfaces.action import ResetArm, RunEpisode
 from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
 from user_policies.episode import END_ABORTED, END_SAFETY, Episode, Observation
-from user_policies.nodes.messages import arm_sample, stamp_seconds, transition_msg
+from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
 from user_policies.observation import StateEncoder
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
 from user_robot.diagnostics import WARN, diagnostic_array
+from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
@@ -45,6 +48,7 @@ REWARD_SOURCES = {
     "human": Transition.REWARD_HUMAN,
 }
 WEIGHTS_TOPIC = "/user/policy_weights"
+RESET_ATTEMPTS = 3
 TRANSITIONS_TOPIC = "/user/transitions"
 
 
@@ -98,9 +102,10 @@ class Actor(Node):
         self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
         self.transition_pub = self.create_publisher(Transition, TRANSITIONS_TOPIC, TRANSITIONS)
         self.result_pub = self.create_publisher(EpisodeResult, "episode_result", STATUS)
-        from diagnostic_msgs.msg import DiagnosticArray
-
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.status_markers_pub = self.create_publisher(MarkerArray, "status_markers", 10)
+        workspace_pub = self.create_publisher(MarkerArray, "workspace_markers", STATUS)  # latched for rviz2
+        workspace_pub.publish(workspace_markers(self.task, self.robot.base_frame, self.get_clock().now().to_msg()))
 
         actions = ReentrantCallbackGroup()
         self.reset_client = ActionClient(self, ResetArm, "arm/reset", callback_group=actions)
@@ -243,6 +248,8 @@ class Actor(Node):
         return action
 
     def _tick(self) -> None:
+        if not rclpy.ok():
+            return
         t = time.monotonic()
         if self._last_tick:
             self._periods.append(t - self._last_tick)
@@ -285,7 +292,7 @@ class Actor(Node):
             self.transition_pub.publish(
                 transition_msg(
                     record,
-                    stamp=self.get_clock().now().to_msg(),
+                    stamp=seconds_to_stamp(record.obs.stamp),
                     robot_id=self.robot_id,
                     embodiment=self.robot.embodiment,
                     task=self.task.name,
@@ -317,23 +324,45 @@ class Actor(Node):
         return future.result()
 
     def _reset(self, seed: int) -> str:
-        """Reset the arm (bridge action), then the scene (sim or a reset helper); '' or an error."""
+        """Reset the arm (bridge action), then the scene (sim or a reset helper); '' or an error.
+
+        The bridge refuses a reset until it has driver state, so this waits for the arm state and
+        retries a refused reset a few times before giving up.
+        """
         if not self.reset_client.wait_for_server(timeout_sec=10.0):
             return "arm bridge reset action 'arm/reset' is not available"
         goal = ResetArm.Goal(
             use_task_reset_pose=True, randomize=True, seed=seed, open_gripper=self.task.action.gripper == "binary"
         )
-        handle = self._call(self.reset_client.send_goal_async(goal), 10.0)
-        if handle is None or not handle.accepted:
-            return "arm reset goal was not accepted"
-        response = self._call(handle.get_result_async(), self.task.reset.duration_s * 4 + 10.0)
-        if response is None or not response.result.success:
-            return f"arm reset failed: {response.result.message if response else 'timeout'}"
-        if self.scene_client.wait_for_service(timeout_sec=0.5 if self._episodes else 2.0):
+        error = ""
+        for attempt in range(RESET_ATTEMPTS):
+            self._wait_for_arm(timeout=5.0)
+            error = self._reset_arm(goal)
+            if not error:
+                break
+            self.get_logger().warning(f"reset attempt {attempt + 1}/{RESET_ATTEMPTS}: {error}")
+            time.sleep(1.0)
+        if error:
+            return error
+        if self.scene_client.wait_for_service(timeout_sec=0.5 if self._episodes > 1 else 2.0):
             answer = self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
             if answer is None or not answer.success:
                 return f"scene reset failed: {answer.message if answer else 'timeout'}"
         return ""
+
+    def _reset_arm(self, goal: ResetArm.Goal) -> str:
+        handle = self._call(self.reset_client.send_goal_async(goal), 10.0)
+        if handle is None or not handle.accepted:
+            return "arm reset goal was not accepted (no driver state yet?)"
+        response = self._call(handle.get_result_async(), self.task.reset.duration_s * 4 + 10.0)
+        if response is None or not response.result.success:
+            return f"arm reset failed: {response.result.message if response else 'timeout'}"
+        return ""
+
+    def _wait_for_arm(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (self._arm is None or self._arm.status == ArmState.STATUS_NO_DATA):
+            time.sleep(0.05)
 
     def _execute(self, goal_handle) -> RunEpisode.Result:
         goal = goal_handle.request
@@ -408,6 +437,15 @@ class Actor(Node):
             "intervened_steps": self.episode.summary.intervened_steps if self.episode else 0,
         }
         level = WARN if arm is None else 0
+        summary = self.episode.summary if self.episode else None
+        lines = [
+            f"{self.robot_id} {self.task.name} episode {self._episodes}",
+            f"step {summary.length if summary else 0}  return {summary.episode_return if summary else 0.0:.2f}",
+            f"weights v{self.policy.version}",
+        ]
+        intervened = bool(self._intervention is not None and self._intervention.active)
+        stamp = self.get_clock().now().to_msg()
+        self.status_markers_pub.publish(status_markers(self.task, self.robot.base_frame, lines, intervened, stamp))
         self.diag_pub.publish(
             diagnostic_array(self.get_clock().now().to_msg(), f"{self.robot_id}/actor", self.robot_id, values, level)
         )

@@ -16,6 +16,12 @@ def stamp_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def seconds_to_stamp(seconds: float) -> Time:
+    """Seconds as a ``builtin_interfaces/Time``."""
+    sec = int(seconds // 1)
+    return Time(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
+
+
 def arm_sample(msg: ArmState) -> ArmSample:
     """The arm bridge's state as an :class:`ArmSample`."""
     p, v, w = msg.pose, msg.velocity, msg.wrench
