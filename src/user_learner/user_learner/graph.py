@@ -28,6 +28,8 @@ ALGORITHMS_BUILT = ("sac", "rlpd")
 ALGORITHMS_PLANNED = ("sac_flow", "hg_dagger")
 EXTERNAL_EXECUTABLES = {("rviz2", "rviz2")}
 """(package, executable) pairs started by the graph that are not ours."""
+SIM_STATE_RATE_HZ = 100.0
+"""Driver-state rate of the sim cell in wall time (the real franka_robot_state_broadcaster: 1 kHz)."""
 RVIZ_CONFIG = ("rviz", "user.rviz")
 """rviz2 display config, under ``config/``."""
 RVIZ_TOPICS = {
@@ -176,6 +178,8 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                     "seed": opts.seed + i,
                     "real_time_factor": opts.real_time_factor,
                     "publish_clock": publish_clock,
+                    # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
+                    "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
                     "expert": opts.expert,
                     "cameras": opts.obs == "pixels",
                     **common,

@@ -35,7 +35,7 @@ def record_demos(
     *,
     seed: int = 0,
     obs: str = "state",
-    real_time_factor: float = 4.0,
+    real_time_factor: float = 2.0,
     log_dir: Path = Path("logs"),
     storage: str = "mcap",
     timeout: float = 0.0,

@@ -27,7 +27,7 @@ def add_common_sim_arguments(parser: argparse.ArgumentParser, episodes: int) -> 
     parser.add_argument("--episodes", type=int, default=episodes, help="episodes to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="render cameras (pixels) or not")
-    parser.add_argument("--real-time-factor", type=float, default=4.0, help="sim speed relative to real time")
+    parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim speed relative to real time")
     parser.add_argument("--log-dir", default="logs/sim", help="where node logs go")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
 
@@ -46,7 +46,7 @@ def run_episodes(
     expert: bool,
     seed: int = 0,
     obs: str = "state",
-    real_time_factor: float = 4.0,
+    real_time_factor: float = 2.0,
     log_dir: Path = Path("logs/sim"),
     timeout: float = 0.0,
     setup_monitor: Callable[[Any], None] | None = None,

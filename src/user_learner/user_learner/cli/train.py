@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="resume the learner from its newest checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
-        "--real-time-factor", type=float, default=0.0, help="sim speed (0 = 3 for one sim robot, else 1)"
+        "--real-time-factor", type=float, default=0.0, help="sim speed (0 = 2 for one sim robot, else 1)"
     )
     parser.add_argument("--log-dir", default="logs", help="TensorBoard logs, checkpoints, demos and node logs")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
@@ -59,7 +59,7 @@ def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     """Train and print the summary line."""
     sim = load_robot(args.robot).backend == "sim"
-    rtf = args.real_time_factor or (3.0 if sim and args.robots == 1 else 1.0)
+    rtf = args.real_time_factor or (2.0 if sim and args.robots == 1 else 1.0)
     demos = ensure_demos(args, sim)
     specs = build_graph(
         args.task,
