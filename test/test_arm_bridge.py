@@ -37,6 +37,7 @@ from user_robot.diagnostics import ARM_BRIDGE_KEYS, values_of
 from user_robot.nodes.qos import CONTROL
 from user_robot.pose_math import quat_from_rpy, rpy_from_quat, wrap_angle
 from user_robot.reset_planner import reset_pose
+from user_robot.robot_config import load_robot
 from user_robot.safety import Workspace, rotation_angle
 from user_robot.task_config import TaskConfig, load_task
 
@@ -132,7 +133,8 @@ def start_bridge(spawn, task: str = "peg_insertion", robot: str = "sim", env: di
 
 
 def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> None:
-    task = load_task("peg_insertion")  # base frame, 6 dims, 0.01 m / 0.05 rad per tick, watchdog 0.5 s
+    task = load_task("peg_insertion")  # base frame, 6 dims, 0.01 m / 0.05 rad per tick
+    limits = load_robot("sim").safety  # watchdog_s, bridge_rate_hz
     target = np.array(task.target.xyz)
     measured = target + np.array([0.055, 0.0, 0.0])
     cell = cell_factory(measured)
@@ -171,11 +173,11 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     cell.wait_status(ArmState.STATUS_OK)
     sent = time.monotonic()
     cell.wait_status(ArmState.STATUS_HOLDING, "watchdog", timeout=3.0)
-    assert 0.4 < time.monotonic() - sent < 1.5
+    assert limits.watchdog_s - 0.1 < time.monotonic() - sent < limits.watchdog_s + 1.0
     t = time.monotonic()
-    time.sleep(0.3)
+    time.sleep(0.5)
     held = [pose_of(m)[0] for m in cell.franka.equilibria.since(t)]
-    assert len(held) >= 10  # re-published at the bridge rate (100 Hz)
+    assert len(held) >= 0.5 * 0.5 * limits.bridge_rate_hz  # re-published at the bridge rate
     np.testing.assert_allclose(held, [measured - np.array([0.01, 0.0, 0.0])] * len(held), atol=1e-9)
 
     values = cell.diag()
@@ -183,7 +185,7 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     assert int(values["clamps_workspace"]) >= 1
     assert int(values["rejected_nonfinite"]) == 1
     assert int(values["watchdog_holds"]) == 1
-    assert float(values["loop_rate_hz"]) > 50
+    assert float(values["loop_rate_hz"]) > 0.8 * limits.bridge_rate_hz
     assert values["status"] == "holding"
 
     # action_scale (safe to lower at run time): halves the step; outside [0, 1] it is refused.
@@ -280,7 +282,8 @@ def test_driver_loss_is_a_clear_state_and_reseeds(spawn, cell_factory) -> None:
     cell.wait_status(ArmState.STATUS_OK)
 
     cell.franka.publishing = False  # a reflex: the broadcaster stops
-    state = cell.wait_status(ArmState.STATUS_NO_DATA, "no driver state", timeout=3.0)
+    max_age = load_robot("sim").safety.max_state_age_s
+    state = cell.wait_status(ArmState.STATUS_NO_DATA, "no driver state", timeout=max_age + 3.0)
     assert "error_recovery" in state.message
     t = time.monotonic()
     time.sleep(0.3)
