@@ -141,7 +141,10 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     start_bridge(spawn)
 
     # Startup: hold the measured pose, status HOLDING, the driver's state passed through.
-    state = cell.wait_status(ArmState.STATUS_HOLDING, "first command")
+    cell.wait_status(ArmState.STATUS_HOLDING, "first command")
+    state = standins.wait_until(  # wrench and gripper arrive on their own topics
+        lambda: (s := cell.states.last()) and s.gripper_width > 0 and s.wrench.force.z > 0 and s, 5.0, "full state"
+    )
     xyz, quat = cell.settled_equilibrium()
     np.testing.assert_allclose(xyz, measured, atol=1e-12)
     assert rotation_angle(quat, DOWN) < 1e-9
