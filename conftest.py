@@ -13,6 +13,7 @@ os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
+import select
 import subprocess
 import sys
 import time
@@ -29,30 +30,35 @@ class Proc:
             [sys.executable, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            bufsize=0,  # unbuffered bytes: select() then sees every byte that has arrived
             env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
+        self._partial = b""
+
+    def _read_available(self, timeout: float) -> bool:
+        """Append complete lines that arrive within ``timeout``; False once the output has ended."""
+        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
+        if not ready:
+            return True
+        chunk = os.read(self.popen.stdout.fileno(), 65536)
+        if not chunk:
+            return False
+        *complete, self._partial = (self._partial + chunk).split(b"\n")
+        self.lines += [line.decode(errors="replace") for line in complete]
+        return True
 
     def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
         """Return the first stdout line starting with ``prefix`` (fail on exit or timeout)."""
-        import selectors
-
-        for line in self.lines:
-            if line.startswith(prefix):
-                return line
-        sel = selectors.DefaultSelector()
-        sel.register(self.popen.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=0.2):
-                continue
-            line = self.popen.stdout.readline()
-            if not line:
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if line.startswith(prefix):
+                    return line
+            seen = len(self.lines)
+            if time.monotonic() > deadline or not self._read_available(0.2):
                 break
-            self.lines.append(line.rstrip("\n"))
-            if line.startswith(prefix):
-                return line.rstrip("\n")
         raise AssertionError(f"no line starting {prefix!r}; output so far:\n" + "\n".join(self.lines[-40:]))
 
     def stop(self, timeout: float = 10.0) -> int:
