@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 # A unique ROS domain per test session and localhost-only discovery, so parallel runs and other
 # ROS graphs on the machine never cross-talk. Set before rclpy is imported anywhere.
@@ -11,6 +12,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "test"))  # test helpers
 
 
 import select

@@ -9,14 +9,13 @@ clear startup error without franka_msgs, and /diagnostics.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
+import driver_standins as standins
 import numpy as np
 import pytest
 import yaml
@@ -40,11 +39,6 @@ from user_robot.reset_planner import reset_pose
 from user_robot.robot_config import load_robot
 from user_robot.safety import Workspace, rotation_angle
 from user_robot.task_config import TaskConfig, load_task
-
-_spec = importlib.util.spec_from_file_location("driver_standins", Path(__file__).with_name("driver_standins.py"))
-standins = importlib.util.module_from_spec(_spec)
-sys.modules["driver_standins"] = standins
-_spec.loader.exec_module(standins)
 
 NS = f"/bridge_test_{os.getpid()}"  # unique: never cross-talks with other robot_0 graphs
 DOWN = quat_from_rpy([math.pi, 0.0, 0.0])

@@ -8,23 +8,16 @@ too long ago, is reported stale while the other stays fresh.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
 import time
-from pathlib import Path
 
+import driver_standins as standins
 import numpy as np
 import pytest
 
 from user_robot.nodes.cameras import CameraSet
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
-
-_spec = importlib.util.spec_from_file_location("driver_standins", Path(__file__).with_name("driver_standins.py"))
-standins = importlib.util.module_from_spec(_spec)
-sys.modules["driver_standins"] = standins
-_spec.loader.exec_module(standins)
 
 
 @pytest.fixture

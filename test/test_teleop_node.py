@@ -7,7 +7,6 @@ and from the ``label`` service (each sent exactly once), and relative topics in 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import driver_standins as standins
 import numpy as np
 import pytest
 import yaml
@@ -25,11 +25,6 @@ from user_interfaces.msg import Intervention
 from user_interfaces.srv import LabelEpisode
 from user_robot.config_loader import config_dir
 from user_robot.nodes.qos import CONTROL
-
-_spec = importlib.util.spec_from_file_location("driver_standins", Path(__file__).with_name("driver_standins.py"))
-standins = importlib.util.module_from_spec(_spec)
-sys.modules["driver_standins"] = standins
-_spec.loader.exec_module(standins)
 
 NS = f"/teleop_test_{os.getpid()}"
 
