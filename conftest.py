@@ -50,6 +50,13 @@ class Proc:
         self.lines += [line.decode(errors="replace") for line in complete]
         return True
 
+    def output(self, timeout: float = 30.0) -> list[str]:
+        """Every line the process printed, once it has closed its output (or ``timeout`` passed)."""
+        deadline = time.monotonic() + timeout
+        while self._read_available(0.2) and time.monotonic() < deadline:
+            pass
+        return self.lines + ([self._partial.decode(errors="replace")] if self._partial else [])
+
     def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
         """Return the first stdout line starting with ``prefix`` (fail on exit or timeout)."""
         deadline = time.monotonic() + timeout

@@ -300,7 +300,7 @@ def test_driver_loss_is_a_clear_state_and_reseeds(spawn, cell_factory) -> None:
 def test_franka_gripper_without_franka_msgs_fails_clearly(spawn) -> None:
     bridge = start_bridge(spawn, robot="franka")
     assert bridge.popen.wait(timeout=30) == 1
-    fatal = [line for line in bridge.popen.stdout.read().splitlines() if line.startswith("[FATAL]")]
+    fatal = [line for line in bridge.output() if line.startswith("[FATAL]")]
     assert fatal and "franka_msgs" in fatal[0] and "gripper: franka_action" in fatal[0]
 
 

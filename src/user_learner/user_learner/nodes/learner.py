@@ -14,11 +14,9 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
@@ -28,6 +26,7 @@ from user_policies.nodes.messages import image_array
 from user_policies.weights_codec import packet_to_msg
 from user_robot.diagnostics import diagnostic_array
 from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
+from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
@@ -104,10 +103,7 @@ class Learner(Node):
             "robot": ("sim", "robot config name whose embodiment the weights serve"),
             "seed": (0, "random seed"),
         }
-        values = {}
-        for name, (default, text) in described.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, read_only=True))
-            values[name] = self.get_parameter(name).value
+        values = declare(self, described)
         values["demos"] = [d for d in values["demos"] if d]
         self.declare_parameter(
             "robots",
@@ -245,19 +241,8 @@ class Learner(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the learner until interrupted; checkpoints on the way out."""
-    rclpy.init(args=args)
-    node = Learner()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the learner until interrupted; ``Learner.shutdown`` checkpoints on the way out."""
+    run(Learner, "learner", args, threads=2)
 
 
 if __name__ == "__main__":

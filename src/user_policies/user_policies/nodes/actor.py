@@ -23,7 +23,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
@@ -39,6 +38,7 @@ from user_policies.reward import RewardTracker, in_success_region
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
+from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
@@ -145,10 +145,7 @@ class Actor(Node):
             "record_images": (False, "put camera images into transitions even for state policies"),
             "seed": (0, "seed of resets and exploration"),
         }
-        values = {}
-        for name, (default, description) in specs.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
-            values[name] = self.get_parameter(name).value
+        values = declare(self, specs)
         self.declare_parameter(
             "input_max_age_s",
             0.0,
@@ -453,18 +450,8 @@ class Actor(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the actor node (multi-threaded: control loop, weights, episodes in their own groups)."""
-    rclpy.init(args=args)
     torch.set_num_threads(1)
-    node = Actor()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run(Actor, "actor", args, threads=4)
 
 
 if __name__ == "__main__":

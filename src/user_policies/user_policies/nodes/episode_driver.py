@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
@@ -19,6 +18,7 @@ from rclpy.node import Node
 from user_interfaces.action import RunEpisode
 from user_interfaces.msg import LearnerStatus
 from user_robot.nodes.qos import STATUS
+from user_robot.nodes.runtime import declare
 
 LEARNER_STATUS_TOPIC = "/user/learner_status"
 
@@ -35,13 +35,9 @@ class EpisodeDriver(Node):
             "sync": (False, "wait for newer learner weights after every episode (synchronous pipeline)"),
             "sync_timeout_s": (600.0, "longest wait for the learner in sync mode"),
         }
-        for name, (default, text) in described.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=text, read_only=True))
-        self.episodes = self.get_parameter("episodes").value
-        self.mode = self.get_parameter("mode").value
-        self.max_steps = self.get_parameter("max_steps").value
-        self.sync = self.get_parameter("sync").value
-        self.sync_timeout = self.get_parameter("sync_timeout_s").value
+        p = declare(self, described)
+        self.episodes, self.mode, self.max_steps = p["episodes"], p["mode"], p["max_steps"]
+        self.sync, self.sync_timeout = p["sync"], p["sync_timeout_s"]
         self.client = ActionClient(self, RunEpisode, "run_episode")
         self._learner_version = 0
         self._learner_changed = threading.Condition()

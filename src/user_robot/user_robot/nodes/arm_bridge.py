@@ -28,7 +28,6 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseStamped, Quaternion, Twist, Vector3, Wrench, WrenchStamped
@@ -36,7 +35,6 @@ from geometry_msgs.msg import Pose as PoseMsg
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
@@ -47,6 +45,7 @@ from user_robot.action_mapping import GRIPPER_CLOSE, GRIPPER_OPEN
 from user_robot.arm_state_core import VelocityEstimator, gripper_width, robot_mode_error
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.nodes.runtime import run
 from user_robot.reset_planner import ResetTrajectory, plan_reset, reset_pose
 from user_robot.robot_config import load_robot
 from user_robot.safety import GripperDebouncer, Pose, SafetyFilter, Watchdog, rotation_angle
@@ -474,23 +473,8 @@ class ArmBridge(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the arm bridge (two threads: the control loop and the reset action)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ArmBridge()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (StartupError, ValueError) as exc:  # ConfigError is a ValueError naming the file and key
-        rclpy.logging.get_logger("arm_bridge").fatal(str(exc))
-        raise SystemExit(1) from exc
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the arm bridge; a startup or config error is fatal with a clear message."""
+    run(ArmBridge, "arm_bridge", args, threads=2, fatal=(StartupError,))
 
 
 if __name__ == "__main__":

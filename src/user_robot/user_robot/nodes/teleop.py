@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import rclpy
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Joy
@@ -24,6 +22,7 @@ from sensor_msgs.msg import Joy
 from user_interfaces.msg import Intervention
 from user_interfaces.srv import LabelEpisode
 from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.nodes.runtime import run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 from user_robot.teleop_core import TeleopCore
@@ -100,21 +99,8 @@ class Teleop(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the teleop node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Teleop()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # a config error (ConfigError is one) names the file and key
-        rclpy.logging.get_logger("teleop").fatal(str(exc))
-        raise SystemExit(1) from exc
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the teleop node; a config error is fatal with a clear message."""
+    run(Teleop, "teleop", args)
 
 
 if __name__ == "__main__":
