@@ -109,10 +109,24 @@ class Learner(Node):
             "robots",
             1,
             ParameterDescriptor(
-                description="number of robots", integer_range=[IntegerRange(from_value=1, to_value=64, step=1)]
+                description="number of robots feeding this learner (informational)",
+                read_only=True,
+                integer_range=[IntegerRange(from_value=1, to_value=64, step=1)],
+            ),
+        )
+        self.declare_parameter(
+            "publish_every",
+            0,
+            ParameterDescriptor(
+                description="updates between weight publishes (0 = the algorithm config's); safe to change live",
+                integer_range=[IntegerRange(from_value=0, to_value=10_000, step=1)],
             ),
         )
         return values
+
+    def _publish_every(self) -> int:
+        live = self.get_parameter("publish_every").value
+        return live if live > 0 else self.core.cfg.publish_every
 
     def _load_demos(self, paths: list[str]) -> None:
         if not paths:
@@ -171,7 +185,7 @@ class Learner(Node):
                 with self._wake:
                     self._pending_episode_updates -= 1
                     sync_done = self._pending_episode_updates == 0
-            if updates % cfg.publish_every == 0 or sync_done:
+            if updates % self._publish_every() == 0 or sync_done:
                 self._publish_weights()
             if updates % cfg.checkpoint_every == 0:
                 self.core.save()
