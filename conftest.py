@@ -15,60 +15,64 @@ os.environ.setdefault("PYTHONUNBUFFERED", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "test"))  # test helpers
 
 
-import select
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 
 class Proc:
-    """A child Python process whose stdout lines can be awaited (for real multi-process ROS tests)."""
+    """A child Python process whose output lines can be awaited (for real multi-process ROS tests).
+
+    A reader thread drains the child's stdout+stderr continuously, so a chatty node never blocks
+    on a full pipe, and lines that arrive together are all seen.
+    """
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.popen = subprocess.Popen(
             [sys.executable, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            bufsize=0,  # unbuffered bytes: select() then sees every byte that has arrived
+            text=True,
+            errors="replace",
             env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
-        self._partial = b""
+        self._changed = threading.Condition()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def _read_available(self, timeout: float) -> bool:
-        """Append complete lines that arrive within ``timeout``; False once the output has ended."""
-        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
-        if not ready:
-            return True
-        chunk = os.read(self.popen.stdout.fileno(), 65536)
-        if not chunk:
-            return False
-        *complete, self._partial = (self._partial + chunk).split(b"\n")
-        self.lines += [line.decode(errors="replace") for line in complete]
-        return True
+    def _read(self) -> None:
+        for line in self.popen.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
     def output(self, timeout: float = 30.0) -> list[str]:
         """Every line the process printed, once it has closed its output (or ``timeout`` passed)."""
-        deadline = time.monotonic() + timeout
-        while self._read_available(0.2) and time.monotonic() < deadline:
-            pass
-        return self.lines + ([self._partial.decode(errors="replace")] if self._partial else [])
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed, timeout)
+            return list(self.lines)
 
     def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
-        """Return the first stdout line starting with ``prefix`` (fail on exit or timeout)."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if line.startswith(prefix):
-                    return line
-            seen = len(self.lines)
-            if time.monotonic() > deadline or not self._read_available(0.2):
-                break
-        raise AssertionError(f"no line starting {prefix!r}; output so far:\n" + "\n".join(self.lines[-40:]))
+        """Return the first output line starting with ``prefix`` (fail on exit or timeout)."""
+
+        def found() -> str | None:
+            return next((line for line in self.lines if line.startswith(prefix)), None)
+
+        with self._changed:
+            self._changed.wait_for(lambda: found() is not None or self._closed, timeout)
+            line = found()
+            if line is not None:
+                return line
+            tail = "\n".join(self.lines[-40:])
+        raise AssertionError(f"no line starting {prefix!r}; output so far:\n{tail}")
 
     def stop(self, timeout: float = 10.0) -> int:
         """Interrupt (SIGINT, as Ctrl-C), then kill if needed; returns the exit code."""

@@ -40,6 +40,11 @@ from user_robot.robot_config import load_robot
 from user_robot.safety import Workspace, rotation_angle
 from user_robot.task_config import TaskConfig, load_task
 
+# Timing assertions over real DDS; the stand-ins, recorders and probe
+# share one Python process, whose rclpy executor lags under load: rerun a failure (CI has 2 cores).
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
+
+
 NS = f"/bridge_test_{os.getpid()}"  # unique: never cross-talks with other robot_0 graphs
 DOWN = quat_from_rpy([math.pi, 0.0, 0.0])
 ROSOUT = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)

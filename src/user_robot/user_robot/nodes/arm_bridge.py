@@ -34,7 +34,7 @@ from geometry_msgs.msg import Point, PoseStamped, Quaternion, Twist, Vector3, Wr
 from geometry_msgs.msg import Pose as PoseMsg
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
@@ -126,11 +126,15 @@ class ArmBridge(Node):
         self._ticks: list[float] = []
 
         state_qos = PROFILES[drv.state_qos]
-        self.create_subscription(PoseStamped, drv.current_pose, self._on_pose, state_qos)
-        self.create_subscription(WrenchStamped, drv.external_wrench, self._on_wrench, state_qos)
-        self.create_subscription(JointState, drv.joint_states, self._on_joints, state_qos)
+        # Driver state in its own group: a 200 Hz–1 kHz stream must never starve the tick (or vice versa).
+        states = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, drv.current_pose, self._on_pose, state_qos, callback_group=states)
+        self.create_subscription(WrenchStamped, drv.external_wrench, self._on_wrench, state_qos, callback_group=states)
+        self.create_subscription(JointState, drv.joint_states, self._on_joints, state_qos, callback_group=states)
         if self.robot.gripper != "none":
-            self.create_subscription(JointState, drv.gripper_joint_states, self._on_gripper_joints, state_qos)
+            self.create_subscription(
+                JointState, drv.gripper_joint_states, self._on_gripper_joints, state_qos, callback_group=states
+            )
         self.create_subscription(ArmCommand, "arm/command", self._on_command, CONTROL)
         self.state_pub = self.create_publisher(ArmState, "arm/state", CONTROL)
         self.pose_pub = self.create_publisher(PoseStamped, drv.equilibrium_pose, PROFILES[drv.command_qos])

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from user_robot import camera_core
@@ -55,6 +56,21 @@ class _Stream:
     frame: np.ndarray | None = None  # decoded crop of ``msg`` (None until asked)
 
 
+def best_effort(profile: QoSProfile) -> QoSProfile:
+    """``profile`` with best-effort reliability, for subscribing to camera streams.
+
+    A best-effort reader matches realsense2_camera's reliable writer, and a lost fragment of a
+    large frame then drops that frame instead of stalling every later frame until the writer
+    repairs it (which made a fresh camera look stale); freshness is checked per frame anyway.
+    """
+    return QoSProfile(
+        history=profile.history,
+        depth=profile.depth,
+        reliability=ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
 class CameraSet:
     """The task's cameras on ``node``; thread-safe."""
 
@@ -77,7 +93,7 @@ class CameraSet:
                 Image,
                 stream.cfg.topic,
                 functools.partial(self._on_image, name),
-                PROFILES[stream.cfg.qos],
+                best_effort(PROFILES[stream.cfg.qos]),
                 callback_group=callback_group,
             )
 
