@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,24 +36,29 @@ TRANSITIONS_TOPIC = "/user/transitions"
 STATUS_TOPIC = "/user/learner_status"
 
 
-def step_record(msg: Transition) -> StepRecord:
+def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
+    """A :class:`StepRecord` from anything with the Transition fields (a message or a bag step)."""
+    return StepRecord(
+        robot_id=robot_id,
+        episode_id=episode_id,
+        step=int(step.step),
+        obs=obs,
+        action=np.asarray(step.action, dtype=np.float32),
+        reward=float(step.reward),
+        terminated=bool(step.terminated),
+        truncated=bool(step.truncated),
+        intervened=bool(step.intervened),
+        end_reason=int(step.end_reason),
+        policy_version=int(step.policy_version),
+    )
+
+
+def message_record(msg: Transition) -> StepRecord:
     """A received Transition message as the assembler's :class:`StepRecord`."""
     obs = {"state": np.asarray(msg.state, dtype=np.float32)}
     for name, image in zip(msg.camera_names, msg.images, strict=True):
         obs[name] = image_array(image)
-    return StepRecord(
-        robot_id=msg.robot_id,
-        episode_id=msg.episode_id,
-        step=msg.step,
-        obs=obs,
-        action=np.asarray(msg.action, dtype=np.float32),
-        reward=float(msg.reward),
-        terminated=msg.terminated,
-        truncated=msg.truncated,
-        intervened=msg.intervened,
-        end_reason=msg.end_reason,
-        policy_version=msg.policy_version,
-    )
+    return step_record(msg.robot_id, msg.episode_id, msg, obs)
 
 
 class Learner(Node):
@@ -135,19 +141,7 @@ class Learner(Node):
 
         images = self.core.spec.kind == "cnn"
         records = (
-            StepRecord(
-                robot_id=episode.robot_id,
-                episode_id=episode.episode_id,
-                step=step.step,
-                obs={"state": step.state, **step.images},
-                action=step.action,
-                reward=step.reward,
-                terminated=step.terminated,
-                truncated=step.truncated,
-                intervened=step.intervened,
-                end_reason=step.end_reason,
-                policy_version=step.policy_version,
-            )
+            step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images})
             for path in paths
             for episode in read_episodes(path, images=images)
             for step in episode.steps
@@ -157,7 +151,7 @@ class Learner(Node):
 
     def _on_transition(self, msg: Transition) -> None:
         try:
-            stats = self.core.ingest(step_record(msg))
+            stats = self.core.ingest(message_record(msg))
         except ValueError as exc:
             self.get_logger().warning(f"dropped transition {msg.episode_id}:{msg.step}: {exc}")
             return
