@@ -27,7 +27,7 @@ from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
 NS = "robot_0"
-EPISODES = 2
+EPISODES = 5
 PROMPT_NS = 20_000_000  # the bridge turned the command into a pose within this: its measured-pose base is ours
 
 

@@ -125,23 +125,23 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
         from user_interfaces.msg import PolicyWeights
 
         good = watcher.status.version
-        bad = PolicyWeights(policy_id="peg_insertion/sac/mlp", version=10_000, embodiments=["franka_panda"])
-        bad.codec, bad.dtype, bad.sha256, bad.byte_size, bad.payload = (
-            "safetensors",
-            "float32",
-            "0" * 64,
-            4,
-            b"\x00" * 4,
-        )
-        watcher.weights_pub.publish(bad)
         actor_log = procs.find("actor", "robot_0").log_path
-        watcher.wait(
-            "the actor to reject the corrupted weights",
-            lambda: "rejected policy weights v10000" in actor_log.read_text(),
-            30,
-        )
+        bad_versions = []
+        # The weights topic keeps only the newest message: a learner publish right after ours may replace
+        # it before the actor reads it, so send again (each a new bad version) until one is rejected.
+        deadline = time.monotonic() + 60.0
+        while "rejected policy weights v1000" not in actor_log.read_text():
+            assert time.monotonic() < deadline, "timed out waiting for the actor to reject the corrupted weights"
+            bad = PolicyWeights(
+                policy_id="peg_insertion/sac/mlp", version=10_000 + len(bad_versions), embodiments=["franka_panda"]
+            )
+            bad.codec, bad.dtype, bad.byte_size, bad.payload = "safetensors", "float32", 4, b"\0" * 4
+            bad.sha256 = "0" * 64
+            watcher.weights_pub.publish(bad)
+            bad_versions.append(bad.version)
+            time.sleep(2.0)
         watcher.wait("a newer genuine version to be used", lambda: max(watcher.versions_used()) > good, 120)
-        assert 10_000 not in watcher.versions_used()
+        assert not watcher.versions_used() & set(bad_versions)
 
         # Stop collecting; every transition the actor sent is counted by the learner.
         procs.find("episode_driver", "robot_0").stop()
