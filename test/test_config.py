@@ -36,6 +36,7 @@ def _peg() -> dict:
         (lambda d: d.pop("workspace"), "workspace", "required key is missing"),
         (lambda d: d.update(episode_length="long"), "episode_length", "expected an integer"),
         (lambda d: d["workspace"].update(xyz_low=[1, 1, 1]), "workspace", "xyz_low must be <= xyz_high"),
+        (lambda d: d["observation"].update(position_scale=0), "observation", "position_scale must be positive"),
     ],
 )
 def test_malformed_task_names_file_and_key(tmp_path, edit, key: str, problem: str) -> None:

@@ -1,11 +1,12 @@
 """Observation assembly (pure): arm sample + camera frames → the policy's observation dict.
 
 The state vector concatenates the task's ``observation.state`` keys in the order the task lists
-them. Each key has a fixed size and scale (:data:`STATE_KEYS`) so values sit roughly in [-1, 1]:
+them. Each key has a fixed size (:data:`STATE_KEYS`) and a scale that puts the resolution the task
+needs in the network's range (a millimetre-clearance task sets ``position_scale: 100``):
 
 | key | size | content |
 | --- | --- | --- |
-| ``tcp_pose`` | 6 | position (m, ×10) and rotation vector (rad), relative to the target if configured |
+| ``tcp_pose`` | 6 | position (m × ``position_scale``) and rotation vector (rad), relative to the target if set |
 | ``tcp_vel`` | 6 | linear (m/s, ×10) and angular (rad/s) velocity |
 | ``gripper`` | 1 | opening as a fraction of the maximum width, mapped to [-1, 1] |
 | ``wrench`` | 6 | force (N, ÷20) and torque (N·m, ÷2) at the TCP |
@@ -61,6 +62,7 @@ class StateEncoder:
         self.origin_quat_inv = (
             quat_conjugate(quat_from_rpy(task.target.rpy)) if self.relative else np.array([0, 0, 0, 1.0])
         )
+        self.position_scale = task.observation.position_scale
         self.gripper_max_width = gripper_max_width
         self.dim = state_dim(task)
 
@@ -70,7 +72,7 @@ class StateEncoder:
         for key in self.keys:
             if key == "tcp_pose":
                 rot = rotvec_from_quat(quat_multiply(self.origin_quat_inv, arm.quat))
-                parts += [(arm.xyz - self.origin) * 10.0, rot]
+                parts += [(arm.xyz - self.origin) * self.position_scale, rot]
             elif key == "tcp_vel":
                 parts += [arm.linear_velocity * 10.0, arm.angular_velocity]
             elif key == "gripper":

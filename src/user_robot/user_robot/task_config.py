@@ -79,7 +79,12 @@ class ObservationConfig:
     image_size: tuple[int, int] = (128, 128)  # height, width
     state: tuple[str, ...] = ("tcp_pose", "tcp_vel", "gripper", "wrench")
     relative_to_target: bool = True  # tcp position expressed relative to the target
+    position_scale: float = 10.0  # state units per metre of tcp position; 100 makes 1 mm read as 0.1
     max_age_s: float = 0.25  # older camera or arm data marks the observation stale
+
+    def __post_init__(self) -> None:
+        if not self.position_scale > 0.0:
+            raise ValueError("position_scale must be positive")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""The state vector: keys in task order, target-relative pose, configured position scale."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from user_policies.observation import ArmSample, StateEncoder, state_dim
+from user_robot.pose_math import quat_from_rpy
+from user_robot.task_config import load_task
+
+
+def _sample(xyz, rpy=(np.pi, 0.0, 0.0), force=(0.0, 0.0, 0.0)) -> ArmSample:
+    return ArmSample(
+        xyz=np.asarray(xyz, dtype=np.float64),
+        quat=quat_from_rpy(rpy),
+        linear_velocity=np.zeros(3),
+        angular_velocity=np.zeros(3),
+        force=np.asarray(force, dtype=np.float64),
+        torque=np.zeros(3),
+        gripper_width=0.04,
+        stamp=0.0,
+    )
+
+
+def test_peg_insertion_sees_a_millimetre_as_a_tenth() -> None:
+    task = load_task("peg_insertion")
+    encoder = StateEncoder(task, gripper_max_width=0.08)
+    target = np.asarray(task.target.xyz)
+    at_target = encoder.encode(_sample(target, task.target.rpy))
+    off = encoder.encode(_sample(target + np.array([0.001, -0.002, 0.0]), task.target.rpy))
+    assert at_target.shape == (state_dim(task),) and at_target.dtype == np.float32
+    np.testing.assert_allclose(at_target[:6], 0.0, atol=1e-6)  # relative to the target, rotation included
+    np.testing.assert_allclose(off[:3], [0.1, -0.2, 0.0], atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [10.0, 250.0])
+def test_position_scale_is_the_configured_one(scale: float) -> None:
+    task = load_task("pick_and_place")
+    task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, position_scale=scale))
+    encoder = StateEncoder(task, gripper_max_width=0.08)
+    state = encoder.encode(_sample(np.asarray(task.target.xyz) + np.array([0.0, 0.0, 0.02]), task.target.rpy))
+    assert state[2] == pytest.approx(0.02 * scale, rel=1e-5)
+
+
+def test_keys_follow_the_task_order_and_scales() -> None:
+    task = load_task("peg_insertion")
+    task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, state=("wrench", "tcp_pose")))
+    state = StateEncoder(task, gripper_max_width=0.08).encode(_sample(task.target.xyz, force=(0.0, 0.0, -10.0)))
+    assert state.shape == (12,)
+    assert state[2] == pytest.approx(-0.5)  # force / 20 N, first because the task lists it first
