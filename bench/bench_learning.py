@@ -1,6 +1,7 @@
 """Learning on the sim cell: RLPD with scripted demos, the full asynchronous graph, state observations.
 
     python bench/bench_learning.py [--task peg_insertion] [--algo rlpd] [--steps 15000] [--demos 20]
+                                   [--set sac.num_critics=2 ...]
 
 Records ``--demos`` scripted-expert demos through the real topics, trains online with the whole
 graph (sim cell, arm bridge, teleop, actor, episode driver, learner as separate processes), and
@@ -16,6 +17,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from config_overrides import algorithm_overrides, parse_sets
 
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
@@ -33,7 +36,10 @@ def main() -> None:
     parser.add_argument("--real-time-factor", type=float, default=3.0)
     parser.add_argument("--window", type=int, default=20, help="episodes per row of the learning curve")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of config/algorithms/<algo>.yaml, e.g. sac.num_critics=2")
     args = parser.parse_args()
+    sets = parse_sets(args.set)
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -49,24 +55,33 @@ def main() -> None:
             if not bag.exists():
                 record_demos(args.task, args.robot, args.demos, bag, seed=10_000, log_dir=root)
             demos = (str(bag),)
-        specs = build_graph(
-            args.task,
-            robot=args.robot,
-            algo=args.algo,
-            real_time_factor=args.real_time_factor,
-            log_dir=str(root / "train"),
-            demos=demos,
-        )
-        start = time.monotonic()
-        log, code = run_graph(
-            specs, root / "train", robots=1, done=lambda log: log.steps >= args.steps, total=args.steps, unit="steps"
-        )
-        wall = time.monotonic() - start
+        with algorithm_overrides(root, args.algo, sets):
+            specs = build_graph(
+                args.task,
+                robot=args.robot,
+                algo=args.algo,
+                real_time_factor=args.real_time_factor,
+                log_dir=str(root / "train"),
+                demos=demos,
+            )
+            start = time.monotonic()
+            log, code = run_graph(
+                specs,
+                root / "train",
+                robots=1,
+                done=lambda log: log.steps >= args.steps,
+                total=args.steps,
+                unit="steps",
+            )
+            wall = time.monotonic() - start
     if code != 0:
         raise SystemExit(f"training failed (exit {code})")
 
     baseline = random_log.success_rate(last=20)
-    table = Table(title=f"{args.task}, {args.algo}, {args.demos} demos, state obs, sim x{args.real_time_factor}")
+    changed = "".join(f", {k}={v}" for k, v in sets.items())
+    table = Table(
+        title=f"{args.task}, {args.algo}{changed}, {args.demos} demos, state obs, sim x{args.real_time_factor}"
+    )
     for col in ("episodes", "env steps (end)", "success", "vs random"):
         table.add_column(col)
     steps = 0

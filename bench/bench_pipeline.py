@@ -15,37 +15,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import yaml
+from config_overrides import algorithm_overrides, parse_sets
 
 from user_learner.cli.runner import run_graph
 from user_learner.graph import build_graph
-from user_robot.config_loader import config_dir
 
 
-def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, utd: float | None) -> dict[str, float]:
-    """One training run; returns wall time, episodes, updates and the two per-unit figures."""
-    with tempfile.TemporaryDirectory(prefix=f"bench_{pipeline}_") as tmp:
-        config = Path(tmp) / "config"
-        shutil.copytree(config_dir(), config)
-        if utd is not None:
-            path = config / "algorithms" / f"{algo}.yaml"
-            data = yaml.safe_load(path.read_text())
-            data["utd"] = utd
-            path.write_text(yaml.safe_dump(data))
-        os.environ["USER_CONFIG_DIR"] = str(config)
+def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, sets: dict[str, Any]) -> dict[str, float]:
+    """One training run with ``sets`` config overrides; returns wall time, episodes, updates, per-unit figures."""
+    with tempfile.TemporaryDirectory(prefix=f"bench_{pipeline}_") as tmp, algorithm_overrides(Path(tmp), algo, sets):
         specs = build_graph(task, algo=algo, pipeline=pipeline, real_time_factor=rtf, log_dir=str(Path(tmp) / "logs"))
         start = time.monotonic()
         log, code = run_graph(
             specs, Path(tmp) / "logs", robots=1, done=lambda log: log.steps >= steps, total=steps, unit="steps"
         )
         wall = time.monotonic() - start
-        os.environ.pop("USER_CONFIG_DIR")
     if code != 0:
         raise SystemExit(f"{pipeline} run failed (exit {code})")
     updates = log.learner.updates if log.learner is not None else 0
@@ -67,7 +57,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--real-time-factor", type=float, default=2.0)
     parser.add_argument("--async-utd", type=float, default=0.0, help="async learner's utd (0 = unlimited)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of config/algorithms/<algo>.yaml for both runs, e.g. sac.num_critics=2")
     args = parser.parse_args()
+    sets = parse_sets(args.set)
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -76,12 +69,14 @@ def main() -> None:
 
     results: dict[str, list[dict[str, float]]] = {"sync": [], "async": []}
     for _ in range(args.repeats):
-        results["sync"].append(run_once(args.task, args.algo, "sync", args.steps, args.real_time_factor, None))
+        results["sync"].append(run_once(args.task, args.algo, "sync", args.steps, args.real_time_factor, sets))
         results["async"].append(
-            run_once(args.task, args.algo, "async", args.steps, args.real_time_factor, args.async_utd)
+            run_once(args.task, args.algo, "async", args.steps, args.real_time_factor, {**sets, "utd": args.async_utd})
         )
     med = {p: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for p, rs in results.items()}
-    table = Table(title=f"{args.task}, {args.algo}, state obs, {args.steps} steps, sim x{args.real_time_factor}")
+    changed = "".join(f", {k}={v}" for k, v in sets.items())
+    title = f"{args.task}, {args.algo}{changed}, state obs, {args.steps} steps, sim x{args.real_time_factor}"
+    table = Table(title=title)
     for col in ("pipeline", "wall s", "episodes", "updates", "s/episode", "s/update"):
         table.add_column(col)
     for name in ("sync", "async"):

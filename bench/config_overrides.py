@@ -1,0 +1,58 @@
+"""Run a benchmark against a copy of config/ with some algorithm keys changed.
+
+``--set sac.num_critics=2 --set utd=0`` style overrides (values parsed as YAML) are written into a
+temporary copy of the config directory, which the graph's processes read through
+``$USER_CONFIG_DIR``; the checkout's config/ is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from user_robot.config_loader import CONFIG_DIR_ENV, config_dir
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["sac.num_critics=2", "utd=0"]`` → ``{"sac.num_critics": 2, "utd": 0}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@contextlib.contextmanager
+def algorithm_overrides(workdir: Path, algo: str, sets: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, ``config/algorithms/<algo>.yaml`` has the dotted keys ``sets`` replaced."""
+    if not sets:
+        yield
+        return
+    config = workdir / "config"
+    shutil.copytree(config_dir(), config, dirs_exist_ok=True)
+    path = config / "algorithms" / f"{algo}.yaml"
+    data = yaml.safe_load(path.read_text())
+    for dotted, value in sets.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(data))
+    before = os.environ.get(CONFIG_DIR_ENV)
+    os.environ[CONFIG_DIR_ENV] = str(config)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CONFIG_DIR_ENV)
+        else:
+            os.environ[CONFIG_DIR_ENV] = before
