@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--robot", default="sim")
     parser.add_argument("--steps", type=int, default=15000)
     parser.add_argument("--demos", type=int, default=20)
-    parser.add_argument("--real-time-factor", type=float, default=3.0)
+    parser.add_argument("--real-time-factor", type=float, default=2.0)
     parser.add_argument("--window", type=int, default=20, help="episodes per row of the learning curve")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
