@@ -61,6 +61,7 @@ class Watcher:
         self.transitions: dict[str, int] = {}
         self.results: list = []
         self.status = None
+        self.statuses: list = []
         self.node.create_subscription(Transition, "/user/transitions", self._on_transition, TRANSITIONS)
         self.node.create_subscription(EpisodeResult, "/robot_0/episode_result", self.results.append, STATUS)
         self.node.create_subscription(LearnerStatus, "/user/learner_status", self._on_status, STATUS)
@@ -75,6 +76,7 @@ class Watcher:
 
     def _on_status(self, msg) -> None:
         self.status = msg
+        self.statuses.append(msg)
 
     def versions_used(self) -> set[int]:
         return {v for r in list(self.results) for v in r.policy_versions if v > 0}
@@ -158,6 +160,29 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
         )
         for result in watcher.results:
             assert watcher.transitions[result.episode_id] == result.length + 1  # steps + the final observation
+    finally:
+        procs.stop()
+
+
+@pytest.mark.slow
+def test_sync_pipeline_trains_on_each_episode_before_the_next(tmp_path, fast_config, watcher) -> None:
+    """collect → train (one update per step) → one new version → the next episode runs on it alone."""
+    procs = start_graph(tmp_path, pipeline="sync")
+    try:
+        try:
+            watcher.wait("4 synchronous episodes", lambda: len(watcher.results) >= 4, 300)
+        except AssertionError:
+            raise AssertionError(failure_report(procs)) from None
+        results = list(watcher.results)[:4]
+        # FAST_SAC: utd 0.5 < 1, so every finished episode is trained with one update per step.
+        trained = np.cumsum([r.length for r in results])
+        published: dict[int, int] = {}  # version -> learner updates when it was published
+        for status in list(watcher.statuses):
+            published.setdefault(status.version, status.updates)
+        assert [published.get(v) for v in (1, 2, 3)] == trained[:3].tolist(), published
+        assert list(results[0].policy_versions) == [0]  # no weights yet: uniform exploration
+        for i, result in enumerate(results[1:], start=1):
+            assert list(result.policy_versions) == [i], [list(r.policy_versions) for r in results]
     finally:
         procs.stop()
 

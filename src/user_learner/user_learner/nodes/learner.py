@@ -1,9 +1,10 @@
 """The learner node: transitions in, SAC/RLPD on its own thread, latched weights out.
 
 Subscribes ``/user/transitions`` (reliable, deep queue) and feeds :class:`LearnerCore`; a
-training thread updates continuously from ``min_buffer`` on (async pipeline) or after every
-finished episode (sync pipeline), publishes the actor's weights on the latched
-``/user/policy_weights`` every ``publish_every`` updates, checkpoints every
+training thread updates continuously from ``min_buffer`` on (async pipeline) or, after every
+finished episode, ``utd`` x its length updates (sync pipeline), publishes the actor's weights on
+the latched ``/user/policy_weights`` every ``publish_every`` updates (async) or once those
+episode updates are done (sync: one version per episode), checkpoints every
 ``checkpoint_every`` updates and on shutdown, and reports ``/user/learner_status`` and
 ``/diagnostics``. With ``resume:=true`` it continues from the newest checkpoint in ``log_dir``.
 """
@@ -174,12 +175,13 @@ class Learner(Node):
             self.core.update()
             window_updates += 1
             updates = self.core.counters.updates
-            sync_done = False
-            if self.pipeline == "sync":
+            if self.pipeline == "sync":  # one new version per episode, once its updates are done
                 with self._wake:
                     self._pending_episode_updates -= 1
-                    sync_done = self._pending_episode_updates == 0
-            if updates % self._publish_every() == 0 or sync_done:
+                    publish = self._pending_episode_updates == 0
+            else:
+                publish = updates % self._publish_every() == 0
+            if publish:
                 self._publish_weights()
             if updates % cfg.checkpoint_every == 0:
                 self.core.save()

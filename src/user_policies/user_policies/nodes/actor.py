@@ -48,6 +48,8 @@ REWARD_SOURCES = {
     "human": Transition.REWARD_HUMAN,
 }
 WEIGHTS_TOPIC = "/user/policy_weights"
+WEIGHTS_WAIT_S = 30.0
+"""Longest an episode start waits for the weights a synchronous goal asks for."""
 RESET_ATTEMPTS = 3
 TRANSITIONS_TOPIC = "/user/transitions"
 
@@ -373,6 +375,7 @@ class Actor(Node):
             return result
         max_steps = goal.max_steps or self.task.episode_length
         self._wait_for_inputs(timeout=3.0)
+        self._wait_for_weights(goal.min_policy_version, timeout=WEIGHTS_WAIT_S)
         self._episode_meta = {
             "episode_id": f"{self.robot_id}-{uuid.uuid4().hex[:12]}",
             "mode": goal.mode or "train",
@@ -403,6 +406,15 @@ class Actor(Node):
         deadline = time.monotonic() + timeout
         while self._observe() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def _wait_for_weights(self, version: int, timeout: float) -> None:
+        """Hold the episode start until weights of at least ``version`` are in use (sync pipeline)."""
+        deadline = time.monotonic() + timeout
+        while self.policy.version < version and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.policy.version < version:
+            have = self.policy.version
+            self.get_logger().warning(f"starting on weights v{have}: v{version} not loaded within {timeout:.0f} s")
 
     def _publish_result(self, s) -> None:
         msg = EpisodeResult()

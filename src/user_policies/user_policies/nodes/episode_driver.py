@@ -1,8 +1,9 @@
 """Runs episodes back to back through the actor's ``run_episode`` action (the loop of launch files).
 
 In the synchronous pipeline (``sync:=true``) it waits after every episode until the learner has
-trained on it and published newer weights, which gives the collect → train → sync → collect
-baseline that the asynchronous pipeline is measured against.
+trained on it and published newer weights, and asks the actor to start the next episode only once
+it runs them (goal ``min_policy_version``): the collect → train → sync → collect baseline that the
+asynchronous pipeline is measured against.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class EpisodeDriver(Node):
         while rclpy.ok() and (self.episodes == 0 or count < self.episodes):
             version_before = self._learner_version
             goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
+            if self.sync:  # the episode runs entirely on the weights trained on every episode before it
+                goal.min_policy_version = version_before
             goal_handle = _wait(self.client.send_goal_async(goal))
             if goal_handle is None:
                 break
