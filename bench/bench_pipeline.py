@@ -43,8 +43,10 @@ def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, sets: 
     return {
         "wall_s": wall,
         "episodes": episodes,
+        "steps": log.steps,
         "updates": updates,
         "s_per_episode": wall / max(episodes, 1),
+        "s_per_step": wall / max(log.steps, 1),
         "s_per_update": wall / max(updates, 1),
     }
 
@@ -77,7 +79,7 @@ def main() -> None:
     changed = "".join(f", {k}={v}" for k, v in sets.items())
     title = f"{args.task}, {args.algo}{changed}, state obs, {args.steps} steps, sim x{args.real_time_factor}"
     table = Table(title=title)
-    for col in ("pipeline", "wall s", "episodes", "updates", "s/episode", "s/update"):
+    for col in ("pipeline", "wall s", "episodes", "updates", "s/episode", "s/step", "s/update"):
         table.add_column(col)
     for name in ("sync", "async"):
         m = med[name]
@@ -87,11 +89,13 @@ def main() -> None:
             f"{m['episodes']:.0f}",
             f"{m['updates']:.0f}",
             f"{m['s_per_episode']:.2f}",
+            f"{m['s_per_step']:.3f}",
             f"{m['s_per_update']:.4f}",
         )
     gen = med["sync"]["s_per_episode"] / med["async"]["s_per_episode"]
+    per_step = med["sync"]["s_per_step"] / med["async"]["s_per_step"]
     train = med["sync"]["s_per_update"] / med["async"]["s_per_update"]
-    table.add_row("sync/async", "", "", "", f"{gen:.2f}x", f"{train:.2f}x")
+    table.add_row("sync/async", "", "", "", f"{gen:.2f}x", f"{per_step:.2f}x", f"{train:.2f}x")
     Console(width=140).print(table)
 
 
