@@ -289,8 +289,9 @@ def _check_demo(episodes: list[Episode], scripted: Scripted, tol: float) -> None
         for step, value, xyz in zip(ep.steps, values, poses, strict=True):
             assert step.images["wrist"].shape == (*task.observation.image_size, 3)
             assert np.all(step.images["wrist"] == value) and np.all(step.images["front"] == value + 50)
-            # state = [tcp xyz relative to the target ×10, rotvec, velocity ×10, angular, force/20, torque/2]
-            np.testing.assert_allclose(step.state[:3], (xyz - task.target.xyz) * 10.0, atol=1e-3)
+            # state = [tcp xyz relative to the target × position_scale, rotvec, velocity ×10, angular, force/20, ...]
+            scale = task.observation.position_scale
+            np.testing.assert_allclose(step.state[:3], (xyz - task.target.xyz) * scale, atol=1e-3)
             assert step.state.shape == (18,)
             np.testing.assert_allclose(step.state[12:15], [1 / 20, -2 / 20, (3 + step.step) / 20], atol=1e-6)
         assert ep.steps[-2].reward == 1.0 and sum(s.reward for s in ep.steps) == 1.0
