@@ -1,4 +1,4 @@
-"""Learning on the sim cell: RLPD with scripted demos, the full asynchronous graph, state observations.
+"""Learning on the sim cell: RLPD or SAC Flow with scripted demos, the full asynchronous graph, state observations.
 
     python bench/bench_learning.py [--task peg_insertion] [--algo rlpd] [--steps 15000] [--demos 20]
                                    [--set sac.num_critics=2 ...]
@@ -23,13 +23,14 @@ from config_overrides import algorithm_overrides, parse_sets
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
 from user_learner.cli.sim import run_episodes
-from user_learner.graph import build_graph
+from user_learner.cli.train import samples_demos
+from user_learner.graph import algorithm_choices, build_graph
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="peg_insertion")
-    parser.add_argument("--algo", default="rlpd", choices=("sac", "rlpd"))
+    parser.add_argument("--algo", default="rlpd", choices=algorithm_choices())
     parser.add_argument("--robot", default="sim")
     parser.add_argument("--steps", type=int, default=15000)
     parser.add_argument("--demos", type=int, default=20)
@@ -50,7 +51,7 @@ def main() -> None:
         root = Path(args.log_dir or tmp)
         random_log, _ = run_episodes(args.task, args.robot, 20, expert=False, log_dir=root / "random")
         demos: tuple[str, ...] = ()
-        if args.algo == "rlpd":
+        if samples_demos(args.algo):
             bag = root / "demos"
             if not bag.exists():
                 record_demos(args.task, args.robot, args.demos, bag, seed=10_000, log_dir=root)

@@ -24,7 +24,7 @@ from typing import Any
 from config_overrides import algorithm_overrides, parse_sets
 
 from user_learner.cli.runner import run_graph
-from user_learner.graph import build_graph
+from user_learner.graph import algorithm_choices, build_graph
 
 
 def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, sets: dict[str, Any]) -> dict[str, float]:
@@ -54,7 +54,7 @@ def run_once(task: str, algo: str, pipeline: str, steps: int, rtf: float, sets: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="peg_insertion")
-    parser.add_argument("--algo", default="sac", choices=("sac", "rlpd"))
+    parser.add_argument("--algo", default="sac", choices=algorithm_choices())
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--real-time-factor", type=float, default=2.0)

@@ -121,7 +121,7 @@ def sac_row(
     backbone = 0.0
     if spec.image_keys:  # obs + next_obs per critic step, critic_actor_ratio steps per update
         half = {k: v[: batch] for k, v in data["obs"].items()}
-        one = timer(lambda: sac.actor.encoder.backbone_features(half), repeats=repeats)
+        one = timer(lambda: sac.policy.encoder.backbone_features(half), repeats=repeats)
         backbone = one * 2 * sac.cfg.critic_actor_ratio
     return update, sample, backbone
 

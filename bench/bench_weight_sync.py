@@ -39,7 +39,7 @@ def publisher(versions: int, dtype: str, period: float) -> None:
     import torch
 
     from user_interfaces.msg import PolicyWeights
-    from user_policies.models.actor import build_actor
+    from user_policies.policies.base import build_policy
     from user_policies.policy_spec import SPEC_METADATA_KEY
     from user_policies.weights_codec import encode_weights, packet_to_msg
     from user_robot.nodes.qos import WEIGHTS
@@ -47,7 +47,7 @@ def publisher(versions: int, dtype: str, period: float) -> None:
     rclpy.init()
     node = rclpy.create_node("bench_weights_publisher")
     pub = node.create_publisher(PolicyWeights, TOPIC, WEIGHTS)
-    actor = build_actor(spec())
+    actor = build_policy(spec())
     time.sleep(2.0)  # discovery
     for version in range(1, versions + 1):
         with torch.no_grad():
@@ -103,7 +103,7 @@ def actor(seconds: float, expect_versions: int) -> None:
     from rclpy.executors import MultiThreadedExecutor
 
     from user_interfaces.msg import PolicyWeights
-    from user_policies.models.actor import build_actor
+    from user_policies.policies.base import build_policy
     from user_policies.policy_slot import PolicySlot
     from user_robot.nodes.qos import WEIGHTS
 
@@ -111,7 +111,7 @@ def actor(seconds: float, expect_versions: int) -> None:
     rclpy.init()
     node = rclpy.create_node("bench_actor")
     slot = PolicySlot("franka_panda", 19, 7, CAMERAS)
-    fallback = build_actor(spec()).eval()
+    fallback = build_policy(spec()).eval()
     latencies: list[float] = []
 
     def on_weights(msg: PolicyWeights) -> None:

@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from user_learner.graph import GRAPH_OPTIONS, build_graph, option_text, parse_options
+from user_learner.graph import GRAPH_OPTIONS, build_graph, option_choices, option_text, parse_options
 from user_robot.config_loader import config_names
 
 
@@ -46,7 +46,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("task", description="task: a config/tasks/<task>.yaml", choices=config_names("tasks"))
     ]
     for field in GRAPH_OPTIONS:
-        choices = list(field.metadata["choices"]) or None
+        choices = list(option_choices(field)) or None
         arguments.append(
             DeclareLaunchArgument(
                 field.name,

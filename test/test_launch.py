@@ -25,12 +25,14 @@ from user_learner.graph import (
     RVIZ_TOPICS,
     GraphOptions,
     build_graph,
+    option_choices,
     option_text,
     parse_options,
     to_ros_args,
 )
 from user_robot.config_loader import ConfigError, config_dir, config_names
 
+GRAPH_FIELDS = {f.name: f for f in GRAPH_OPTIONS}
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
 LAUNCH_TASKS = {  # launch file (the names) -> task config
@@ -117,11 +119,13 @@ def test_fast_sim_publishes_clock_and_every_node_uses_sim_time() -> None:
 
 
 def test_rejections_are_clear() -> None:
-    for algo in ("sac_flow", "hg_dagger"):
-        with pytest.raises(ValueError, match=f"algo '{algo}' is not built yet"):
-            build_graph("peg_insertion", algo=algo)
-    with pytest.raises(ValueError, match="algo must be one of"):
+    assert {"sac", "rlpd", "sac_flow"} <= set(option_choices(GRAPH_FIELDS["algo"]))
+    assert build_graph("peg_insertion", algo="sac_flow")[-1].parameters["algo"] == "sac_flow"
+    with pytest.raises(ValueError, match=r"algo must be one of .*sac_flow.*got 'ppo'"):
         build_graph("peg_insertion", algo="ppo")
+    assert {"mlp", "cnn", "flow"} <= set(option_choices(GRAPH_FIELDS["policy"]))
+    with pytest.raises(ValueError, match="policy must be one of"):
+        build_graph("peg_insertion", policy="diffusion")
     with pytest.raises(ConfigError, match=r"tasks/nope\.yaml.*no task named 'nope'"):
         build_graph("nope")
     with pytest.raises(ConfigError, match="no robot named 'ur5'"):
@@ -212,7 +216,7 @@ def test_shared_launch_declares_every_option_with_a_description() -> None:
     docs = (ROOT / "docs" / "ros_workflows.md").read_text()
     for field in GRAPH_OPTIONS:
         assert field.metadata["help"], f"{field.name} has no description"
-        assert not field.metadata["choices"] or field.default in field.metadata["choices"]
+        assert not option_choices(field) or field.default in option_choices(field)
         assert f"`{field.name}`" in docs, f"launch argument {field.name} is not documented in docs/ros_workflows.md"
 
 
@@ -280,7 +284,7 @@ def test_launch_descriptions_expand(name: str, task: str) -> None:
     assert [(n.node_package, n.node_executable) for n in nodes] == [(s.package, s.executable) for s in want]
 
     context = LaunchContext()
-    context.launch_configurations["algo"] = "sac_flow"
-    with pytest.raises(ValueError, match="not built yet"):
+    context.launch_configurations["algo"] = "ppo"
+    with pytest.raises(ValueError, match="algo must be one of"):
         _expand([module.generate_launch_description()], context)
 

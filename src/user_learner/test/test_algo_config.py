@@ -1,32 +1,50 @@
-"""Algorithm YAMLs load through the config loader; mistakes name the file and key."""
+"""Algorithm YAMLs: the algorithm by name, its own section, the policy; mistakes name the file, key and choices."""
 
 from __future__ import annotations
 
 import pytest
 
-from user_learner.algo_config import AlgorithmConfig
-from user_robot.config_loader import ConfigError, config_names, from_mapping, load
+from user_learner.algo_config import load_algorithm_config, parse_algorithm_config
+from user_learner.algorithms.base import algorithm_names
+from user_learner.learner_core import load_algorithm
+from user_robot.config_loader import ConfigError, config_names
 
 
-@pytest.mark.parametrize("name", ["sac", "rlpd", "rlpd_cnn"])
+@pytest.mark.parametrize("name", config_names("algorithms"))
 def test_shipped_algorithm_configs_load(name: str) -> None:
-    cfg = load("algorithms", name, AlgorithmConfig)
-    assert cfg.sac.num_critics == 10 and cfg.sac.num_target_critics == 2 and cfg.sac.init_temperature == 0.01
-    assert cfg.demo_ratio == (0.5 if cfg.algorithm == "rlpd" else 0.0)
-    spec = cfg.policy.make_spec(state_dim=12, action_dim=6, cameras=("wrist", "front"))
-    assert spec.kind == cfg.policy.kind and len(spec.image_keys) == (2 if spec.kind == "cnn" else 0)
+    cfg = load_algorithm_config(name)
+    assert cfg.algorithm in algorithm_names()
+    assert cfg.params.num_critics == 10 and cfg.params.num_target_critics == 2 and cfg.params.init_temperature == 0.01
+    assert cfg.params.demo_ratio == (0.0 if cfg.algorithm == "sac" else 0.5)
+    spec = cfg.policy.for_task(12, 6, ("wrist", "front") if name.endswith("_cnn") else ())
+    assert len(spec.image_keys) == (2 if name.endswith("_cnn") else 0)
 
 
-def test_every_algorithm_yaml_is_covered() -> None:
-    assert {"sac", "rlpd", "rlpd_cnn"} <= set(config_names("algorithms"))
+def test_every_registered_algorithm_has_a_recipe_and_pixels_pick_the_cnn_variant() -> None:
+    assert {"sac", "rlpd", "sac_flow"} <= set(algorithm_names()) <= set(config_names("algorithms"))
+    assert load_algorithm("rlpd", "pixels").policy.kind == "cnn"
+    assert load_algorithm("sac", "pixels").policy.kind == "cnn"  # no sac_cnn.yaml: the Gaussian kind adapts
+    assert load_algorithm("sac_flow", "pixels").policy.options["d_model"] == 256  # sac_flow_cnn.yaml
+    flow = load_algorithm("rlpd", "state", policy="flow")
+    assert flow.policy.kind == "flow" and flow.policy.options["flow_steps"] == 4  # the kind's defaults
 
 
-def test_typo_and_bad_values_name_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"key 'sac\.gama': unknown key"):
-        from_mapping(AlgorithmConfig, {"algorithm": "sac", "sac": {"gama": 0.9}}, file="x.yaml")
-    with pytest.raises(ConfigError, match=r"key 'algorithm': must be one of"):
-        from_mapping(AlgorithmConfig, {"algorithm": "ppo"}, file="x.yaml")
+def test_typo_and_bad_values_name_the_key_and_choices() -> None:
+    with pytest.raises(ConfigError, match=r"x\.yaml: key 'sac\.gama': unknown key"):
+        parse_algorithm_config({"algorithm": "sac", "sac": {"gama": 0.9}}, file="x.yaml")
+    with pytest.raises(ConfigError, match=r"key 'algorithm': unknown algorithm 'ppo' \(registered: .*rlpd.*sac_flow"):
+        parse_algorithm_config({"algorithm": "ppo"}, file="x.yaml")
+    with pytest.raises(ConfigError, match=r"key 'sac': unknown key \(allowed: .*rlpd"):
+        parse_algorithm_config({"algorithm": "rlpd", "sac": {}}, file="x.yaml")
     with pytest.raises(ConfigError, match="rlpd needs 0 < demo_ratio"):
-        from_mapping(AlgorithmConfig, {"algorithm": "rlpd"}, file="x.yaml")
+        parse_algorithm_config({"algorithm": "rlpd", "rlpd": {"demo_ratio": 0.0}}, file="x.yaml")
     with pytest.raises(ConfigError, match="num_target_critics"):
-        from_mapping(AlgorithmConfig, {"algorithm": "sac", "sac": {"num_target_critics": 11}}, file="x.yaml")
+        parse_algorithm_config({"algorithm": "sac", "sac": {"num_target_critics": 11}}, file="x.yaml")
+    with pytest.raises(ConfigError, match=r"key 'policy\.kind': unknown policy kind 'rnn' \(registered: cnn, flow"):
+        parse_algorithm_config({"algorithm": "sac", "policy": {"kind": "rnn"}}, file="x.yaml")
+    with pytest.raises(ConfigError, match=r"key 'policy\.options\.d_modle': unknown key"):
+        parse_algorithm_config({"algorithm": "sac_flow", "policy": {"kind": "flow", "options": {"d_modle": 8}}})
+    with pytest.raises(ConfigError, match=r"key 'policy\.options\.flow_steps': expected an integer"):
+        parse_algorithm_config({"algorithm": "sac_flow", "policy": {"kind": "flow", "options": {"flow_steps": "4"}}})
+    with pytest.raises(ConfigError, match=r"key 'policy\.state_dim': comes from the task"):
+        parse_algorithm_config({"algorithm": "sac", "policy": {"state_dim": 3}})

@@ -11,7 +11,7 @@ import torch
 from user_learner.algorithms.backbone_cache import BackboneCache
 from user_learner.algorithms.sac import SAC, SACConfig
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
-from user_policies.models import build_actor
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import PolicySpec
 
 torch.set_num_threads(1)
@@ -33,7 +33,7 @@ def add_episode(buf: ReplayBuffer, rng: np.random.Generator, length: int) -> Non
 
 def test_cached_maps_match_the_backbone_and_are_computed_once() -> None:
     torch.manual_seed(0)
-    encoder = build_actor(SPEC).encoder
+    encoder = build_policy(SPEC).encoder
     cache = BackboneCache(encoder)
     rng = np.random.default_rng(0)
     buf = ReplayBuffer(40, SPEC.observation_shapes(), 2)
@@ -59,7 +59,7 @@ def test_cached_maps_match_the_backbone_and_are_computed_once() -> None:
 
 
 def test_mixed_buffers_are_kept_apart_and_stale_ones_dropped() -> None:
-    encoder = build_actor(SPEC).encoder
+    encoder = build_policy(SPEC).encoder
     cache = BackboneCache(encoder)
     rng = np.random.default_rng(1)
     online, demo = ReplayBuffer(30, SPEC.observation_shapes(), 2), ReplayBuffer(30, SPEC.observation_shapes(), 2)

@@ -9,7 +9,7 @@ import torch
 from user_learner.algorithms.sac import SAC, SACConfig
 from user_learner.checkpoint import load_checkpoint, save_checkpoint
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
-from user_policies.models import build_actor
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import PolicySpec
 from user_policies.weights_codec import decode_weights, encode_weights
 
@@ -48,8 +48,8 @@ def test_pixel_rlpd_update_checkpoint_and_publish_on_cuda(tmp_path) -> None:
     got = resumed.update(sampler.sample(resumed.rows_per_update, resumed_rng, "cuda"))
     np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-4)
 
-    packet = encode_weights(agent.actor.state_dict(), policy_id="p", version=1, embodiments=["sim"], dtype="float16")
-    cpu_actor = build_actor(SPEC, load_pretrained=False)
+    packet = encode_weights(agent.policy.state_dict(), policy_id="p", version=1, embodiments=["sim"], dtype="float16")
+    cpu_actor = build_policy(SPEC, load_pretrained=False)
     cpu_actor.load_state_dict(decode_weights(packet), strict=True)
     obs = {c: np.zeros((64, 64, 3), np.uint8) for c in SPEC.cameras} | {"state": np.zeros(5, np.float32)}
-    np.testing.assert_allclose(cpu_actor.act(obs, True), agent.actor.act(obs, True), atol=5e-2)
+    np.testing.assert_allclose(cpu_actor.act(obs, True), agent.policy.act(obs, True), atol=5e-2)

@@ -7,7 +7,7 @@ import torch
 
 from user_learner.algorithms.sac import SAC, SACConfig
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
-from user_policies.models.actor import Actor
+from user_policies.policies.gaussian import GaussianPolicy
 from user_policies.policy_spec import PolicySpec
 
 torch.set_num_threads(1)
@@ -44,13 +44,13 @@ def expert(obs: dict[str, np.ndarray]) -> np.ndarray:
     return np.clip(-obs["state"] / 0.2, -1, 1)
 
 
-def evaluate(actor: Actor, sparse: bool, episodes: int = 20) -> tuple[float, float]:
+def evaluate(actor: GaussianPolicy, sparse: bool, episodes: int = 20) -> tuple[float, float]:
     """(mean return, success rate) of the deterministic policy."""
     env, returns, successes = PointReach(1234, sparse), [], []
     for _ in range(episodes):
         obs, total = env.reset(), 0.0
         while True:
-            obs, reward, terminated, truncated = env.step(actor.act(obs, deterministic=True))
+            obs, reward, terminated, truncated = env.step(actor.act(obs, deterministic=True)[0])
             total += reward
             if terminated or truncated:
                 break
@@ -79,7 +79,7 @@ def train(steps: int, sparse: bool, demos: int = 0, seed: int = 0) -> tuple[SAC,
     env, rng, demo_rows = PointReach(seed + 2, sparse), np.random.default_rng(seed), []
     obs = env.reset()
     for step in range(steps):
-        action = rng.uniform(-1, 1, 2) if step < 100 else sac.actor.act(obs)
+        action = rng.uniform(-1, 1, 2) if step < 100 else sac.policy.act(obs)[0]
         next_obs, reward, terminated, truncated = env.step(action)
         online.add(obs, action, reward, next_obs, terminated)
         obs = env.reset() if terminated or truncated else next_obs
@@ -91,9 +91,9 @@ def train(steps: int, sparse: bool, demos: int = 0, seed: int = 0) -> tuple[SAC,
 
 
 def test_sac_learns_dense_point_reaching() -> None:
-    untrained = evaluate(SAC(CFG, SPEC, seed=0).actor, sparse=False)[0]
+    untrained = evaluate(SAC(CFG, SPEC, seed=0).policy, sparse=False)[0]
     sac, _ = train(500, sparse=False)
-    learned = evaluate(sac.actor, sparse=False)[0]
+    learned = evaluate(sac.policy, sparse=False)[0]
     # Random/untrained policies lose ~10-20 per episode; reaching the origin in ~4 steps costs ~2.
     assert untrained < -8.0 and learned > -4.0, (untrained, learned)
 
@@ -103,5 +103,5 @@ def test_rlpd_with_demos_beats_sac_on_sparse_reward() -> None:
     rlpd, rlpd_demo_rows = train(500, sparse=True, demos=10)
     assert set(sac_demo_rows) == {0}
     assert set(rlpd_demo_rows) == {rlpd.rows_per_update // 2}  # every batch is 50/50 online/demo
-    sac_success, rlpd_success = evaluate(sac.actor, True)[1], evaluate(rlpd.actor, True)[1]
+    sac_success, rlpd_success = evaluate(sac.policy, True)[1], evaluate(rlpd.policy, True)[1]
     assert rlpd_success >= 0.9 and rlpd_success > sac_success + 0.3, (sac_success, rlpd_success)

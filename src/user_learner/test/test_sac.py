@@ -54,7 +54,7 @@ def test_pixel_encoder_is_shared_trained_by_critic_and_frozen_backbone_stays() -
                       hidden_dims=(32, 32), image_latent_dim=32, state_latent_dim=16)
     cfg = SACConfig(batch_size=16, num_critics=3, critic_hidden_dims=(32, 32), critic_actor_ratio=1, gamma=0.9)
     sac = SAC(cfg, spec, seed=0)
-    encoder_params = {id(p) for p in sac.actor.encoder.parameters() if p.requires_grad}
+    encoder_params = {id(p) for p in sac.policy.encoder.parameters() if p.requires_grad}
     actor_opt = {id(p) for g in sac.optimizers["actor"].param_groups for p in g["params"]}
     critic_opt = {id(p) for g in sac.optimizers["critic"].param_groups for p in g["params"]}
     assert encoder_params and encoder_params <= critic_opt and not encoder_params & actor_opt
@@ -71,12 +71,12 @@ def test_pixel_encoder_is_shared_trained_by_critic_and_frozen_backbone_stays() -
         o2 = {k: v.copy() for k, v in o.items()}
         buf.add(o, rng.uniform(-1, 1, 2), float(i % 2), o2, True)
     batch = buf.gather(np.flatnonzero(buf.valid))
-    backbone = {k: v.clone() for k, v in sac.actor.encoder.backbone.state_dict().items()}
-    head = sac.actor.encoder.heads["wrist"][1].weight.detach().clone()
+    backbone = {k: v.clone() for k, v in sac.policy.encoder.backbone.state_dict().items()}
+    head = sac.policy.encoder.heads["wrist"][1].weight.detach().clone()
     losses = [sac.update(batch)["critic_loss"] for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.1 * np.mean(losses[:3]), losses
-    assert all(torch.equal(v, sac.actor.encoder.backbone.state_dict()[k]) for k, v in backbone.items())
-    assert not torch.equal(head, sac.actor.encoder.heads["wrist"][1].weight)
+    assert all(torch.equal(v, sac.policy.encoder.backbone.state_dict()[k]) for k, v in backbone.items())
+    assert not torch.equal(head, sac.policy.encoder.heads["wrist"][1].weight)
     assert sac.num_updates == 30
 
 

@@ -1,77 +1,89 @@
-"""Schema of ``config/algorithms/<name>.yaml``.
+"""Schema of ``config/algorithms/<name>.yaml``: the algorithm by name, its own section, the policy.
 
-Load with ``user_robot.config_loader.load("algorithms", name, AlgorithmConfig)``.
+```yaml
+algorithm: rlpd            # a registered algorithm (user-rl info lists them)
+rlpd: {batch_size: 256}    # that algorithm's section: the fields of its Config dataclass
+policy: {kind: mlp}        # a PolicySpec without the task's fields; `options:` per policy kind
+utd: 1.0                   # ...the learner settings below
+```
+
+:func:`load_algorithm_config` checks every key against these schemas and raises
+:class:`~user_robot.config_loader.ConfigError` naming the file, the dotted key and the choices.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from user_learner.algorithms.sac import SACConfig
-from user_policies.policy_spec import PolicySpec
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicyConfig:
-    """Policy architecture choices; the task supplies dimensions and cameras (see :meth:`make_spec`)."""
-
-    kind: Literal["mlp", "cnn"] = "mlp"
-    hidden_dims: tuple[int, ...] = (256, 256)
-    encoder: Literal["resnet10"] = "resnet10"
-    pretrained_encoder: str | None = None
-    freeze_encoder: bool = True
-    image_latent_dim: int = 256
-    state_latent_dim: int = 64
-    spatial_features: int = 8
-
-    def make_spec(
-        self, state_dim: int, action_dim: int, cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (128, 128)
-    ) -> PolicySpec:
-        """The :class:`PolicySpec` for a task; ``kind="mlp"`` ignores cameras (state-only policy)."""
-        return PolicySpec(
-            state_dim=state_dim,
-            action_dim=action_dim,
-            kind=self.kind,
-            cameras=tuple(cameras) if self.kind == "cnn" else (),
-            image_size=tuple(image_size),  # type: ignore[arg-type]
-            hidden_dims=self.hidden_dims,
-            encoder=self.encoder,
-            pretrained_encoder=self.pretrained_encoder,
-            freeze_encoder=self.freeze_encoder,
-            image_latent_dim=self.image_latent_dim,
-            state_latent_dim=self.state_latent_dim,
-            spatial_features=self.spatial_features,
-        )
+from user_learner.algorithms.base import ALGORITHMS
+from user_policies.policies.base import POLICIES
+from user_policies.policy_spec import TASK_FIELDS, PolicySpec
+from user_policies.registry import UnknownPluginError
+from user_robot.config_loader import ConfigError, config_dir, config_names, from_mapping, read_yaml
 
 
 @dataclasses.dataclass(frozen=True)
 class AlgorithmConfig:
-    """A learner recipe: the algorithm, its hyperparameters, buffers, publishing and checkpointing.
+    """A learner recipe: the algorithm and its section (``params``), the policy, buffers, publishing.
 
-    ``utd`` is the target number of :meth:`SAC.update` calls per received transition (the learner
-    throttles to it; 0 means update as fast as possible). Each update itself does
-    ``sac.critic_actor_ratio`` critic steps and one actor step.
+    ``utd`` is the target number of algorithm updates per received transition (the learner
+    throttles to it; 0 means update as fast as possible).
     """
 
-    algorithm: Literal["sac", "rlpd"]
-    sac: SACConfig = dataclasses.field(default_factory=SACConfig)
-    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    algorithm: str
+    params: Any = None
+    policy: PolicySpec = dataclasses.field(default_factory=PolicySpec)
     utd: float = 1.0
     min_buffer: int = 100
     buffer_capacity: int = 200_000
     demo_capacity: int = 50_000
-    demo_ratio: float = 0.0
     publish_every: int = 25
     publish_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     checkpoint_every: int = 1000
 
     def __post_init__(self) -> None:
-        if self.algorithm == "rlpd" and not 0.0 < self.demo_ratio < 1.0:
-            raise ValueError("rlpd needs 0 < demo_ratio < 1 (0.5 = RLPD's symmetric sampling)")
-        if self.algorithm == "sac" and self.demo_ratio != 0.0:
-            raise ValueError("sac samples online data only: demo_ratio must be 0 (use algorithm: rlpd)")
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need utd >= 0 and min_buffer, publish_every, checkpoint_every >= 1")
         if self.buffer_capacity < 2 or self.demo_capacity < 2:
             raise ValueError("buffer capacities must be at least 2")
+
+
+def parse_algorithm_config(data: dict[str, Any], file: str | Path = "<memory>") -> AlgorithmConfig:
+    """Validate a parsed algorithm YAML (see the module docstring)."""
+    name = data.get("algorithm")
+    if not isinstance(name, str):
+        raise ConfigError(file, "algorithm", f"required: one of {', '.join(ALGORITHMS.names())}")
+    try:
+        algorithm = ALGORITHMS.get(name)
+    except UnknownPluginError as exc:
+        raise ConfigError(file, "algorithm", str(exc)) from exc
+    allowed = [f.name for f in dataclasses.fields(AlgorithmConfig) if f.name != "params"] + [name]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(file, unknown[0], f"unknown key (allowed: {', '.join(allowed)})")
+    params = from_mapping(algorithm.Config, data.get(name) or {}, file, name)
+    policy = data.get("policy") or {}
+    if isinstance(policy, dict):
+        for key in TASK_FIELDS:
+            if key in policy:
+                raise ConfigError(file, f"policy.{key}", "comes from the task config, not the algorithm")
+    spec = from_mapping(PolicySpec, policy, file, "policy")
+    try:
+        options_schema = POLICIES.get(spec.kind).Options
+    except UnknownPluginError as exc:
+        raise ConfigError(file, "policy.kind", str(exc)) from exc
+    options = from_mapping(options_schema, spec.options, file, "policy.options")
+    spec = dataclasses.replace(spec, options=dataclasses.asdict(options))
+    rest = {k: v for k, v in data.items() if k not in (name, "policy")}
+    return dataclasses.replace(from_mapping(AlgorithmConfig, rest, file), params=params, policy=spec)
+
+
+def load_algorithm_config(name: str) -> AlgorithmConfig:
+    """``config/algorithms/<name>.yaml``, validated."""
+    path = config_dir() / "algorithms" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(config_names("algorithms")) or "none"
+        raise ConfigError(path, "", f"no algorithm config named '{name}' (known: {known})")
+    return parse_algorithm_config(read_yaml(path), path)

@@ -1,8 +1,8 @@
 """Learner checkpoints: one directory per save, written atomically, resumed exactly.
 
-Layout of ``<root>/step_<NNNNNNNNN>/``: ``agent.safetensors`` (networks, targets, optimiser states,
-temperature, RNG, update count), ``buffer.<name>.safetensors`` per replay buffer, ``meta.json``
-(step, policy version, config, spec, numpy RNG state, your metadata). A save is written to a hidden
+Layout of ``<root>/step_<NNNNNNNNN>/``: ``agent.safetensors`` (the algorithm's ``state_dict``: networks,
+optimiser states, RNG, update count), ``buffer.<name>.safetensors`` per replay buffer, ``meta.json``
+(step, algorithm and its config, spec, numpy RNG state, your metadata). A save is written to a hidden
 temporary directory and renamed into place, then ``<root>/latest`` (a text file naming the directory)
 is replaced atomically; a crash mid-save leaves the previous checkpoint intact.
 """
@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 from safetensors.torch import load_file, save_file
 
-from user_learner.algorithms.sac import SAC
+from user_learner.algorithms.base import Algorithm
 from user_learner.replay_buffer import ReplayBuffer
 
 LATEST = "latest"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def save_checkpoint(
     root: str | Path,
-    agent: SAC,
+    agent: Algorithm,
     buffers: Mapping[str, ReplayBuffer] | None = None,
     *,
     rng: np.random.Generator | None = None,
@@ -50,7 +50,8 @@ def save_checkpoint(
             "format": FORMAT_VERSION,
             "step": agent.num_updates,
             "spec": agent.spec.to_dict(),
-            "sac_config": dataclasses.asdict(agent.cfg),
+            "algorithm": type(agent).__name__,
+            "algorithm_config": dataclasses.asdict(agent.cfg),
             "buffers": sorted(buffers or {}),
             "numpy_rng": rng.bit_generator.state if rng is not None else None,
             "metadata": dict(metadata or {}),
@@ -80,7 +81,7 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | Path, agent: SAC, *, rng: np.random.Generator | None = None
+    path: str | Path, agent: Algorithm, *, rng: np.random.Generator | None = None
 ) -> tuple[dict[str, ReplayBuffer], dict[str, Any]]:
     """Restore ``agent`` (and ``rng``'s state) from a checkpoint directory or a root holding ``latest``.
 

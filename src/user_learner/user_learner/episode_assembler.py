@@ -17,8 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-END_SUCCESS = 1
-"""``Transition.END_SUCCESS``: the episode terminated in task success."""
+from user_robot.contracts import END_SUCCESS
 
 
 @dataclasses.dataclass(frozen=True)

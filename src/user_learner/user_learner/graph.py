@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import yaml
@@ -24,8 +24,6 @@ from user_robot.robot_config import RobotConfig, load_robot
 
 Side = Literal["robot", "learner"]
 
-ALGORITHMS_BUILT = ("sac", "rlpd")
-ALGORITHMS_PLANNED = ("sac_flow", "hg_dagger")
 EXTERNAL_EXECUTABLES = {("rviz2", "rviz2")}
 """(package, executable) pairs started by the graph that are not ours."""
 SIM_STATE_RATE_HZ = 100.0
@@ -42,8 +40,29 @@ RVIZ_TOPICS = {
 """Driver topics as ``config/rviz/user.rviz`` names them (the sim cell's, robot_0); other robots remap."""
 
 
-def _opt(default: Any, help_text: str, choices: tuple[str, ...] = ()) -> Any:
+def algorithm_choices() -> tuple[str, ...]:
+    """Registered algorithms that have a ``config/algorithms/<name>.yaml`` recipe."""
+    from user_learner.algorithms.base import algorithm_names
+
+    recipes = set(config_names("algorithms"))
+    return tuple(name for name in algorithm_names() if name in recipes)
+
+
+def policy_choices() -> tuple[str, ...]:
+    """``""`` (the recipe's policy) and every registered policy kind."""
+    from user_policies.policies.base import policy_kinds
+
+    return ("", *policy_kinds())
+
+
+def _opt(default: Any, help_text: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()) -> Any:
     return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+def option_choices(field: dataclasses.Field) -> tuple[str, ...]:
+    """The allowed values of an option (empty: any); registry-backed choices are looked up now."""
+    choices = field.metadata["choices"]
+    return tuple(choices() if callable(choices) else choices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +70,9 @@ class GraphOptions:
     """Every option of a task graph: ``ros2 launch`` arguments and ``user-rl`` flags alike."""
 
     robot: str = _opt("sim", "robot cell: a config/robots/<robot>.yaml (sim, franka, arx, ...)")
-    algo: str = _opt("rlpd", "learning algorithm (sac_flow, hg_dagger: not built yet)",
-                     ALGORITHMS_BUILT + ALGORITHMS_PLANNED)
+    algo: str = _opt("rlpd", "learning algorithm: a registered algorithm with a config/algorithms/<algo>.yaml",
+                     algorithm_choices)
+    policy: str = _opt("", "policy kind replacing the algorithm recipe's (empty: the recipe's)", policy_choices)
     robots: int = _opt(1, "number of robots, namespaces robot_0 .. robot_<N-1>")
     pipeline: str = _opt("async", "async: actors never wait for the learner; sync: they wait for new weights",
                          ("async", "sync"))
@@ -86,6 +106,39 @@ class NodeSpec:
     side: Side = "robot"
     remappings: dict[str, str] = dataclasses.field(default_factory=dict)
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
+
+
+def add_option_arguments(parser: Any, exclude: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None) -> None:
+    """Declare ``--<option>`` flags on an ``argparse`` parser for every :class:`GraphOptions` field.
+
+    Help, types and choices come from the field; ``defaults`` replaces a field's default for this
+    command. Tuple options take several values (``--demos a.mcap b.mcap``).
+    """
+    import argparse
+
+    for field in GRAPH_OPTIONS:
+        if field.name in exclude:
+            continue
+        default = (defaults or {}).get(field.name, field.default)
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"default": default, "help": field.metadata["help"]}
+        if field.type in ("bool", bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field.type in ("int", int, "float", float):
+            kwargs["type"] = int if field.type in ("int", int) else float
+        elif isinstance(field.default, tuple):
+            kwargs.update(nargs="*", type=str)
+        else:
+            kwargs["choices"] = option_choices(field) or None
+        parser.add_argument(flag, **kwargs)
+
+
+def option_values(args: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The :class:`GraphOptions` keywords from parsed :func:`add_option_arguments` flags."""
+    out = {f.name: getattr(args, f.name) for f in GRAPH_OPTIONS if f.name not in exclude and hasattr(args, f.name)}
+    if "demos" in out:
+        out["demos"] = tuple(out["demos"] or ())
+    return out
 
 
 def option_text(value: Any) -> str:
@@ -126,10 +179,8 @@ def options(**overrides: Any) -> GraphOptions:
     if unknown:
         raise ValueError(f"unknown graph option {unknown[0]!r} (known: {', '.join(sorted(known))})")
     opts = GraphOptions(**overrides)
-    if opts.algo in ALGORITHMS_PLANNED:
-        raise ValueError(f"algo '{opts.algo}' is not built yet (built: {', '.join(ALGORITHMS_BUILT)})")
     for field in GRAPH_OPTIONS:
-        choices = field.metadata["choices"]
+        choices = option_choices(field)
         value = getattr(opts, field.name)
         if choices and value not in choices:
             raise ValueError(f"{field.name} must be one of {', '.join(choices)}, got {value!r}")
@@ -202,6 +253,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             "task": task,
             "robot": opts.robot,
             "algo": opts.algo,
+            "policy": opts.policy,
             "obs": opts.obs,
             "pipeline": opts.pipeline,
             "log_dir": opts.log_dir,

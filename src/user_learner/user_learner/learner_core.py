@@ -1,7 +1,7 @@
 """The learner without ROS: transitions in, gradient updates, weight packets and checkpoints out.
 
-:class:`LearnerCore` owns the episode assembler, the online and demo replay buffers, the SAC/RLPD
-agent, TensorBoard and checkpoints. The learner node feeds it received Transition messages
+:class:`LearnerCore` owns the episode assembler, the online and demo replay buffers, the algorithm
+(any registered one, by name), TensorBoard and checkpoints. The learner node feeds it received Transition messages
 (:meth:`ingest`) on its ROS thread and calls :meth:`update` / :meth:`weights_packet` on its
 training thread; a lock guards the buffers between the two.
 """
@@ -19,27 +19,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from user_learner.algo_config import AlgorithmConfig
-from user_learner.algorithms.sac import SAC
+from user_learner.algo_config import AlgorithmConfig, load_algorithm_config
+from user_learner.algorithms.base import ALGORITHMS
 from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 from user_policies.observation import state_dim
+from user_policies.policies.base import POLICIES
 from user_policies.policy_spec import SPEC_METADATA_KEY
 from user_policies.weights_codec import WeightsPacket, encode_weights
-from user_robot.config_loader import config_names, load
+from user_robot.config_loader import config_names
 from user_robot.task_config import TaskConfig
 
 
-def load_algorithm(algo: str, obs: str) -> AlgorithmConfig:
-    """``config/algorithms/<algo>.yaml``, or ``<algo>_cnn.yaml`` for pixels when it exists."""
-    if obs == "pixels":
-        if f"{algo}_cnn" in config_names("algorithms"):
-            return load("algorithms", f"{algo}_cnn", AlgorithmConfig)
-        cfg = load("algorithms", algo, AlgorithmConfig)
-        return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="cnn"))
-    cfg = load("algorithms", algo, AlgorithmConfig)
-    return dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, kind="mlp"))
+def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
+    """``config/algorithms/<algo>.yaml`` (``<algo>_cnn.yaml`` for pixels when it exists) for ``obs``.
+
+    ``policy`` replaces the recipe's policy kind (its options then take that kind's defaults); the
+    kind is then adapted to the observation (e.g. the Gaussian ``mlp`` becomes ``cnn`` for pixels).
+    """
+    cfg = load_algorithm_config(f"{algo}_cnn" if obs == "pixels" and f"{algo}_cnn" in config_names("algorithms")
+                                else algo)
+    spec = cfg.policy
+    if policy and policy != spec.kind:
+        spec = dataclasses.replace(spec, kind=policy, options={})
+    kind = POLICIES.get(spec.kind).kind_for(spec.kind, obs)
+    if kind != spec.kind:
+        spec = dataclasses.replace(spec, kind=kind)
+    return dataclasses.replace(cfg, policy=POLICIES.get(kind).complete_spec(spec))
 
 
 def default_device() -> str:
@@ -74,17 +81,19 @@ class LearnerCore:
         seed: int = 0,
         device: str | None = None,
         tensorboard: bool = True,
+        policy: str = "",
     ) -> None:
         self.task = task
-        self.cfg = load_algorithm(algo, obs)
+        self.cfg = load_algorithm(algo, obs, policy)
         self.device = device or default_device()
         cameras = task.observation.cameras if obs == "pixels" else ()
-        self.spec = self.cfg.policy.make_spec(state_dim(task), task.action.dims, cameras, task.observation.image_size)
-        self.agent = SAC(self.cfg.sac, self.spec, self.device, seed=seed)
+        self.spec = self.cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size)
+        self.algorithm = ALGORITHMS.get(self.cfg.algorithm)(self.cfg.params, self.spec, self.device, seed=seed)
         shapes = self.spec.observation_shapes()
         self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims)
-        self.demo = ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims) if self.cfg.demo_ratio else None
-        self.sampler = MixedSampler(self.online, self.demo, self.cfg.demo_ratio)
+        demo_ratio = self.algorithm.demo_ratio
+        self.demo = ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims) if demo_ratio else None
+        self.sampler = MixedSampler(self.online, self.demo, demo_ratio)
         self.assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(seed)
         self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
@@ -126,7 +135,7 @@ class LearnerCore:
     def add_demos(self, records: Iterable[StepRecord]) -> int:
         """Fill the demo buffer from recorded steps (e.g. bags); returns the transitions added."""
         if self.demo is None:
-            raise ValueError(f"algorithm {self.cfg.algorithm!r} has no demo buffer (use rlpd)")
+            raise ValueError(f"algorithm {self.cfg.algorithm!r} samples no demos (demo_ratio 0; use rlpd)")
         assembler = EpisodeAssembler()
         added = 0
         for record in records:
@@ -166,14 +175,14 @@ class LearnerCore:
         return self.cfg.utd <= 0 or self.counters.updates < self.cfg.utd * self.counters.transitions_added
 
     def update(self) -> dict[str, float]:
-        """One SAC/RLPD update on a fresh batch."""
+        """One algorithm update on a fresh batch; returns its metrics."""
         start = time.monotonic()
         with self.lock:
-            batch = self.sampler.sample(self.agent.rows_per_update, self.rng, self.device)
-        metrics = self.agent.update(batch)
+            batch = self.sampler.sample(self.algorithm.rows_per_update, self.rng, self.device)
+        metrics = self.algorithm.update(batch)
         self.counters.updates += 1
         self.counters.last_metrics = metrics
-        scalars = {f"train/sac/{k}": v for k, v in metrics.items()}
+        scalars = {f"train/{self.cfg.algorithm}/{k}": v for k, v in metrics.items()}
         scalars["time/update_s"] = time.monotonic() - start
         if self.counters.updates % 10 == 0:
             scalars["buffer/online_size"] = float(len(self.online))
@@ -193,7 +202,7 @@ class LearnerCore:
         tmp.write_text(str(self.counters.version))
         tmp.replace(self.log_dir / "weights_version")
         return encode_weights(
-            self.agent.actor.state_dict(),
+            self.algorithm.publish_state(),
             policy_id=self.policy_id,
             version=self.counters.version,
             embodiments=self.embodiments,
@@ -220,7 +229,7 @@ class LearnerCore:
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
             counters = dataclasses.asdict(self.counters)
             return save_checkpoint(
-                self.checkpoint_root, self.agent, buffers, rng=self.rng, metadata={"counters": counters}
+                self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata={"counters": counters}
             )
 
     def resume(self) -> bool:
@@ -228,11 +237,11 @@ class LearnerCore:
         path = latest_checkpoint(self.checkpoint_root)
         if path is None:
             return False
-        buffers, metadata = load_checkpoint(path, self.agent, rng=self.rng)
+        buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng)
         with self.lock:
             self.online = buffers["online"]
             self.demo = buffers.get("demo", self.demo)
-            self.sampler = MixedSampler(self.online, self.demo, self.cfg.demo_ratio)
+            self.sampler = MixedSampler(self.online, self.demo, self.algorithm.demo_ratio)
             saved: dict[str, Any] = metadata.get("counters", {})
             self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
             published = self.log_dir / "weights_version"

@@ -1,4 +1,4 @@
-"""Tanh-Gaussian actor: shapes, ranges, log-prob, act(), and weights through the codec into a fresh actor."""
+"""Tanh-Gaussian policy: shapes, ranges, log-prob, act(), and weights through the codec into a fresh policy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, TanhTransform, TransformedDistribution
 
-from user_policies.models import build_actor
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import decode_weights, encode_weights
 
@@ -25,10 +25,10 @@ def _obs(batch: int) -> dict[str, torch.Tensor]:
 
 def test_forward_and_sample_shapes_and_ranges() -> None:
     torch.manual_seed(0)
-    actor = build_actor(SPEC)
+    actor = build_policy(SPEC)
     mean, log_std = actor(_obs(64))
     assert mean.shape == log_std.shape == (64, 3)
-    assert bool((log_std >= SPEC.log_std_min).all() and (log_std <= SPEC.log_std_max).all())
+    assert bool((log_std >= actor.options.log_std_min).all() and (log_std <= actor.options.log_std_max).all())
     action, log_prob = actor.sample(_obs(64))
     assert action.shape == (64, 3) and log_prob.shape == (64,)
     assert bool((action.abs() < 1).all()) and bool(torch.isfinite(log_prob).all())
@@ -36,7 +36,7 @@ def test_forward_and_sample_shapes_and_ranges() -> None:
 
 def test_log_prob_matches_torch_tanh_transformed_normal() -> None:
     torch.manual_seed(1)
-    actor = build_actor(SPEC)
+    actor = build_policy(SPEC)
     obs = _obs(256)
     generator = torch.Generator().manual_seed(3)
     action, log_prob = actor.sample(obs, generator)
@@ -49,17 +49,17 @@ def test_log_prob_matches_torch_tanh_transformed_normal() -> None:
 
 
 def test_log_prob_gradient_reaches_policy_parameters() -> None:
-    actor = build_actor(SPEC)
+    actor = build_policy(SPEC)
     _, log_prob = actor.sample(_obs(8))
     log_prob.mean().backward()
     assert actor.head.weight.grad is not None and actor.head.weight.grad.abs().sum() > 0
 
 
 def test_act_takes_one_unbatched_numpy_observation() -> None:
-    actor = build_actor(SPEC)
+    actor = build_policy(SPEC)
     obs = {"state": np.linspace(-1, 1, 7, dtype=np.float32)}
     action = actor.act(obs, deterministic=True)
-    assert action.dtype == np.float32 and action.shape == (3,)
+    assert action.dtype == np.float32 and action.shape == (1, 3)  # a chunk of one action
     assert np.all(np.abs(action) <= 1.0)
     np.testing.assert_array_equal(action, actor.act(obs, deterministic=True))
     torch.manual_seed(0)
@@ -73,9 +73,9 @@ def test_act_takes_one_unbatched_numpy_observation() -> None:
 
 def test_weights_round_trip_into_fresh_actor_gives_identical_actions() -> None:
     torch.manual_seed(0)
-    trained = build_actor(SPEC)
+    trained = build_policy(SPEC)
     torch.manual_seed(1)
-    fresh = build_actor(SPEC)
+    fresh = build_policy(SPEC)
     obs = {"state": np.arange(7, dtype=np.float32) / 7}
     assert not np.array_equal(trained.act(obs, True), fresh.act(obs, True))
     packet = encode_weights(trained.state_dict(), policy_id="p", version=1, embodiments=["sim"])
@@ -86,13 +86,13 @@ def test_weights_round_trip_into_fresh_actor_gives_identical_actions() -> None:
 
 CHILD = """
 import sys, json, numpy as np, torch
-from user_policies.models import build_actor
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import PolicySpec, SPEC_METADATA_KEY
 from user_policies.weights_codec import WeightsPacket, decode_weights
 meta = json.loads(open(sys.argv[1]).read())
 payload = open(sys.argv[2], "rb").read()
 packet = WeightsPacket(payload=payload, **meta)
-actor = build_actor(PolicySpec.from_json(packet.metadata[SPEC_METADATA_KEY]), load_pretrained=False)
+actor = build_policy(PolicySpec.from_json(packet.metadata[SPEC_METADATA_KEY]), load_pretrained=False)
 actor.load_state_dict(decode_weights(packet), strict=True)
 print(json.dumps(actor.act({"state": np.arange(7, dtype=np.float32) / 7}, deterministic=True).tolist()))
 """
@@ -100,7 +100,7 @@ print(json.dumps(actor.act({"state": np.arange(7, dtype=np.float32) / 7}, determ
 
 def test_weights_load_strictly_in_another_process(tmp_path) -> None:
     torch.manual_seed(0)
-    actor = build_actor(SPEC)
+    actor = build_policy(SPEC)
     packet = encode_weights(
         actor.state_dict(), policy_id="p", version=3, embodiments=["sim"],
         metadata={SPEC_METADATA_KEY: SPEC.to_json()},

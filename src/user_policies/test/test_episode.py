@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from user_policies.episode import (
-    END_FAILURE,
-    END_STALE_INPUT,
-    END_SUCCESS,
-    END_TIME_LIMIT,
-    Episode,
-    Observation,
-)
+from user_policies.episode import Episode, Observation
 from user_policies.reward import LABEL_FAILURE, RewardTracker, in_success_region
+from user_robot.contracts import END_FAILURE, END_STALE_INPUT, END_SUCCESS, END_TIME_LIMIT
 from user_robot.pose_math import quat_from_rpy
 from user_robot.task_config import load_task
 

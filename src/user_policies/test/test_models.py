@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from user_policies.models import MLP, ResNet10, build_actor
+from user_policies.models import MLP, ResNet10
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import PolicySpec
 from user_policies.weights_codec import decode_weights, encode_weights
 
@@ -44,7 +45,7 @@ def test_cnn_actor_two_cameras_with_frozen_pretrained_backbone(tmp_path) -> None
     save_file(pretrained.state_dict(), str(path))
     spec = PolicySpec(state_dim=5, action_dim=6, kind="cnn", cameras=CAMERAS, pretrained_encoder=str(path))
     torch.manual_seed(1)
-    actor = build_actor(spec)
+    actor = build_policy(spec)
     for name, value in pretrained.state_dict().items():
         assert torch.equal(actor.encoder.backbone.state_dict()[name], value), name
     assert not any(p.requires_grad for p in actor.encoder.backbone.parameters())
@@ -61,13 +62,13 @@ def test_cnn_actor_two_cameras_with_frozen_pretrained_backbone(tmp_path) -> None
 
     single = {k: v[0].numpy() for k, v in obs.items()}
     act = actor.act(single, deterministic=True)
-    assert act.shape == (6,) and act.dtype == np.float32 and np.all(np.abs(act) <= 1)
+    assert act.shape == (1, 6) and act.dtype == np.float32 and np.all(np.abs(act) <= 1)
 
 
 def test_cameras_are_read_by_name_not_position() -> None:
     spec = PolicySpec(state_dim=5, action_dim=2, kind="cnn", cameras=CAMERAS, image_size=(64, 64))
     torch.manual_seed(0)
-    actor = build_actor(spec)
+    actor = build_policy(spec)
     obs = _pixel_obs(2, (64, 64))
     swapped = {**obs, "wrist": obs["front"], "front": obs["wrist"]}
     with torch.no_grad():
@@ -78,9 +79,9 @@ def test_cnn_weights_round_trip_fp16_and_no_pretrained_file_needed(tmp_path) -> 
     spec = PolicySpec(state_dim=5, action_dim=2, kind="cnn", cameras=CAMERAS, image_size=(64, 64),
                       pretrained_encoder=str(tmp_path / "not_on_this_machine.safetensors"))
     torch.manual_seed(0)
-    learner_side = build_actor(spec, load_pretrained=False)
+    learner_side = build_policy(spec, load_pretrained=False)
     packet = encode_weights(learner_side.state_dict(), policy_id="p", version=1, embodiments=["sim"], dtype="float16")
-    actor_side = build_actor(spec, load_pretrained=False)
+    actor_side = build_policy(spec, load_pretrained=False)
     actor_side.load_state_dict(decode_weights(packet), strict=True)
     obs = {k: v[0].numpy() for k, v in _pixel_obs(1, (64, 64)).items()}
     np.testing.assert_allclose(actor_side.act(obs, True), learner_side.act(obs, True), atol=5e-2)

@@ -3,21 +3,31 @@
 At every control tick the actor calls :meth:`Episode.tick` with the newest observation. The
 episode closes the previous step (its reward is known only now, after the arm moved), decides
 whether the episode ends, and otherwise picks the action to execute: the human's when an
-intervention is active, else the policy's. The records it returns follow the Transition message
+intervention is active, else the policy's. A policy returns an action chunk (H × A); the episode
+executes its rows in order, one per tick, and asks the policy again once the chunk is used up (or
+at once after a human intervention). Every executed step records the weights version of the chunk
+that produced it. The records it returns follow the Transition message
 protocol: one record per executed step, then one final record that carries only the final
 observation with ``terminated`` or ``truncated`` and the reason.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from user_policies.reward import LABEL_FAILURE, RewardTracker
-
-END_NONE, END_SUCCESS, END_FAILURE, END_TIME_LIMIT, END_STALE_INPUT, END_SAFETY, END_ABORTED = range(7)
+from user_robot.contracts import (
+    END_ABORTED,
+    END_FAILURE,
+    END_NONE,
+    END_STALE_INPUT,
+    END_SUCCESS,
+    END_TIME_LIMIT,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +83,8 @@ class EpisodeSummary:
 
 
 PolicyFn = Callable[[Observation], tuple[np.ndarray, int]]
-"""Returns the policy's action for an observation and the weights version that produced it."""
+"""Returns the policy's action chunk (H × A, or one action of A) for an observation and the weights
+version that produced it. The episode executes every row before it calls the policy again."""
 
 
 class Episode:
@@ -85,6 +96,7 @@ class Episode:
         self.max_steps = max_steps
         self.summary = EpisodeSummary()
         self._pending: StepRecord | None = None  # executed, reward not yet known
+        self._planned: collections.deque[tuple[np.ndarray, int]] = collections.deque()  # (action, version) to run
         self.ended = False
 
     def tick(
@@ -144,10 +156,17 @@ class Episode:
     ) -> tuple[np.ndarray, int, bool]:
         if intervention is not None:
             self.summary.intervened_steps += 1
+            self._planned.clear()  # the human moved the arm: the rest of the chunk is stale
             return self._sanitize(intervention), 0, True
-        action, version = policy(obs)
-        self.summary.policy_versions.add(int(version))
-        return self._sanitize(action), int(version), False
+        if not self._planned:
+            chunk, version = policy(obs)
+            chunk = np.asarray(chunk, dtype=np.float32)
+            if chunk.ndim > 2 or chunk.size == 0 or chunk.shape[-1] != self.action_dim:
+                raise ValueError(f"policy returned shape {chunk.shape}; the task expects (H, {self.action_dim})")
+            self._planned.extend((row, int(version)) for row in chunk.reshape(-1, self.action_dim))
+            self.summary.policy_versions.add(int(version))
+        action, version = self._planned.popleft()
+        return self._sanitize(action), version, False
 
     def _sanitize(self, action: np.ndarray) -> np.ndarray:
         """NaN/inf never reach the arm: a non-finite action becomes 'hold' (zeros)."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from user_policies.models.actor import build_actor
+from user_policies.policies.base import build_policy
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import WeightsRejectedError, decode_weights, packet_from_msg
 
@@ -55,7 +55,9 @@ class PolicySlot:
             packet = packet_from_msg(msg)
             if packet.version <= self.version:
                 raise WeightsRejectedError(f"version {packet.version} is not newer than {self.version}")
-            spec = PolicySpec.from_json(packet.metadata.get(SPEC_METADATA_KEY, ""))
+            if SPEC_METADATA_KEY not in packet.metadata:
+                raise WeightsRejectedError(f"metadata has no {SPEC_METADATA_KEY!r}: cannot build the policy")
+            spec = PolicySpec.from_json(packet.metadata[SPEC_METADATA_KEY])
             self._check_spec(spec)
             network = self._spare_for(spec)
             expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
@@ -76,7 +78,7 @@ class PolicySlot:
     def _spare_for(self, spec: PolicySpec) -> torch.nn.Module:
         """The network to load into: the previous one if the architecture is unchanged, else a new one."""
         if self._spare is None or self._spare[1] != spec:
-            network = build_actor(spec, load_pretrained=False).eval()
+            network = build_policy(spec, load_pretrained=False).eval()
             self._in_use[id(network)] = threading.Lock()
             self._spare = (network, spec)
         return self._spare[0]
@@ -90,12 +92,22 @@ class PolicySlot:
         if spec.image_keys != self.cameras:
             raise WeightsRejectedError(f"policy cameras {list(spec.image_keys)} differ from {list(self.cameras)}")
 
+    def reset(self) -> None:
+        """Episode start: reset the current policy's per-episode state."""
+        current = self._current
+        if current is not None:
+            with self._in_use[id(current[0])]:
+                current[0].reset()
+
     def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> tuple[np.ndarray, int] | None:
-        """The current policy's action and version, or None before the first weights."""
+        """The current policy's plan (its chunk's first ``steps_per_plan`` rows, H × A) and version.
+
+        None before the first weights.
+        """
         current = self._current
         if current is None:
             return None
-        network, version, _spec = current
+        network, version, spec = current
         with self._in_use[id(network)]:
-            return network.act(obs, deterministic=deterministic), version
+            return network.act(obs, deterministic=deterministic)[: spec.steps_per_plan], version
 

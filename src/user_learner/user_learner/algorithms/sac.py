@@ -1,4 +1,4 @@
-"""Soft Actor-Critic with a REDQ-style critic ensemble, DrQ for pixels; RLPD when batches are 50/50 demo.
+"""Soft Actor-Critic with a REDQ-style critic ensemble, DrQ for pixels; RLPD is SAC with 50/50 demo batches.
 
 Read top to bottom like CleanRL's SAC:
 
@@ -11,10 +11,13 @@ Read top to bottom like CleanRL's SAC:
   is trained by the critic loss only and read detached by the actor (DrQ); images get a random shift;
   targets use the online encoder without gradient (DrQ-v2);
 * temperature: learned ``log α`` towards entropy ``-target_entropy_scale * |A|``;
+* the policy is any :class:`~user_policies.policies.base.StochasticPolicy` (tanh-Gaussian ``mlp``/``cnn``,
+  ``flow``): SAC only needs reparameterised actions and their log-probabilities;
 * optional ``cache_backbone``: a frozen backbone's maps come from a :class:`BackboneCache` instead
   of being recomputed for every minibatch (no DrQ shift then).
 
-RLPD (Ball et al. 2023) is this SAC fed by :class:`user_learner.replay_buffer.MixedSampler`.
+RLPD (Ball et al. 2023, registered as ``rlpd``) is this SAC with ``demo_ratio`` of every batch from
+the demo buffer (:class:`user_learner.replay_buffer.MixedSampler`) and no entropy term in the target.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from user_learner.algorithms.backbone_cache import BackboneCache
+from user_learner.algorithms.base import ALGORITHMS, Algorithm
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch
-from user_policies.models.actor import Actor, build_actor
-from user_policies.policy_spec import PolicySpec
+from user_policies.policies.base import StochasticPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +59,11 @@ class SACConfig:
     backup_entropy: bool = True
     drq_pad: int = 4
     cache_backbone: bool = False  # pixels, frozen backbone: maps computed once per stored image (no DrQ then)
+    demo_ratio: float = 0.0  # share of every batch from the demo buffer (RLPD: 0.5)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.demo_ratio < 1.0:
+            raise ValueError(f"demo_ratio must be in [0, 1), got {self.demo_ratio}")
         if not 1 <= self.num_target_critics <= self.num_critics:
             raise ValueError("num_target_critics must be in [1, num_critics]")
         if self.critic_actor_ratio < 1 or self.batch_size < 1:
@@ -116,30 +122,41 @@ def split_batch(batch: Batch, parts: int) -> Iterator[Batch]:
         }
 
 
-class SAC:
-    """SAC learner state: actor (published), critic ensemble + targets, temperature, optimisers, RNG."""
+@ALGORITHMS.register("sac")
+class SAC(Algorithm):
+    """SAC learner state: policy (published), critic ensemble + targets, temperature, optimisers, RNG."""
 
-    def __init__(self, cfg: SACConfig, spec: PolicySpec, device: str | torch.device = "cpu", seed: int = 0) -> None:
-        self.cfg, self.spec, self.device = cfg, spec, torch.device(device)
-        with torch.random.fork_rng(devices=[]):  # seeded init (on CPU) without touching the global RNG
-            torch.manual_seed(seed)
-            self.actor: Actor = build_actor(spec, device=self.device)
-            in_dim = self.actor.encoder.out_dim + spec.action_dim
-            self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
+    Config = SACConfig
+    policy_class = StochasticPolicy
+    cfg: SACConfig
+    policy: StochasticPolicy
+
+    def build(self) -> None:
+        """Critic ensemble and targets, temperature, one optimiser each for policy, critic, temperature."""
+        cfg, spec = self.cfg, self.spec
+        if spec.chunk_size != 1:
+            raise ValueError(f"{type(self).__name__} trains one action per step: chunk_size must be 1")
+        in_dim = self.policy.encoder.out_dim + spec.action_dim
+        self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = -cfg.target_entropy_scale * spec.action_dim
-        encoder_params = [p for p in self.actor.encoder.parameters() if p.requires_grad]
-        policy_params = [p for n, p in self.actor.named_parameters() if not n.startswith("encoder.")]
+        encoder_params = [p for p in self.policy.encoder.parameters() if p.requires_grad]
+        policy_params = [p for n, p in self.policy.named_parameters() if not n.startswith("encoder.")]
         fused = self.device.type == "cuda"  # one kernel per optimiser step instead of one per tensor group
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
+        self.optimizers = {
             "actor": torch.optim.Adam(policy_params, lr=cfg.lr_actor, fused=fused),
             "critic": torch.optim.Adam([*self.critic.parameters(), *encoder_params], lr=cfg.lr_critic, fused=fused),
             "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature, fused=fused),
         }
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.num_updates = 0
-        self.backbone_cache = BackboneCache(self.actor.encoder) if cfg.cache_backbone and spec.image_keys else None
+        self.backbone_cache = (
+            BackboneCache(self.policy.encoder) if cfg.cache_backbone and spec.image_keys else None
+        )
+
+    @property
+    def demo_ratio(self) -> float:
+        """``cfg.demo_ratio``."""
+        return self.cfg.demo_ratio
 
     @property
     def rows_per_update(self) -> int:
@@ -155,10 +172,10 @@ class SAC:
         if self.backbone_cache is not None:
             if refs is None:
                 raise ValueError("cache_backbone needs batches that carry obs refs (ReplayBuffer.sample)")
-            return self.actor.encoder(obs, self.backbone_cache.maps(obs, refs))
+            return self.policy.encoder(obs, self.backbone_cache.maps(obs, refs))
         if self.spec.image_keys and self.cfg.drq_pad > 0:
             obs = augment_observation(obs, self.spec.image_keys, self.cfg.drq_pad, self.generator)
-        return self.actor.encoder(obs)
+        return self.policy.encoder(obs)
 
     def _clip_step(self, name: str, loss: torch.Tensor) -> None:
         opt = self.optimizers[name]
@@ -174,7 +191,7 @@ class SAC:
         features = self._encode(batch["obs"], batch.get("obs_ref"))
         with torch.no_grad():
             next_features = self._encode(batch["next_obs"], batch.get("next_obs_ref"))
-            next_action, next_log_prob = self.actor.sample_from_features(next_features, self.generator)
+            next_action, next_log_prob = self.policy.sample_from_features(next_features, self.generator)
             members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
             next_q = self.critic_target(
                 torch.cat([next_features, next_action], -1), members[: cfg.num_target_critics]
@@ -192,7 +209,7 @@ class SAC:
 
     def _update_actor(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One actor and temperature step on detached features; returns (actor loss, mean log-prob)."""
-        action, log_prob = self.actor.sample_from_features(features, self.generator)
+        action, log_prob = self.policy.sample_from_features(features, self.generator)
         q = self.critic(torch.cat([features, action], -1), detach_params=True).mean(0)
         actor_loss = (self.alpha * log_prob - q).mean()
         self._clip_step("actor", actor_loss)
@@ -219,35 +236,37 @@ class SAC:
                              torch.stack(q_means).mean()]).tolist()  # one device sync
         return dict(zip(("critic_loss", "actor_loss", "alpha", "entropy", "q_mean"), stats, strict=True))
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything needed to resume exactly, as flat tensors (safetensors-ready, no pickle)."""
-        out: dict[str, torch.Tensor] = {}
-        for prefix, module in (("actor", self.actor), ("critic", self.critic), ("critic_target", self.critic_target)):
-            out.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
-        out["log_alpha"] = self.log_alpha.detach()
-        out["num_updates"] = torch.tensor(self.num_updates, dtype=torch.int64)
-        out["generator"] = self.generator.get_state()
-        for name, opt in self.optimizers.items():
-            for index, state in opt.state_dict()["state"].items():
-                for key, value in state.items():
-                    out[f"optim.{name}.{index}.{key}"] = torch.as_tensor(value)
-        return {k: v.detach().contiguous() for k, v in out.items()}
+    def checkpoint_modules(self) -> dict[str, nn.Module]:
+        """Policy, critics and target critics."""
+        return {"policy": self.policy, "critic": self.critic, "critic_target": self.critic_target}
 
-    def load_state_dict(self, tensors: Mapping[str, torch.Tensor]) -> None:
-        """Restore from :meth:`state_dict` (strict on network keys)."""
-        for prefix, module in (("actor", self.actor), ("critic", self.critic), ("critic_target", self.critic_target)):
-            sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-            module.load_state_dict(sub, strict=True)
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """The temperature."""
+        return {"log_alpha": self.log_alpha.detach()}
+
+    def load_extra_state(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Restore the temperature; the backbone cache is cleared (the backbone may have changed)."""
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"])
-        self.num_updates = int(tensors["num_updates"])
         if self.backbone_cache is not None:
-            self.backbone_cache.clear()  # the backbone may have changed
-        self.generator.set_state(tensors["generator"].cpu())
-        for name, opt in self.optimizers.items():
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in tensors.items():
-                if key.startswith(f"optim.{name}."):
-                    index, field = key[len(f"optim.{name}.") :].split(".", 1)
-                    state.setdefault(int(index), {})[field] = value
-            opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+            self.backbone_cache.clear()
+
+
+@dataclasses.dataclass(frozen=True)
+class RLPDConfig(SACConfig):
+    """RLPD: SAC with symmetric online/demo batches and no entropy term in the TD target."""
+
+    backup_entropy: bool = False
+    demo_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.demo_ratio < 1.0:
+            raise ValueError("rlpd needs 0 < demo_ratio < 1 (0.5 = RLPD's symmetric sampling)")
+
+
+@ALGORITHMS.register("rlpd")
+class RLPD(SAC):
+    """RLPD (Ball et al. 2023): :class:`SAC` on batches mixed from online and demo data."""
+
+    Config = RLPDConfig

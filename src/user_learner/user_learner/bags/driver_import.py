@@ -44,12 +44,11 @@ from user_robot.action_mapping import action_toward
 from user_robot.arm_state_core import VelocityEstimator, gripper_width
 from user_robot.camera_core import observation, to_array
 from user_robot.config_loader import load
+from user_robot.contracts import END_ABORTED, END_SUCCESS, REWARD_HUMAN, REWARD_POSE_REGION
 from user_robot.robot_config import RobotConfig
 from user_robot.task_config import TaskConfig
 from user_robot.teleop_core import TeleopCore
 
-END_SUCCESS, END_ABORTED = 1, 6
-REWARD_POSE_REGION, REWARD_HUMAN = 1, 2
 NS = 1_000_000_000
 
 

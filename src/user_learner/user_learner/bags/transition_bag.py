@@ -24,15 +24,13 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from user_learner.bags.images import array_to_image, header, image_to_array, stamp_ns
 from user_learner.bags.typestore import typestore
+from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 
-TRANSITIONS_TOPIC = "/user/transitions"
-WEIGHTS_TOPIC = "/user/policy_weights"
 TRANSITION = "user_interfaces/msg/Transition"
 EPISODE_RESULT = "user_interfaces/msg/EpisodeResult"
 INTERVENTION = "user_interfaces/msg/Intervention"
 POLICY_WEIGHTS = "user_interfaces/msg/PolicyWeights"
 RECORDED_TYPES = (TRANSITION, EPISODE_RESULT, INTERVENTION)
-END_SUCCESS = 1
 
 Storage = Literal["mcap", "sqlite3"]
 _PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}

@@ -1,10 +1,11 @@
 """``user-rl train``: learn a task online on the sim cell or a real cell, async or sync.
 
-Starts the task graph (robot side + learner, the same nodes as ``launch/<task>.launch.py``) and
-runs until the actors have taken ``--steps`` environment steps. RLPD on the sim cell without
+Starts the task graph (robot side + learner, the same nodes as ``launch/<task>.launch.py``; its
+flags are the graph's options) and runs until the actors have taken ``--steps`` environment
+steps. An algorithm that samples demos (RLPD, SAC Flow's default) on the sim cell without
 ``--demos`` first records ``--demo-episodes`` scripted-expert demos (kept for the next run).
-Ends with one summary line: ``success_rate=`` over the last 20 episodes and
-``weight_versions=`` (new weight versions the actors loaded).
+Ends with one summary line: ``success_rate=`` over the last 20 episodes and ``weight_versions=``
+(new weight versions the actors loaded).
 """
 
 from __future__ import annotations
@@ -13,38 +14,38 @@ import argparse
 from pathlib import Path
 
 from user_learner.cli.runner import run_graph
-from user_learner.graph import build_graph
+from user_learner.graph import add_option_arguments, build_graph, option_values
 from user_robot.robot_config import load_robot
+
+NOT_TRAIN_OPTIONS = ("mode", "episodes", "use_rviz")
+"""Graph options that ``train`` does not offer (it always trains, until ``--steps``)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``user-rl train`` flags."""
+    """``user-rl train`` flags: the graph's options, then the run's."""
     parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
-    parser.add_argument("--algo", default="rlpd", choices=("sac", "rlpd"), help="learning algorithm")
-    parser.add_argument("--robot", default="sim", help="robot config name (sim, sim_arx, franka, ...)")
-    parser.add_argument("--robots", type=int, default=1, help="number of robots feeding the learner")
-    parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="policy observation")
-    parser.add_argument("--pipeline", default="async", choices=("async", "sync"), help="actor-learner pipeline")
+    add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
     parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for")
-    parser.add_argument("--demos", nargs="*", default=None, help="demo bags for RLPD's demo buffer")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
-    parser.add_argument("--resume", action="store_true", help="resume the learner from its newest checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument(
-        "--real-time-factor", type=float, default=0.0, help="sim speed (0 = 2 for one sim robot, else 1)"
-    )
-    parser.add_argument("--log-dir", default="logs", help="TensorBoard logs, checkpoints, demos and node logs")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
 
 
+def samples_demos(algo: str) -> bool:
+    """Whether the recipe ``config/algorithms/<algo>.yaml`` draws from a demo buffer."""
+    from user_learner.algo_config import load_algorithm_config
+
+    params = load_algorithm_config(algo).params
+    return bool(getattr(params, "demo_ratio", 0.0))
+
+
 def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
-    """Demo bags for the learner: the given ones, or (RLPD on sim) freshly recorded expert demos."""
+    """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) recorded expert demos."""
     if args.demos:
         return tuple(args.demos)
-    if args.algo != "rlpd":
+    if not samples_demos(args.algo):
         return ()
     if not sim:
-        raise SystemExit("RLPD on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
+        raise SystemExit(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
     out = Path(args.log_dir) / "demos" / f"{args.task}_{args.robot}_{args.demo_episodes}.mcap"
@@ -60,20 +61,9 @@ def run(args: argparse.Namespace) -> int:
     """Train and print the summary line."""
     sim = load_robot(args.robot).backend == "sim"
     rtf = args.real_time_factor or (2.0 if sim and args.robots == 1 else 1.0)
-    demos = ensure_demos(args, sim)
-    specs = build_graph(
-        args.task,
-        robot=args.robot,
-        algo=args.algo,
-        robots=args.robots,
-        pipeline=args.pipeline,
-        obs=args.obs,
-        log_dir=args.log_dir,
-        resume=args.resume,
-        seed=args.seed,
-        real_time_factor=rtf if sim else 1.0,
-        demos=demos,
-    )
+    demos = ensure_demos(args, sim) if args.side != "robot" else ()
+    overrides = option_values(args, exclude=NOT_TRAIN_OPTIONS)
+    specs = build_graph(args.task, **{**overrides, "real_time_factor": rtf if sim else 1.0, "demos": demos})
     log, code = run_graph(
         specs,
         Path(args.log_dir),
@@ -83,5 +73,6 @@ def run(args: argparse.Namespace) -> int:
         unit="steps",
         timeout_s=args.timeout,
     )
-    print(f"train task={args.task} algo={args.algo} obs={args.obs} pipeline={args.pipeline} {log.summary()}")
+    policy = f" policy={args.policy}" if args.policy else ""
+    print(f"train task={args.task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} {log.summary()}")
     return code

@@ -1,4 +1,4 @@
-"""The learner node: transitions in, SAC/RLPD on its own thread, latched weights out.
+"""The learner node: transitions in, the configured algorithm on its own thread, latched weights out.
 
 Subscribes ``/user/transitions`` (reliable, deep queue) and feeds :class:`LearnerCore`; a
 training thread updates continuously from ``min_buffer`` on (async pipeline) or, after every
@@ -26,15 +26,12 @@ from user_learner.episode_assembler import StepRecord
 from user_learner.learner_core import LearnerCore
 from user_policies.nodes.messages import image_array
 from user_policies.weights_codec import packet_to_msg
+from user_robot.contracts import LEARNER_STATUS_TOPIC, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 from user_robot.diagnostics import diagnostic_array
 from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
 from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
-
-WEIGHTS_TOPIC = "/user/policy_weights"
-TRANSITIONS_TOPIC = "/user/transitions"
-STATUS_TOPIC = "/user/learner_status"
 
 
 def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
@@ -71,7 +68,9 @@ class Learner(Node):
         self.task = load_task(p["task"])
         self.pipeline = p["pipeline"]
         embodiment = load_robot(p["robot"]).embodiment
-        self.core = LearnerCore(self.task, p["algo"], p["obs"], [embodiment], p["log_dir"], seed=p["seed"])
+        self.core = LearnerCore(
+            self.task, p["algo"], p["obs"], [embodiment], p["log_dir"], seed=p["seed"], policy=p["policy"]
+        )
         if p["resume"] and self.core.resume():
             self.get_logger().info(
                 f"resumed from checkpoint: {self.core.counters.updates} updates, v{self.core.counters.version}, "
@@ -80,7 +79,7 @@ class Learner(Node):
         elif not self.core.counters.demo_transitions:
             self._load_demos(p["demos"])
         self.weights_pub = self.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS)
-        self.status_pub = self.create_publisher(LearnerStatus, STATUS_TOPIC, STATUS)
+        self.status_pub = self.create_publisher(LearnerStatus, LEARNER_STATUS_TOPIC, STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Transition, TRANSITIONS_TOPIC, self._on_transition, TRANSITIONS)
         self.create_timer(1.0, self._publish_status)
@@ -102,6 +101,7 @@ class Learner(Node):
         described = {
             "task": ("peg_insertion", "task config name"),
             "algo": ("rlpd", "algorithm config name (config/algorithms/<algo>.yaml)"),
+            "policy": ("", "policy kind replacing the algorithm config's (empty = the config's)"),
             "obs": ("state", "policy observation: state | pixels"),
             "pipeline": ("async", "async: train continuously; sync: train after every episode"),
             "log_dir": ("logs", "TensorBoard logs and checkpoints"),
@@ -140,7 +140,7 @@ class Learner(Node):
             return
         from user_learner.bags.transition_bag import read_episodes
 
-        images = self.core.spec.kind == "cnn"
+        images = bool(self.core.spec.image_keys)
         records = (
             step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images})
             for path in paths
@@ -208,7 +208,6 @@ class Learner(Node):
 
     def _publish_status(self) -> None:
         c = self.core.counters
-        m = c.last_metrics
         msg = LearnerStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.policy_id, msg.algorithm, msg.version, msg.updates = (
@@ -221,11 +220,8 @@ class Learner(Node):
         msg.online_buffer_size = len(self.core.online)
         msg.demo_buffer_size = len(self.core.demo) if self.core.demo is not None else 0
         msg.updates_per_second = self._ups
-        msg.critic_loss, msg.actor_loss, msg.alpha = (
-            m.get("critic_loss", 0.0),
-            m.get("actor_loss", 0.0),
-            m.get("alpha", 0.0),
-        )
+        msg.metric_names = list(c.last_metrics)
+        msg.metric_values = [float(v) for v in c.last_metrics.values()]
         msg.success_rate = self.core.success_rate()
         msg.state = "training" if self.core.ready() else "waiting_for_data"
         self.status_pub.publish(msg)

@@ -1,7 +1,6 @@
-"""Torch policy models: LayerNorm MLP, ResNet-10 pixel encoder, tanh-Gaussian actor."""
+"""Torch building blocks of the policies: LayerNorm MLP, ResNet-10 pixel encoder."""
 
-from user_policies.models.actor import Actor, build_actor
 from user_policies.models.mlp import MLP
 from user_policies.models.resnet10 import ObservationEncoder, ResNet10
 
-__all__ = ["MLP", "Actor", "ObservationEncoder", "ResNet10", "build_actor"]
+__all__ = ["MLP", "ObservationEncoder", "ResNet10"]

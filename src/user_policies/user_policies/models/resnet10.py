@@ -91,7 +91,7 @@ def images_to_float(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor)
 
 
 class ObservationEncoder(nn.Module):
-    """Observation dict → feature vector; identity on ``state`` for ``kind="mlp"``.
+    """Observation dict → feature vector; identity on ``state`` for a state-only spec (no cameras).
 
     Shared by the actor and the critics: the critic loss trains it, the actor reads it detached (DrQ).
     """
@@ -102,6 +102,7 @@ class ObservationEncoder(nn.Module):
         self.freeze_backbone = spec.freeze_encoder
         if not self.cameras:
             self.out_dim = spec.state_dim
+            self.part_dims: tuple[int, ...] = (spec.state_dim,)
             return
         self.backbone = ResNet10()
         height, width = ResNet10.output_size(*spec.image_size)
@@ -120,6 +121,8 @@ class ObservationEncoder(nn.Module):
         if self.freeze_backbone:
             self.backbone.requires_grad_(False)
         self.out_dim = spec.image_latent_dim * len(self.cameras) + spec.state_latent_dim
+        self.part_dims = (spec.image_latent_dim,) * len(self.cameras) + (spec.state_latent_dim,)
+        """Widths of the feature vector's parts: one per camera, then the state (for token-based policies)."""
 
     def load_backbone(self, path: str | Path) -> None:
         """Load the backbone from a local safetensors file of :class:`ResNet10` keys (strict)."""

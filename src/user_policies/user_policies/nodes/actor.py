@@ -30,11 +30,12 @@ from visualization_msgs.msg import MarkerArray
 
 from user_interfaces.action import ResetArm, RunEpisode
 from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
-from user_policies.episode import END_ABORTED, END_SAFETY, Episode, Observation
+from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
 from user_policies.observation import StateEncoder
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
+from user_robot.contracts import END_ABORTED, END_SAFETY, REWARD_SOURCES, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
@@ -42,16 +43,11 @@ from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
-REWARD_SOURCES = {
-    "sim": Transition.REWARD_SIM,
-    "pose_region": Transition.REWARD_POSE_REGION,
-    "human": Transition.REWARD_HUMAN,
-}
-WEIGHTS_TOPIC = "/user/policy_weights"
 WEIGHTS_WAIT_S = 30.0
 """Longest an episode start waits for the weights a synchronous goal asks for."""
 RESET_ATTEMPTS = 3
-TRANSITIONS_TOPIC = "/user/transitions"
+ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human")
+"""Reward sources the actor computes itself."""
 
 
 class Actor(Node):
@@ -67,7 +63,7 @@ class Actor(Node):
         self.record_images = p["record_images"] or self.obs_kind == "pixels"
         self.seed = p["seed"]
         self.rng = np.random.default_rng(self.seed)
-        if self.task.reward.source not in REWARD_SOURCES:
+        if self.task.reward.source not in ACTOR_REWARD_SOURCES:
             raise ValueError(f"reward source {self.task.reward.source!r} is not available in the actor yet")
         self.encoder = StateEncoder(self.task, self.robot.gripper_max_width)
         self.policy = PolicySlot(
@@ -383,6 +379,7 @@ class Actor(Node):
         }
         self._episode_done.clear()
         self._goal_handle = goal_handle
+        self.policy.reset()
         episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
         self.episode = episode
         while not self._episode_done.wait(0.05):

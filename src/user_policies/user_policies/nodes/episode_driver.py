@@ -18,10 +18,9 @@ from rclpy.node import Node
 
 from user_interfaces.action import RunEpisode
 from user_interfaces.msg import LearnerStatus
+from user_robot.contracts import LEARNER_STATUS_TOPIC
 from user_robot.nodes.qos import STATUS
 from user_robot.nodes.runtime import declare
-
-LEARNER_STATUS_TOPIC = "/user/learner_status"
 
 
 class EpisodeDriver(Node):

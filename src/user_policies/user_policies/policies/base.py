@@ -1,0 +1,133 @@
+"""The policy seam: one interface for every policy kind, and the registry by ``kind``.
+
+A policy is a ``torch.nn.Module`` built from a :class:`~user_policies.policy_spec.PolicySpec`. The
+actor calls :meth:`Policy.reset` at episode start and :meth:`Policy.act` with one observation, and
+executes the returned **action chunk** (H × A, H = ``spec.chunk_size``). Its ``state_dict`` is what
+the learner publishes. Kind-specific settings live in the class's ``Options`` dataclass (the
+``policy.options`` section of an algorithm YAML, checked key by key).
+
+Policies that SAC-family algorithms train also implement :class:`StochasticPolicy`: a
+reparameterised sample of one action with its log-probability, from encoder features.
+
+Add a kind: subclass :class:`Policy` in a module of ``user_policies/policies/`` (or a module named
+in ``$USER_PLUGINS``) and decorate it with ``@POLICIES.register("<kind>")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from user_policies.models.resnet10 import ObservationEncoder
+from user_policies.policy_spec import PolicySpec
+from user_policies.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """A policy kind without options of its own."""
+
+
+class Policy(nn.Module):
+    """Base class of every policy kind (see the module docstring)."""
+
+    Options: ClassVar[type] = NoOptions
+    """Dataclass of the kind's own settings (``spec.options``)."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        super().__init__()
+        self.check_spec(spec)
+        self.spec = spec
+        self.options = self.parse_options(spec.options)
+        self.encoder = ObservationEncoder(spec)
+
+    @classmethod
+    def parse_options(cls, options: Mapping[str, Any]) -> Any:
+        """``spec.options`` as the kind's ``Options`` (``ValueError`` naming an unknown key)."""
+        fields = {f.name for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(f"options.{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields)) or 'none'})")
+        return cls.Options(**options)
+
+    @classmethod
+    def complete_spec(cls, spec: PolicySpec) -> PolicySpec:
+        """``spec`` with every option filled in (so its JSON names all of them)."""
+        return dataclasses.replace(spec, options=dataclasses.asdict(cls.parse_options(spec.options)))
+
+    @classmethod
+    def check_spec(cls, spec: PolicySpec) -> None:
+        """Raise ``ValueError`` when ``spec`` does not suit this kind (e.g. cameras it cannot read)."""
+
+    @classmethod
+    def kind_for(cls, kind: str, obs: str) -> str:
+        """The kind to use for observation ``obs`` (``state`` | ``pixels``); most kinds serve both."""
+        return kind
+
+    def reset(self) -> None:
+        """Called at every episode start (clear any per-episode memory)."""
+
+    def observation_batch(self, obs: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """ONE unbatched observation (``state`` float32[D], uint8 HxWx3 per camera) as a batch of one."""
+        device = next(self.parameters()).device
+        batch: dict[str, torch.Tensor] = {}
+        for key, shape in self.spec.observation_shapes().items():
+            if key not in obs:
+                raise KeyError(f"observation has no {key!r} (has {sorted(obs)})")
+            value = np.asarray(obs[key], dtype=np.float32 if key == "state" else np.uint8)
+            if value.shape != shape:
+                raise ValueError(f"observation {key!r} has shape {value.shape}, expected {shape}")
+            batch[key] = torch.from_numpy(np.ascontiguousarray(value)).unsqueeze(0).to(device)
+        return batch
+
+    @torch.inference_mode()
+    def act(self, obs: Mapping[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """Action chunk (float32 H × A in [-1, 1]) for one unbatched observation."""
+        chunk = self.act_batch(self.observation_batch(obs), deterministic)
+        return chunk[0].reshape(self.spec.chunk_size, self.spec.action_dim).float().cpu().numpy()
+
+    def act_batch(self, batch: Mapping[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
+        """Action chunks (N, H, A) for a batched observation dict."""
+        raise NotImplementedError
+
+
+class StochasticPolicy(Policy):
+    """A policy SAC-family algorithms can train: reparameterised single actions with log-probabilities."""
+
+    def sample_from_features(
+        self, features: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action (N, A) in (-1, 1), log-prob (N,)) from encoder features, differentiable in both."""
+        raise NotImplementedError
+
+    def sample(
+        self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised (action, log-prob) for a batched observation dict."""
+        return self.sample_from_features(self.encoder(obs), generator)
+
+
+POLICIES: Registry[Policy] = Registry("policies", "user_policies.policies", "policy kind")
+"""Policy classes by kind."""
+
+
+def policy_kinds() -> tuple[str, ...]:
+    """Every registered policy kind."""
+    return POLICIES.names()
+
+
+def build_policy(spec: PolicySpec, *, load_pretrained: bool = True, device: str | torch.device = "cpu") -> Policy:
+    """Build the policy of ``spec.kind`` on ``device``; loads ``spec.pretrained_encoder`` when set and asked.
+
+    An actor that will receive published weights can skip the file (``load_pretrained=False``): the
+    encoder's weights are part of the published ``state_dict``.
+    """
+    policy = POLICIES.get(spec.kind)(spec)
+    if load_pretrained and spec.pretrained_encoder and spec.image_keys:
+        policy.encoder.load_backbone(spec.pretrained_encoder)
+    return policy.to(device)

@@ -1,0 +1,24 @@
+"""The learning-data contract in one place: USER's global topic names and the Transition codes.
+
+Pure (no ROS): cores and nodes alike import these. The END_* and REWARD_* values mirror the
+constants of ``user_interfaces/msg/Transition.msg`` (a test checks that they match).
+"""
+
+from __future__ import annotations
+
+WEIGHTS_TOPIC = "/user/policy_weights"
+"""Latched ``PolicyWeights`` from the learner."""
+TRANSITIONS_TOPIC = "/user/transitions"
+"""``Transition`` per executed step, from every actor."""
+LEARNER_STATUS_TOPIC = "/user/learner_status"
+"""Periodic ``LearnerStatus``."""
+
+END_NONE, END_SUCCESS, END_FAILURE, END_TIME_LIMIT, END_STALE_INPUT, END_SAFETY, END_ABORTED = range(7)
+"""``Transition.end_reason`` values."""
+
+REWARD_SIM, REWARD_POSE_REGION, REWARD_HUMAN, REWARD_CLASSIFIER = range(4)
+"""``Transition.reward_source`` values."""
+
+REWARD_SOURCES = {"sim": REWARD_SIM, "pose_region": REWARD_POSE_REGION, "human": REWARD_HUMAN,
+                  "classifier": REWARD_CLASSIFIER}
+"""Task YAML ``reward.source`` → ``Transition.reward_source``."""
