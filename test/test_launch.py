@@ -66,7 +66,7 @@ def test_three_sim_robots_one_learner() -> None:
     }
     sims = [s for s in specs if s.executable == "sim_cell"]
     assert [s.parameters["seed"] for s in sims] == [10, 11, 12]
-    assert all(s.parameters["publish_clock"] is False for s in sims)
+    assert all(s.parameters["publish_clock"] is False and s.parameters["lockstep"] is False for s in sims)
     for s in specs:
         if s.namespace:
             assert s.side == "robot"
@@ -106,6 +106,17 @@ def test_hardware_has_no_sim_cell_and_no_sim_time(robot: str) -> None:
     assert {s.parameters["robot"] for s in specs if "robot" in s.parameters} == {robot}
     with pytest.raises(ValueError, match="sim only"):
         build_graph("peg_insertion", robot=robot, real_time_factor=2.0)
+
+
+def test_one_sim_robot_runs_in_lockstep_on_sim_time_unless_asked_not_to() -> None:
+    specs = build_graph("peg_insertion")
+    assert specs[0].parameters["lockstep"] is True and specs[0].parameters["publish_clock"] is True
+    assert all(s.parameters.get("use_sim_time") is True for s in specs)
+    free = build_graph("peg_insertion", lockstep=False)
+    assert free[0].parameters["lockstep"] is False and free[0].parameters["publish_clock"] is False
+    assert all("use_sim_time" not in s.parameters for s in free)
+    real = build_graph("peg_insertion", robot="franka")
+    assert all("use_sim_time" not in s.parameters for s in real)
 
 
 def test_fast_sim_publishes_clock_and_every_node_uses_sim_time() -> None:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from graph_watch import Watcher, failure_report, start_graph
 
-from user_learner.cli.runner import GraphProcesses
-from user_learner.graph import build_graph
 from user_robot.config_loader import config_dir
 
 FAST_SAC = {
@@ -46,72 +44,12 @@ def fast_config(tmp_path: Path, monkeypatch) -> Path:
     return override_sac(tmp_path, monkeypatch, FAST_SAC)
 
 
-class Watcher:
-    """Counts what the graph says on its topics, from the test process."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        from user_interfaces.msg import EpisodeResult, LearnerStatus, PolicyWeights, Transition
-        from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
-
-        rclpy.init()
-        self.node = rclpy.create_node("pipeline_test_watcher")
-        self.transitions: dict[str, int] = {}
-        self.results: list = []
-        self.status = None
-        self.statuses: list = []
-        self.node.create_subscription(Transition, "/user/transitions", self._on_transition, TRANSITIONS)
-        self.node.create_subscription(EpisodeResult, "/robot_0/episode_result", self.results.append, STATUS)
-        self.node.create_subscription(LearnerStatus, "/user/learner_status", self._on_status, STATUS)
-        self.weights_pub = self.node.create_publisher(PolicyWeights, "/user/policy_weights", WEIGHTS)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def _on_transition(self, msg) -> None:
-        self.transitions[msg.episode_id] = self.transitions.get(msg.episode_id, 0) + 1
-
-    def _on_status(self, msg) -> None:
-        self.status = msg
-        self.statuses.append(msg)
-
-    def versions_used(self) -> set[int]:
-        return {v for r in list(self.results) for v in r.policy_versions if v > 0}
-
-    def wait(self, what: str, condition, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown()
-
-
 @pytest.fixture
 def watcher():
     w = Watcher()
     time.sleep(1.0)  # discovery before the graph starts publishing
     yield w
     w.close()
-
-
-def start_graph(tmp_path: Path, **options) -> GraphProcesses:
-    specs = build_graph("peg_insertion", algo="sac", real_time_factor=2.0, log_dir=str(tmp_path / "logs"), **options)
-    procs = GraphProcesses(specs, tmp_path / "logs")
-    procs.start()
-    return procs
-
-
-def failure_report(procs: GraphProcesses) -> str:
-    return "\n".join(f"--- {n.label}\n{n.tail(25)}" for n in procs.nodes)
 
 
 @pytest.mark.slow

@@ -84,7 +84,10 @@ class GraphOptions:
     expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, or partial takeovers",
                        ("off", "always", "partial"))
     seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
-    real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only)")
+    real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only); "
+                                        "with lockstep, the top speed")
+    lockstep: bool = _opt(True, "sim, one robot: /clock advances one step at a time, only once the actor and arm "
+                                "bridge have consumed the last (false: free-running, for timing measurements)")
     demos: tuple[str, ...] = _opt((), "demo recordings (bags) for the learner's demo buffer, comma-separated")
     mode: str = _opt("train", "episode mode of the actors", ("train", "eval", "demo"))
     episodes: int = _opt(0, "episodes per robot before the episode driver stops (0 = until stopped)")
@@ -212,9 +215,10 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     sim = robot_cfg.backend == "sim"
     if opts.real_time_factor != 1.0 and not sim:
         raise ValueError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
-    publish_clock = sim and opts.real_time_factor != 1.0
-    if publish_clock and opts.robots > 1:
+    if sim and opts.real_time_factor != 1.0 and opts.robots > 1:
         raise ValueError("real_time_factor != 1 needs robots == 1: several sim cells cannot share one /clock")
+    lockstep = sim and opts.lockstep and opts.robots == 1  # (several sim cells run free, at real time)
+    publish_clock = sim and (opts.real_time_factor != 1.0 or lockstep)
     common = {"use_sim_time": True} if publish_clock else {}
 
     nodes: list[NodeSpec] = []
@@ -229,6 +233,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                     "seed": opts.seed + i,
                     "real_time_factor": opts.real_time_factor,
                     "publish_clock": publish_clock,
+                    "lockstep": lockstep,
                     # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
                     "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
                     "expert": opts.expert,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from user_policies.episode import Episode, Observation
 from user_policies.reward import LABEL_FAILURE, RewardTracker, in_success_region
@@ -88,3 +89,46 @@ def test_pose_region() -> None:
     down = quat_from_rpy(TASK.target.rpy)
     assert in_success_region(TASK, target + np.array([0.002, 0, 0]), down)
     assert not in_success_region(TASK, target + np.array([0.02, 0, 0]), down)
+
+
+class ChunkPolicy:
+    """Returns 3-step chunks whose rows encode (call, row); each call is a newer weights version."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, o: Observation) -> tuple[np.ndarray, int]:
+        self.calls += 1
+        chunk = np.zeros((3, 6), np.float32)
+        chunk[:, 0] = self.calls / 10
+        chunk[:, 1] = np.arange(3) / 10
+        return chunk, 100 + self.calls
+
+
+def test_chunks_execute_in_order_with_the_version_that_produced_each_step() -> None:
+    ep, chunks = Episode(RewardTracker(TASK), 6, max_steps=20), ChunkPolicy()
+    executed = [ep.tick(obs(i), chunks) for i in range(8)]
+    assert chunks.calls == 3  # steps 0-2, 3-5, 6-7: a new chunk only when the last one is used up
+    assert [(round(r.action[0] * 10), round(r.action[1] * 10)) for r in executed] == [
+        (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1)
+    ]
+    assert [r.policy_version for r in executed] == [101] * 3 + [102] * 3 + [103] * 2
+    records = ep.tick(obs(8), chunks).records
+    recorded = [r for r in records if r.action.size]
+    assert [r.policy_version for r in recorded] == [103]
+    assert ep.summary.policy_versions == {101, 102, 103}
+
+
+def test_an_intervention_discards_the_rest_of_the_chunk() -> None:
+    ep, chunks = Episode(RewardTracker(TASK), 6, max_steps=20), ChunkPolicy()
+    ep.tick(obs(0), chunks)
+    human = np.full(6, -0.5, np.float32)
+    assert ep.tick(obs(1), chunks, intervention=human).intervened
+    after = ep.tick(obs(2), chunks)
+    assert chunks.calls == 2 and after.policy_version == 102 and round(after.action[1] * 10) == 0
+
+
+def test_malformed_chunks_are_refused() -> None:
+    ep = Episode(RewardTracker(TASK), 6, max_steps=20)
+    with pytest.raises(ValueError, match=r"the task expects \(H, 6\)"):
+        ep.tick(obs(0), lambda o: (np.zeros((2, 5), np.float32), 1))

@@ -46,9 +46,10 @@ class Registry(Generic[T]):
 
         def decorate(cls: type[T]) -> type[T]:
             known = self._classes.get(key)
-            if known is not None and known.__qualname__ != cls.__qualname__:
+            if known is None:
+                self._classes[key] = cls
+            elif known.__qualname__ != cls.__qualname__:  # (the same module imported twice keeps its first class)
                 raise ValueError(f"{self.item} {key!r} is registered twice: {known.__module__}, {cls.__module__}")
-            self._classes[key] = cls
             return cls
 
         return decorate

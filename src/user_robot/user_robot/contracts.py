@@ -12,6 +12,10 @@ TRANSITIONS_TOPIC = "/user/transitions"
 """``Transition`` per executed step, from every actor."""
 LEARNER_STATUS_TOPIC = "/user/learner_status"
 """Periodic ``LearnerStatus``."""
+ACTOR_TICK_TOPIC = "actor/tick"
+"""Per robot namespace: ``std_msgs/Header`` after every control tick of the actor, stamped with the
+tick's time, ``frame_id`` :data:`TICK_COMMANDED` or :data:`TICK_IDLE` (the lockstep sim waits for it)."""
+TICK_COMMANDED, TICK_IDLE = "commanded", "idle"
 
 END_NONE, END_SUCCESS, END_FAILURE, END_TIME_LIMIT, END_STALE_INPUT, END_SAFETY, END_ABORTED = range(7)
 """``Transition.end_reason`` values."""

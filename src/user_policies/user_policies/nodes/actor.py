@@ -24,7 +24,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -35,7 +35,16 @@ from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_sec
 from user_policies.observation import StateEncoder
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
-from user_robot.contracts import END_ABORTED, END_SAFETY, REWARD_SOURCES, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
+from user_robot.contracts import (
+    ACTOR_TICK_TOPIC,
+    END_ABORTED,
+    END_SAFETY,
+    REWARD_SOURCES,
+    TICK_COMMANDED,
+    TICK_IDLE,
+    TRANSITIONS_TOPIC,
+    WEIGHTS_TOPIC,
+)
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
@@ -98,6 +107,7 @@ class Actor(Node):
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
+        self.tick_pub = self.create_publisher(Header, ACTOR_TICK_TOPIC, CONTROL)
         self.transition_pub = self.create_publisher(Transition, TRANSITIONS_TOPIC, TRANSITIONS)
         self.result_pub = self.create_publisher(EpisodeResult, "episode_result", STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -249,14 +259,20 @@ class Actor(Node):
         if self._last_tick:
             self._periods.append(t - self._last_tick)
         self._last_tick = t
+        stamp = self.get_clock().now().to_msg()
+        commanded = self._control()
+        self.tick_pub.publish(Header(stamp=stamp, frame_id=TICK_COMMANDED if commanded else TICK_IDLE))
+
+    def _control(self) -> bool:
+        """One control step of the running episode; True when it commanded the arm."""
         episode = self.episode
         if episode is None or episode.ended:
-            return
+            return False
         arm = self._arm
         if arm is not None and arm.status == ArmState.STATUS_ERROR:
             self.get_logger().error(f"arm error, ending episode: {arm.message}")
             self._finish(episode.abort(END_SAFETY))
-            return
+            return False
         human, label = self._human()
         obs = self._observe()
         if obs is None:
@@ -280,6 +296,7 @@ class Actor(Node):
             self._goal_handle.publish_feedback(fb)
         if result.ended:
             self._episode_done.set()
+        return result.action is not None
 
     def _publish_records(self, records: list) -> None:
         meta = self._episode_meta

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -133,20 +133,26 @@ class FlowPolicy(StochasticPolicy):
         generator: torch.Generator | None = None,
         deterministic: bool = False,
         velocities: list[torch.Tensor] | None = None,
+        noise: Sequence[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Integrate the flow: (x_K (N, H, A) before tanh, log-probability (N,) of tanh(x_K) along the path).
 
-        ``velocities``, when given, collects each step's velocity (for tests of the gradient path).
+        ``velocities``, when given, collects each step's velocity; ``noise`` gives the standard-normal
+        draws (x₀, ε₀, …, ε_{K-1}) instead of sampling them, to evaluate the density of a chosen path.
         """
         memory = self.memory(features)
         shape = (features.shape[0], self.spec.chunk_size, self.spec.action_dim)
         steps = self.options.flow_steps
         dt = 1.0 / steps
 
-        def noise() -> torch.Tensor:
+        draws = iter(noise) if noise is not None else None
+
+        def standard_normal() -> torch.Tensor:
+            if draws is not None:
+                return next(draws)
             return torch.randn(shape, generator=generator, device=features.device, dtype=features.dtype)
 
-        x = torch.zeros(shape, device=features.device, dtype=features.dtype) if deterministic else noise()
+        x = torch.zeros(shape, device=features.device, dtype=features.dtype) if deterministic else standard_normal()
         log_prob = gaussian_log_density(x.flatten(1), torch.zeros_like(x.flatten(1)))
         for k in range(steps):
             v, log_std = self.velocity(x, k, memory)
@@ -158,7 +164,7 @@ class FlowPolicy(StochasticPolicy):
                 continue
             if log_std is None:
                 log_std = torch.full_like(mean, math.log(max(noise_std, 1e-12)))
-            eps = noise()
+            eps = standard_normal()
             x = mean + log_std.exp() * eps
             log_prob = log_prob + gaussian_log_density(eps.flatten(1), log_std.flatten(1))
         return x, log_prob - tanh_log_det(x.flatten(1))

@@ -122,6 +122,7 @@ class ArmBridge(Node):
         self._rejected = ""  # why the last command was rejected ("" = it was not)
         self._reset: _Reset | None = None
         self._status = ArmState.STATUS_NO_DATA
+        self._target_stamp: Time | None = None  # when the current commanded target was set
         self._message = f"waiting for {drv.current_pose}"
         self._ticks: list[float] = []
 
@@ -291,7 +292,8 @@ class ArmBridge(Node):
             self._rejected = (
                 "rejected a non-finite action" if self.safety.counters.rejected_nonfinite > rejected_before else ""
             )
-            self._publish_pose(pose)
+            self._target_stamp = msg.header.stamp  # the actor's tick time (the lockstep sim waits for it)
+            self._publish_pose(pose, self._target_stamp)
             self._gripper_request(grip, now)
 
     def _gripper_request(self, state: int | None, now: float, force: bool = False) -> None:
@@ -310,7 +312,10 @@ class ArmBridge(Node):
             if status != self._status:
                 self._log_transition(status)
                 self._status = status
-            if status in (ArmState.STATUS_OK, ArmState.STATUS_HOLDING, ArmState.STATUS_RESETTING):
+            if status == ArmState.STATUS_OK:
+                self._publish_pose(self.safety.last, self._target_stamp)
+            elif status in (ArmState.STATUS_HOLDING, ArmState.STATUS_RESETTING):
+                self._target_stamp = None
                 self._publish_pose(self.safety.last)
             self.state_pub.publish(self._state_msg())
 
@@ -351,9 +356,10 @@ class ArmBridge(Node):
             return ArmState.STATUS_HOLDING, self._rejected
         return ArmState.STATUS_OK, "ok"
 
-    def _publish_pose(self, pose: Pose) -> None:
+    def _publish_pose(self, pose: Pose, stamp: Time | None = None) -> None:
+        """Publish the equilibrium pose, stamped when its target was set (a command's time; now for holds)."""
         msg = PoseStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp or self.get_clock().now().to_msg()
         msg.header.frame_id = self.robot.base_frame
         msg.pose = _pose_msg(pose)
         self.pose_pub.publish(msg)

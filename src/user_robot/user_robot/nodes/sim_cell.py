@@ -10,7 +10,9 @@ while the expert has control. ROS callbacks run on a second thread and only stor
 
 Time: with ``publish_clock`` the cell publishes ``/clock`` and stamps with sim time, running
 ``real_time_factor`` times faster than the wall clock (other nodes set ``use_sim_time``);
-otherwise it paces to the wall clock and stamps with the node clock.
+otherwise it paces to the wall clock and stamps with the node clock. With ``lockstep`` (and
+``publish_clock``) it also never advances the clock past what the graph has consumed
+(:mod:`user_robot.sim.lockstep`): ``real_time_factor`` is then its top speed.
 """
 
 from __future__ import annotations
@@ -30,19 +32,27 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
-from std_msgs.msg import Bool, Float64
+from std_msgs.msg import Bool, Float64, Header
 from std_srvs.srv import SetBool, Trigger
 
+from user_interfaces.msg import ArmState
+from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
 from user_robot.nodes.qos import CONTROL, PROFILES
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import ExpertSchedule, VirtualSpaceMouse, make_expert
+from user_robot.sim.lockstep import LockstepGate, lockstep_period
 from user_robot.task_config import load_task
 
 
 def _stamp(seconds: float) -> Time:
     sec = math.floor(seconds)
     return Time(sec=int(sec), nanosec=int((seconds - sec) * 1e9))
+
+
+def stamp_ns(stamp: Time) -> int:
+    """A stamp in integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def info_topic(camera: CameraConfig) -> str:
@@ -76,6 +86,14 @@ class SimCellNode(Node):
         if not self.publish_clock and p["real_time_factor"] != 1.0:
             self.get_logger().warn("real_time_factor applies with publish_clock only: running in real time")
         self.period = 1.0 / float(p["state_rate_hz"])
+        self.gate: LockstepGate | None = None
+        if p["lockstep"] and self.publish_clock:
+            control_period = 1.0 / self.task.control_rate_hz
+            self.period = lockstep_period(self.period, control_period)
+            slack = max(self.robot.safety.max_state_age_s / 2, control_period)
+            self.gate = LockstepGate(round(control_period * 1e9), round(self.period * 1e9), round(slack * 1e9))
+        self.lockstep_timeout_s = float(p["lockstep_timeout_s"])
+        self._graph = threading.Condition()  # guards the gate; notified when a participant speaks
         self.cell = SimCell(self.task, self.robot)
         self.episode = 0
         self.cell.reset_scene(self.seed, self.episode)
@@ -112,12 +130,16 @@ class SimCellNode(Node):
                 self.cameras.append((name, cam, image, info, 0.0))
         self.create_subscription(PoseStamped, drv.equilibrium_pose, self._on_equilibrium, PROFILES[drv.command_qos])
         self.create_subscription(Float64, drv.gripper_command, self._on_gripper, PROFILES[drv.command_qos])
+        if self.gate is not None:
+            self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_actor_tick, CONTROL)
+            self.create_subscription(ArmState, "arm/state", self._on_arm_state, CONTROL)
         self.create_service(Trigger, "reset_scene", self._on_reset_scene)
         self.create_service(SetBool, "expert/enable", self._on_expert_enable)
         self.get_logger().info(
             f"sim cell: task {self.task.name}, robot {self.robot.name} ({self.robot.arm}), seed {self.seed}, "
             f"expert {p['expert']}, cameras {[c[0] for c in self.cameras]}, "
             f"{'sim time x' + str(self.rtf) if self.publish_clock else 'real time'}"
+            f"{', lockstep with the actor and arm bridge' if self.gate is not None else ''}"
         )
 
     def _declare_parameters(self) -> dict[str, Any]:
@@ -138,6 +160,11 @@ class SimCellNode(Node):
             ("state_rate_hz", 100.0, ParameterDescriptor(description="rate of pose, wrench and joint states (sim time)",
                                                          floating_point_range=number(1.0, 1000.0))),
             ("cameras", True, ParameterDescriptor(description="render and publish the cameras (false: state only)")),
+            ("lockstep", False, ParameterDescriptor(
+                description="with publish_clock: never advance /clock past what the actor and arm bridge consumed")),
+            ("lockstep_timeout_s", 3.0, ParameterDescriptor(
+                description="wall seconds to wait for a silent participant before going on without it",
+                floating_point_range=number(0.05, 60.0))),
             ("expert", "off", ParameterDescriptor(description="scripted expert on the virtual SpaceMouse: "
                                                   "off, always or partial")),
             ("expert_takeover_probability", 0.5, ParameterDescriptor(
@@ -165,6 +192,20 @@ class SimCellNode(Node):
         if np.all(np.isfinite(xyz)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 0.5:
             with self._lock:
                 self._equilibrium = (xyz, quat)
+            self._tell_gate(lambda gate: gate.on_equilibrium(stamp_ns(msg.header.stamp)))
+
+    def _on_actor_tick(self, msg: Header) -> None:
+        self._tell_gate(lambda gate: gate.on_tick(stamp_ns(msg.stamp), msg.frame_id == TICK_COMMANDED))
+
+    def _on_arm_state(self, msg: ArmState) -> None:
+        self._tell_gate(lambda gate: gate.on_bridge(stamp_ns(msg.header.stamp)))
+
+    def _tell_gate(self, update: Any) -> None:
+        if self.gate is None:
+            return
+        with self._graph:
+            update(self.gate)
+            self._graph.notify_all()
 
     def _on_gripper(self, msg: Float64) -> None:
         if math.isfinite(msg.data):
@@ -194,7 +235,7 @@ class SimCellNode(Node):
 
     def run(self) -> None:
         """Step and publish until ROS shuts down."""
-        start = time.monotonic()
+        next_wall = time.monotonic()
         control_period = 1.0 / self.task.control_rate_hz
         next_control = 0.0
         print("sim_cell ready", flush=True)
@@ -216,9 +257,31 @@ class SimCellNode(Node):
             self._publish_cameras(stamp)
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
-            lag = self.sim_time / self.rtf - (time.monotonic() - start)
+            if self.gate is not None:
+                self._await_graph(stamp_ns(stamp))
+            next_wall = max(next_wall + self.period / self.rtf, time.monotonic() - self.period / self.rtf)
+            lag = next_wall - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
+
+    def _await_graph(self, now_ns: int) -> None:
+        """Lockstep: block until the gate lets the clock pass ``now_ns`` (giving up on silent participants)."""
+        with self._graph:
+            since, waiting = time.monotonic(), None
+            while rclpy.ok():
+                now_waiting = self.gate.waiting_for(now_ns)
+                if now_waiting is None:
+                    return
+                if now_waiting != waiting:
+                    since, waiting = time.monotonic(), now_waiting
+                if time.monotonic() - since >= self.lockstep_timeout_s:
+                    self.get_logger().warning(
+                        f"lockstep: no answer from the {waiting} for {self.lockstep_timeout_s:.1f} s at sim time "
+                        f"{now_ns / 1e9:.2f} s (heard: {self.gate.describe()}); going on without it until it speaks"
+                    )
+                    self.gate.give_up(waiting)
+                    continue
+                self._graph.wait(0.1)  # (short: a shutdown is noticed at once)
 
     def _now(self) -> Time:
         return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()

@@ -8,7 +8,7 @@ frame (the table top is z = 0).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -16,8 +16,26 @@ from user_robot.pose_math import quat_from_rpy, quat_to_matrix
 from user_robot.sim.scene import box, yaw_quat_mj
 from user_robot.task_config import TaskConfig
 
-if TYPE_CHECKING:
-    from user_robot.sim.cell import SimCell
+
+class SceneAccess(Protocol):
+    """What a task reads and sets in the cell (``SimCell`` provides it; tasks never import the cell)."""
+
+    held: str | None
+
+    def place_in_hand(self, name: str, pos_tcp: np.ndarray, quat_tcp_xyzw: np.ndarray, width: float) -> None:
+        """Put object ``name`` into the closed gripper at a pose relative to the TCP."""
+
+    def set_free_pose(self, name: str, xyz: np.ndarray, quat_xyzw: np.ndarray) -> None:
+        """Place a free object."""
+
+    def set_joint(self, name: str, angle: float) -> None:
+        """Set a scene joint (hinge) angle."""
+
+    def joint(self, name: str) -> float:
+        """A scene joint's angle."""
+
+    def body_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(xyz, quat xyzw) of a body."""
 
 
 COMMON_DEFAULTS: dict[str, Any] = {
@@ -47,15 +65,15 @@ class SimTask:
         """Worldbody XML of the task's objects and fixtures."""
         raise NotImplementedError
 
-    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+    def reset(self, cell: SceneAccess, rng: np.random.Generator) -> None:
         """Place the objects (the arm is where it is)."""
         raise NotImplementedError
 
-    def success(self, cell: SimCell) -> bool:
+    def success(self, cell: SceneAccess) -> bool:
         """Ground truth: is the task done?"""
         raise NotImplementedError
 
-    def privileged(self, cell: SimCell) -> dict[str, Any]:
+    def privileged(self, cell: SceneAccess) -> dict[str, Any]:
         """What the scripted expert may know about the objects."""
         raise NotImplementedError
 
@@ -144,17 +162,17 @@ class InsertionTask(SimTask):
                             extra='class="object" mass="0.05"'))
         return fixture + '<body name="part" pos="0.3 0.3 0.3"><freejoint/>' + "\n".join(part) + "</body>"
 
-    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+    def reset(self, cell: SceneAccess, rng: np.random.Generator) -> None:
         jitter = float(self.params["grasp_jitter"])
         dx, dz = rng.uniform(-jitter, jitter, size=2)
         cell.place_in_hand("part", np.array([dx, 0.0, dz]), np.array([0.0, 0.0, 0.0, 1.0]), self.grip_width)
 
-    def tip_position(self, cell: SimCell) -> np.ndarray:
+    def tip_position(self, cell: SceneAccess) -> np.ndarray:
         """World position of the centre of the part's tip."""
         pos, quat = cell.body_pose("part")
         return pos + quat_to_matrix(quat) @ np.array([0.0, 0.0, self.tip])
 
-    def success(self, cell: SimCell) -> bool:
+    def success(self, cell: SceneAccess) -> bool:
         tip = self.tip_position(cell)
         c, s = math.cos(self.target_yaw), math.sin(self.target_yaw)
         d = tip[:2] - self.target[:2]
@@ -162,7 +180,7 @@ class InsertionTask(SimTask):
         inside = bool(np.all(np.abs(local) <= self.half_hole + 1e-4))
         return inside and tip[2] <= self.top - self.params["insert_fraction"] * self.depth
 
-    def privileged(self, cell: SimCell) -> dict[str, Any]:
+    def privileged(self, cell: SceneAccess) -> dict[str, Any]:
         _, quat = cell.body_pose("part")
         return {
             "tip": self.tip_position(cell),
@@ -257,7 +275,7 @@ class PickPlaceTask(SimTask):
             xml.append(f'<body name="{name}" pos="0 0 {z}"><freejoint/>{geoms_xml}</body>')
         return "\n".join(xml)
 
-    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+    def reset(self, cell: SceneAccess, rng: np.random.Generator) -> None:
         p = self.params
         low, high = np.asarray(p["spawn_low"]), np.asarray(p["spawn_high"])
         placed: list[np.ndarray] = []
@@ -273,21 +291,21 @@ class PickPlaceTask(SimTask):
         if p["lid"]:
             cell.set_joint("lid_hinge", float(p["lid_open_angle"]))
 
-    def inside(self, cell: SimCell, name: str) -> bool:
+    def inside(self, cell: SceneAccess, name: str) -> bool:
         """Whether object ``name`` rests inside the container (not held)."""
         pos = cell.body_pose(name)[0]
         return (cell.held != name and bool(np.all(np.abs(pos[:2] - self.centre) <= self.half))
                 and pos[2] < self.height + 0.01)
 
-    def lid_angle(self, cell: SimCell) -> float:
+    def lid_angle(self, cell: SceneAccess) -> float:
         """Lid opening (rad, 0 = shut)."""
         return cell.joint("lid_hinge") if self.params["lid"] else 0.0
 
-    def success(self, cell: SimCell) -> bool:
+    def success(self, cell: SceneAccess) -> bool:
         shut = self.lid_angle(cell) < self.params["lid_shut_angle"]
         return shut and all(self.inside(cell, name) for name in self.objects)
 
-    def privileged(self, cell: SimCell) -> dict[str, Any]:
+    def privileged(self, cell: SceneAccess) -> dict[str, Any]:
         objects = {}
         for name in self.objects:
             pos, quat = cell.body_pose(name)
@@ -343,14 +361,14 @@ class CapTask(SimTask):
   </body>
 </body>"""
 
-    def reset(self, cell: SimCell, rng: np.random.Generator) -> None:
+    def reset(self, cell: SceneAccess, rng: np.random.Generator) -> None:
         start = float(self.params["start_angle"])
         cell.set_joint("cap_hinge", float(rng.uniform(-start, start)))
 
-    def success(self, cell: SimCell) -> bool:
+    def success(self, cell: SceneAccess) -> bool:
         return cell.joint("cap_hinge") <= -float(self.params["tighten_angle"])
 
-    def privileged(self, cell: SimCell) -> dict[str, Any]:
+    def privileged(self, cell: SceneAccess) -> dict[str, Any]:
         return {
             "cap": np.array([self.target[0], self.target[1], self.cap_z]),
             "angle": cell.joint("cap_hinge"),

@@ -1,0 +1,90 @@
+"""When a lockstep sim may advance ``/clock``: never past what the graph has consumed (pure; no ROS).
+
+In simulation time is ours to stop, so nothing should ever be stale because a node was slow. The sim
+cell steps its physics one state period at a time and asks :meth:`LockstepGate.waiting_for` before
+going on. It waits
+
+* for the **arm bridge** to relay driver state no older than ``bridge_slack_ns`` (``arm/state``;
+  half the actor's freshness limit: the bridge publishes on its own timer, so it may always lag a
+  little, and a stricter bound could wait for a timer that the frozen clock never fires),
+* at each of the actor's control ticks, for the **actor** to have run that tick (``actor/tick``), and
+* when that tick commanded the arm, for the **command** to reach the cell (``equilibrium_pose``
+  stamped at the tick: the bridge stamps a commanded target with the time it was set).
+
+A participant that does not answer within the timeout is given up on (the node logs it) until it
+speaks again, so a dead node slows nothing down and a restarted one is waited for again.
+Times are integer nanoseconds of sim time. The actor's ticks fall on state steps when the control
+period is a whole number of state periods (:func:`lockstep_period`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+BRIDGE, ACTOR, COMMAND = "arm bridge", "actor", "command"
+
+
+def lockstep_period(state_period_s: float, control_period_s: float) -> float:
+    """The state period closest to ``state_period_s`` that divides the control period evenly."""
+    return control_period_s / max(1, round(control_period_s / state_period_s))
+
+
+@dataclasses.dataclass
+class LockstepGate:
+    """See the module docstring."""
+
+    control_period_ns: int
+    state_period_ns: int
+    bridge_slack_ns: int
+    bridge_ns: int | None = None  # newest driver stamp the bridge relayed (None: no bridge seen)
+    tick_ns: int | None = None  # newest actor tick (None: no actor seen)
+    commanded: bool = False  # that tick sent a command
+    equilibrium_ns: int = -1  # newest equilibrium target stamp received
+
+    def on_bridge(self, stamp_ns: int) -> None:
+        """The bridge published ``arm/state`` carrying driver state of ``stamp_ns``."""
+        if stamp_ns > 0:
+            self.bridge_ns = max(stamp_ns, self.bridge_ns or 0)
+
+    def on_tick(self, stamp_ns: int, commanded: bool) -> None:
+        """The actor finished its tick at ``stamp_ns``."""
+        if self.tick_ns is None or stamp_ns >= self.tick_ns:
+            self.tick_ns, self.commanded = stamp_ns, commanded
+
+    def on_equilibrium(self, stamp_ns: int) -> None:
+        """An equilibrium pose whose target was set at ``stamp_ns`` arrived."""
+        self.equilibrium_ns = max(self.equilibrium_ns, stamp_ns)
+
+    def next_tick_ns(self) -> int | None:
+        """Sim time from which the actor's next tick is due (half a state step early, against rounding)."""
+        if self.tick_ns is None:
+            return None
+        return self.tick_ns + self.control_period_ns - self.state_period_ns // 2
+
+    def waiting_for(self, now_ns: int) -> str | None:
+        """What must happen before the clock may pass ``now_ns`` (None: nothing)."""
+        if self.bridge_ns is not None and self.bridge_ns < now_ns - self.bridge_slack_ns:
+            return BRIDGE
+        due = self.next_tick_ns()
+        if due is not None and now_ns >= due:
+            return ACTOR
+        if self.tick_ns is not None and self.commanded and self.equilibrium_ns < self.tick_ns:
+            return COMMAND
+        return None
+
+    def describe(self) -> str:
+        """The newest stamps heard, for log lines."""
+
+        def sec(ns: int | None) -> str:
+            return "-" if ns is None or ns < 0 else f"{ns / 1e9:.2f} s"
+
+        return f"bridge state {sec(self.bridge_ns)}, actor tick {sec(self.tick_ns)}, command {sec(self.equilibrium_ns)}"
+
+    def give_up(self, participant: str) -> None:
+        """Stop waiting for ``participant`` until it is heard from again."""
+        if participant == BRIDGE:
+            self.bridge_ns = None
+        elif participant == ACTOR:
+            self.tick_ns, self.commanded = None, False
+        elif participant == COMMAND:
+            self.commanded = False

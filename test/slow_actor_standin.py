@@ -1,0 +1,44 @@
+"""A stand-in actor for lockstep tests, run as its own process: on sim time, it answers each 10 Hz
+control tick on ``/robot_0/actor/tick`` only after ``<delay>`` wall seconds (a slow, loaded actor).
+
+    python slow_actor_standin.py <delay_s>    -> prints "standin ready"
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Header
+
+from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_IDLE
+from user_robot.nodes.qos import CONTROL
+
+
+def main() -> None:
+    delay = float(sys.argv[1])
+    rclpy.init()
+    node = Node("actor", namespace="robot_0", parameter_overrides=[Parameter("use_sim_time", value=True)])
+    pub = node.create_publisher(Header, ACTOR_TICK_TOPIC, CONTROL)
+
+    def tick() -> None:
+        stamp = node.get_clock().now().to_msg()
+        time.sleep(delay)
+        pub.publish(Header(stamp=stamp, frame_id=TICK_IDLE))
+
+    node.create_timer(0.1, tick)
+    print("standin ready", flush=True)
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The sim cell in lockstep over real DDS: a slow actor sets the pace, a dead one stops nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+SIM = ["-m", "user_robot.nodes.sim_cell", "--ros-args", "-r", "__ns:=/robot_0",
+       "-p", "task:=peg_insertion", "-p", "robot:=sim", "-p", "cameras:=false", "-p", "publish_clock:=true",
+       "-p", "lockstep:=true", "-p", "real_time_factor:=20.0", "-p", "state_rate_hz:=50.0",
+       "-p", "lockstep_timeout_s:=1.0"]
+
+
+class ClockAndTicks:
+    """The newest /clock and actor tick seen, and the largest lead of the clock over the newest tick."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock
+        from std_msgs.msg import Header
+
+        from user_robot.nodes.qos import CONTROL
+
+        rclpy.init()
+        self.node = rclpy.create_node("lockstep_probe")
+        self.clock = 0.0
+        self.tick = None
+        self.max_lead = 0.0
+        self.node.create_subscription(Clock, "/clock", self._on_clock, 10)
+        self.node.create_subscription(Header, "/robot_0/actor/tick", self._on_tick, CONTROL)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+
+    def _on_clock(self, msg) -> None:
+        self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
+        if self.tick is not None:
+            self.max_lead = max(self.max_lead, self.clock - self.tick)
+
+    def _on_tick(self, msg) -> None:
+        self.tick = msg.stamp.sec + msg.stamp.nanosec * 1e-9
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+@pytest.fixture
+def probe():
+    p = ClockAndTicks()
+    yield p
+    p.close()
+
+
+def test_a_slow_actor_sets_the_pace_and_a_dead_one_stops_nothing(spawn, probe) -> None:
+    sim = spawn(SIM)
+    sim.wait_for("sim_cell ready", timeout=60)
+    actor = spawn([str(HERE / "slow_actor_standin.py"), "0.2"])
+    actor.wait_for("standin ready", timeout=60)
+    deadline = time.monotonic() + 30
+    while probe.tick is None:
+        assert time.monotonic() < deadline, "no actor tick seen"
+        time.sleep(0.1)
+    time.sleep(1.0)  # (until its first answer, the sim runs free: nothing tells it an actor exists)
+    probe.max_lead = 0.0
+    start_clock, start = probe.clock, time.monotonic()
+    time.sleep(4.0)
+    paced = (probe.clock - start_clock) / (time.monotonic() - start)
+    # 0.1 s of sim time per tick, each answered after 0.2 s of wall time: about x0.5, not the x20 top speed
+    assert 0.2 < paced < 0.8, f"sim ran at x{paced:.2f} of real time"
+    assert probe.max_lead <= 0.1 + 0.02 + 1e-6, f"the clock ran {probe.max_lead:.3f} s ahead of the actor"
+
+    actor.stop()
+    before, since = probe.clock, time.monotonic()
+    time.sleep(4.0)
+    free = (probe.clock - before) / (time.monotonic() - since)
+    assert free > 3.0, f"after the actor died the sim crawled at x{free:.2f}"
+    assert any("no answer from the actor" in line for line in sim.lines)
