@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from user_robot.config_loader import CONFIG_DIR_ENV, config_dir
+from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -36,17 +35,7 @@ def algorithm_overrides(workdir: Path, algo: str, sets: Mapping[str, Any]) -> It
     if not sets:
         yield
         return
-    config = workdir / "config"
-    shutil.copytree(config_dir(), config, dirs_exist_ok=True)
-    path = config / "algorithms" / f"{algo}.yaml"
-    data = yaml.safe_load(path.read_text())
-    for dotted, value in sets.items():
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(data))
+    config = write_config_copy(workdir / "config", {f"algorithms/{algo}": dict(sets)})
     before = os.environ.get(CONFIG_DIR_ENV)
     os.environ[CONFIG_DIR_ENV] = str(config)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from user_robot.config_loader import ConfigError, config_dir, config_names, from_mapping, read_yaml
+from user_robot.config_loader import ConfigError, config_dir, config_names, from_mapping, read_yaml, write_config_copy
 from user_robot.robot_config import load_robot
 from user_robot.task_config import TaskConfig, load_task
 
@@ -60,3 +60,16 @@ def test_invalid_yaml_names_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("USER_CONFIG_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"broken\.yaml.*invalid YAML"):
         load_robot("broken")
+
+
+def test_config_copy_sets_nested_and_dotted_keys_and_new_files(tmp_path) -> None:
+    original = (config_dir() / "algorithms" / "sac.yaml").read_text()
+    root = write_config_copy(tmp_path / "config", {
+        "algorithms/sac": {"sac": {"batch_size": 8}, "policy.hidden_dims": [16], "utd": 0.5},
+        "algorithms/mine": {"algorithm": "sac"},
+    })
+    sac = read_yaml(root / "algorithms" / "sac.yaml")
+    assert sac["sac"]["batch_size"] == 8 and sac["sac"]["num_critics"] == 10  # merged, not replaced
+    assert sac["policy"]["hidden_dims"] == [16] and sac["utd"] == 0.5
+    assert read_yaml(root / "algorithms" / "mine.yaml") == {"algorithm": "sac"}
+    assert (config_dir() / "algorithms" / "sac.yaml").read_text() == original

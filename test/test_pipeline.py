@@ -4,17 +4,15 @@ the MuJoCo sim cell, real torch. A small, fast SAC recipe (config override) keep
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from graph_watch import Watcher, failure_report, start_graph
 
-from user_robot.config_loader import config_dir
+from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 FAST_SAC = {
     "sac": {"batch_size": 32, "num_critics": 2, "critic_hidden_dims": [64, 64]},
@@ -28,13 +26,8 @@ FAST_SAC = {
 
 def override_sac(tmp_path: Path, monkeypatch, overrides: dict) -> Path:
     """A copy of config/ with ``overrides`` merged into sac.yaml, used by every child process."""
-    root = tmp_path / "config"
-    shutil.copytree(config_dir(), root)
-    sac = yaml.safe_load((root / "algorithms" / "sac.yaml").read_text())
-    for key, value in overrides.items():
-        sac[key] = {**sac[key], **value} if isinstance(value, dict) else value
-    (root / "algorithms" / "sac.yaml").write_text(yaml.safe_dump(sac))
-    monkeypatch.setenv("USER_CONFIG_DIR", str(root))
+    root = write_config_copy(tmp_path / "config", {"algorithms/sac": overrides})
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(root))
     return root
 
 

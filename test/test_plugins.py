@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 from graph_watch import Watcher, failure_report, start_graph
 from torch import nn
 
@@ -28,7 +26,7 @@ from user_policies.policy_slot import PolicySlot
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.registry import PLUGINS_ENV
 from user_policies.weights_codec import decode_weights, packet_from_msg
-from user_robot.config_loader import CONFIG_DIR_ENV, config_dir
+from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
@@ -101,9 +99,7 @@ class ToyBC(Algorithm):
 @pytest.fixture
 def plugin_config(tmp_path: Path, monkeypatch) -> Path:
     """A copy of config/ with the toy recipe, and child processes that import this module."""
-    root = tmp_path / "config"
-    shutil.copytree(config_dir(), root)
-    (root / "algorithms" / "toy_bc.yaml").write_text(yaml.safe_dump(RECIPE))
+    root = write_config_copy(tmp_path / "config", {"algorithms/toy_bc": RECIPE})
     monkeypatch.setenv(CONFIG_DIR_ENV, str(root))
     monkeypatch.setenv(PLUGINS_ENV, Path(__file__).stem)
     here = str(Path(__file__).parent)
@@ -193,3 +189,21 @@ def test_toy_plugins_run_through_the_learner_node_and_the_actor(tmp_path, plugin
         by_chunk.setdefault((msg.episode_id, msg.step // CHUNK), set()).add(msg.policy_version)
     assert all(len(v) == 1 for v in by_chunk.values())  # a chunk runs on the weights that produced it
     assert len({m.policy_version for m in steps}) >= 2  # and newer weights take over at chunk boundaries
+
+
+def test_info_train_flags_and_graph_take_their_choices_from_the_registries(plugin_config, capsys) -> None:
+    import argparse
+
+    from user_learner.cli import train
+    from user_learner.cli.main import main
+    from user_learner.graph import build_graph
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "toy_bc" in out.split("algorithms: ")[1].splitlines()[0]
+    assert "toy_table" in out.split("policy kinds: ")[1]
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = parser.parse_args(["--task", "peg_insertion", "--algo", "toy_bc", "--policy", "flow"])
+    assert (args.algo, args.policy) == ("toy_bc", "flow")
+    assert build_graph("peg_insertion", algo="toy_bc", policy="toy_table")[-1].parameters["policy"] == "toy_table"

@@ -61,6 +61,37 @@ def config_names(kind: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / kind).glob("*.yaml"))
 
 
+def write_config_copy(dest: str | Path, changes: dict[str, dict[str, Any]]) -> Path:
+    """Copy the config directory to ``dest`` with some YAML files changed; returns ``dest``.
+
+    ``changes`` maps a file (``"algorithms/sac"``) to the keys to set in it, nested or dotted
+    (``{"sac": {"batch_size": 8}}`` or ``{"sac.batch_size": 8}``); a file not there yet is written from
+    them. Point ``$USER_CONFIG_DIR`` at the copy (every node and CLI command reads it).
+    """
+    import shutil
+
+    dest = Path(dest)
+    shutil.copytree(config_dir(), dest, dirs_exist_ok=True)
+    for name, values in changes.items():
+        path = dest / f"{name}.yaml"
+        data = read_yaml(path) if path.is_file() else {}
+        _merge(data, values)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest
+
+
+def _merge(data: dict[str, Any], values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        *parents, leaf = str(key).split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            _merge(node[leaf], value)
+        else:
+            node[leaf] = value
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with a :class:`ConfigError` naming the file on any failure."""
     path = Path(path)
