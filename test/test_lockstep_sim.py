@@ -76,7 +76,8 @@ def test_a_slow_actor_sets_the_pace_and_a_dead_one_stops_nothing(spawn, probe) -
     paced = (probe.clock - start_clock) / (time.monotonic() - start)
     # 0.1 s of sim time per tick, each answered after 0.2 s of wall time: about x0.5, not the x20 top speed
     assert 0.2 < paced < 0.8, f"sim ran at x{paced:.2f} of real time"
-    assert probe.max_lead <= 0.1 + 0.02 + 1e-6, f"the clock ran {probe.max_lead:.3f} s ahead of the actor"
+    # lockstep_lead_ticks 1: physics may run through one control period past the newest tick, no more
+    assert probe.max_lead <= 2 * 0.1 + 1e-6, f"the clock ran {probe.max_lead:.3f} s ahead of the actor"
 
     actor.stop()
     before, since = probe.clock, time.monotonic()

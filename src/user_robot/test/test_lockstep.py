@@ -7,8 +7,9 @@ from user_robot.sim.lockstep import ACTOR, BRIDGE, COMMAND, LockstepGate, lockst
 MS = 1_000_000
 
 
-def gate() -> LockstepGate:
-    return LockstepGate(control_period_ns=100 * MS, state_period_ns=20 * MS, bridge_slack_ns=500 * MS)
+def gate(lead: int = 0) -> LockstepGate:
+    return LockstepGate(control_period_ns=100 * MS, state_period_ns=20 * MS, bridge_slack_ns=500 * MS,
+                        lead_ticks=lead)
 
 
 def test_state_period_divides_the_control_period() -> None:
@@ -40,6 +41,19 @@ def test_a_commanded_tick_waits_for_its_command_to_reach_the_cell() -> None:
     assert g.waiting_for(1000 * MS) == COMMAND
     g.on_equilibrium(1000 * MS)
     assert g.waiting_for(1000 * MS) is None
+
+
+def test_with_a_lead_physics_runs_one_period_past_the_newest_tick() -> None:
+    g = gate(lead=1)
+    g.on_tick(1000 * MS, commanded=True)
+    assert g.waiting_for(1000 * MS) is None  # the command may land later, within the period
+    assert g.waiting_for(1080 * MS) is None
+    assert g.waiting_for(1100 * MS) == COMMAND  # ... but before the next tick
+    g.on_equilibrium(1000 * MS)
+    assert g.waiting_for(1180 * MS) is None
+    assert g.waiting_for(1200 * MS) == ACTOR  # the tick at 1.1 s must have run before 1.2 s
+    g.on_tick(1100 * MS, commanded=False)
+    assert g.waiting_for(1200 * MS) is None
 
 
 def test_a_lagging_bridge_holds_the_clock_within_its_slack() -> None:

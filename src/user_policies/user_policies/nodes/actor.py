@@ -48,7 +48,7 @@ from user_robot.contracts import (
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
-from user_robot.nodes.runtime import declare, run
+from user_robot.nodes.runtime import ControlLoop, declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
@@ -136,8 +136,7 @@ class Actor(Node):
         self._periods: collections.deque[float] = collections.deque(maxlen=500)
         self._last_tick = 0.0
         self._goal_handle = None
-        period = 1.0 / self.task.control_rate_hz
-        self.create_timer(period, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self.loop = ControlLoop(self, 1.0 / self.task.control_rate_hz, self._tick)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"actor ready: task={self.task.name} robot={self.robot.name} id={self.robot_id} obs={self.obs_kind} "
@@ -188,7 +187,7 @@ class Actor(Node):
 
     # --- the control loop
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self.loop.clock.now().nanoseconds * 1e-9
 
     def _max_age(self) -> float:
         """Oldest usable input (s): the override, else the task's, relaxed to the cell's driver-state age."""
@@ -259,7 +258,7 @@ class Actor(Node):
         if self._last_tick:
             self._periods.append(t - self._last_tick)
         self._last_tick = t
-        stamp = self.get_clock().now().to_msg()
+        stamp = self.loop.clock.now().to_msg()
         commanded = self._control()
         self.tick_pub.publish(Header(stamp=stamp, frame_id=TICK_COMMANDED if commanded else TICK_IDLE))
 
@@ -280,7 +279,7 @@ class Actor(Node):
         result = episode.tick(obs, self._policy_action, intervention=human, label=label)
         if result.action is not None:
             cmd = ArmCommand()
-            cmd.header.stamp = self.get_clock().now().to_msg()
+            cmd.header.stamp = self.loop.clock.now().to_msg()
             cmd.action = result.action.tolist()
             cmd.policy_version = result.policy_version
             cmd.intervened = result.intervened
@@ -472,6 +471,11 @@ class Actor(Node):
         self.diag_pub.publish(
             diagnostic_array(self.get_clock().now().to_msg(), f"{self.robot_id}/actor", self.robot_id, values, level)
         )
+
+
+    def shutdown(self) -> None:
+        """Stop the control loop (called by ``run`` on the way out)."""
+        self.loop.close()
 
 
 def main(args: list[str] | None = None) -> None:

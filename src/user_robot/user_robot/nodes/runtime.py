@@ -10,6 +10,8 @@ file and the key) is logged as fatal and exits with code 1 instead of a tracebac
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 
 def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]:
@@ -24,6 +27,37 @@ def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]
     for name, (default, description) in described.items():
         node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
     return {name: node.get_parameter(name).value for name in described}
+
+
+class ControlLoop:
+    """A node's fixed-rate control loop on a companion node (``<name>_loop``) and executor thread of its own.
+
+    rclpy's multi-threaded executor wakes a timer late when ROS time comes from ``/clock``: it goes back
+    to waiting on a wait set built before a worker thread ran the clock callback. Measured with a
+    lockstep sim, a tick answered 2.4 times per second instead of 133 with a single-threaded executor.
+    A single-threaded executor with nothing but the timer (and the clock) ticks as soon as time comes.
+    Use :attr:`clock` for stamps in the loop: it is the first to know the time.
+    """
+
+    def __init__(self, owner: Node, period_s: float, callback: Callable[[], None]) -> None:
+        use_sim_time = Parameter("use_sim_time", value=owner.get_parameter("use_sim_time").value)
+        self.node = Node(f"{owner.get_name()}_loop", namespace=owner.get_namespace(),
+                         parameter_overrides=[use_sim_time], start_parameter_services=False)
+        self.clock = self.node.get_clock()
+        self.node.create_timer(period_s, callback)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{owner.get_name()}_loop", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            self.executor.spin()
+
+    def close(self) -> None:
+        """Stop the loop and destroy its node."""
+        self.executor.shutdown()
+        self.node.destroy_node()
 
 
 def run(

@@ -91,7 +91,8 @@ class SimCellNode(Node):
             control_period = 1.0 / self.task.control_rate_hz
             self.period = lockstep_period(self.period, control_period)
             slack = max(self.robot.safety.max_state_age_s / 2, control_period)
-            self.gate = LockstepGate(round(control_period * 1e9), round(self.period * 1e9), round(slack * 1e9))
+            self.gate = LockstepGate(round(control_period * 1e9), round(self.period * 1e9), round(slack * 1e9),
+                                     lead_ticks=int(p["lockstep_lead_ticks"]))
         self.lockstep_timeout_s = float(p["lockstep_timeout_s"])
         self._graph = threading.Condition()  # guards the gate; notified when a participant speaks
         self.cell = SimCell(self.task, self.robot)
@@ -162,6 +163,9 @@ class SimCellNode(Node):
             ("cameras", True, ParameterDescriptor(description="render and publish the cameras (false: state only)")),
             ("lockstep", False, ParameterDescriptor(
                 description="with publish_clock: never advance /clock past what the actor and arm bridge consumed")),
+            ("lockstep_lead_ticks", 1, ParameterDescriptor(
+                description="lockstep: control ticks physics may run ahead of the actor (0: strict, deterministic)",
+                integer_range=integer(0, 10))),
             ("lockstep_timeout_s", 3.0, ParameterDescriptor(
                 description="wall seconds to wait for a silent participant before going on without it",
                 floating_point_range=number(0.05, 60.0))),
@@ -258,14 +262,19 @@ class SimCellNode(Node):
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
             if self.gate is not None:
-                self._await_graph(stamp_ns(stamp))
+                self._await_graph(stamp)
             next_wall = max(next_wall + self.period / self.rtf, time.monotonic() - self.period / self.rtf)
             lag = next_wall - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
 
-    def _await_graph(self, now_ns: int) -> None:
-        """Lockstep: block until the gate lets the clock pass ``now_ns`` (giving up on silent participants)."""
+    def _await_graph(self, stamp: Time) -> None:
+        """Lockstep: block until the gate lets the clock pass ``stamp`` (giving up on silent participants).
+
+        While it waits it re-publishes ``/clock`` every 50 ms: nodes subscribe to it best effort, and
+        a lost clock message must not leave a timer waiting for a time that has already come.
+        """
+        now_ns = stamp_ns(stamp)
         with self._graph:
             since, waiting = time.monotonic(), None
             while rclpy.ok():
@@ -281,7 +290,8 @@ class SimCellNode(Node):
                     )
                     self.gate.give_up(waiting)
                     continue
-                self._graph.wait(0.1)  # (short: a shutdown is noticed at once)
+                if not self._graph.wait(0.05):  # (short: a shutdown is noticed at once)
+                    self.clock_pub.publish(Clock(clock=stamp))
 
     def _now(self) -> Time:
         return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()
