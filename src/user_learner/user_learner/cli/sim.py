@@ -50,6 +50,7 @@ def run_episodes(
     log_dir: Path = Path("logs/sim"),
     timeout: float = 0.0,
     setup_monitor: Callable[[Any], None] | None = None,
+    lockstep: bool = True,
 ) -> tuple[EpisodeLog, int]:
     """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``."""
     specs = build_graph(
@@ -62,6 +63,7 @@ def run_episodes(
         episodes=episodes,
         seed=seed,
         real_time_factor=real_time_factor,
+        lockstep=lockstep,
     )
     return run_graph(
         specs,
