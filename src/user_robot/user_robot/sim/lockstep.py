@@ -13,7 +13,7 @@ going on. It waits
   stamped at the tick: the bridge stamps a commanded target with the time it was set).
 
 ``lead_ticks = 0`` is strict lockstep: physics stands still from each tick until its command has
-arrived, so a run is the same whatever the load. ``lead_ticks = 1`` lets physics go on through one
+arrived, so the command always lands at its tick whatever the load. ``lead_ticks = 1`` lets physics go on through one
 control period while the actor computes, as a real arm does (the command lands within that period,
 when it arrives): about twice the speed with rclpy's wake-up latencies, and still never more than one
 tick ahead of the actor.
