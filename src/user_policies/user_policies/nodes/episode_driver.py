@@ -4,22 +4,28 @@ In the synchronous pipeline (``sync:=true``) it waits after every episode until 
 trained on it and published newer weights, and asks the actor to start the next episode only once
 it runs them (goal ``min_policy_version``): the collect → train → sync → collect baseline that the
 asynchronous pipeline is measured against.
+
+It survives a restarted actor: the actor beats on ``actor/tick`` at its control rate; when the
+beat stops for ``actor_silence_s`` during an episode, the goal is given up for lost, and the next
+goal goes out as soon as an actor (the restarted one) answers again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from std_msgs.msg import Header
 
 from user_interfaces.action import RunEpisode
 from user_interfaces.msg import LearnerStatus
-from user_robot.contracts import LEARNER_STATUS_TOPIC
-from user_robot.nodes.qos import STATUS
+from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
+from user_robot.nodes.qos import CONTROL, STATUS
 from user_robot.nodes.runtime import declare
 
 
@@ -34,16 +40,27 @@ class EpisodeDriver(Node):
             "max_steps": (0, "steps per episode (0 = the task's episode length)"),
             "sync": (False, "wait for newer learner weights after every episode (synchronous pipeline)"),
             "sync_timeout_s": (600.0, "longest wait for the learner in sync mode"),
+            "actor_silence_s": (5.0, "wall seconds without an actor tick after which a running goal is lost "
+                                     "(longer than the lockstep sim's timeout, so a paused sim is not a dead actor)"),
         }
         p = declare(self, described)
         self.episodes, self.mode, self.max_steps = p["episodes"], p["mode"], p["max_steps"]
         self.sync, self.sync_timeout = p["sync"], p["sync_timeout_s"]
+        self.actor_silence_s = p["actor_silence_s"]
+        self._last_beat = time.monotonic()
+        self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_beat, CONTROL)
         self.client = ActionClient(self, RunEpisode, "run_episode")
         self._learner_version = 0
         self._learner_changed = threading.Condition()
         if self.sync:
             self.create_subscription(LearnerStatus, LEARNER_STATUS_TOPIC, self._on_status, STATUS)
         self.done = threading.Event()
+
+    def _on_beat(self, _msg: Header) -> None:
+        self._last_beat = time.monotonic()
+
+    def _actor_alive(self) -> bool:
+        return time.monotonic() - self._last_beat < self.actor_silence_s
 
     def _on_status(self, msg: LearnerStatus) -> None:
         with self._learner_changed:
@@ -69,12 +86,26 @@ class EpisodeDriver(Node):
                 self.get_logger().warning("episode goal rejected; retrying in 1 s")
                 threading.Event().wait(1.0)
                 continue
-            if _wait(goal_handle.get_result_async()) is None:
+            result = _wait(goal_handle.get_result_async(), self._actor_alive)
+            if result is None and not rclpy.ok():
                 break
+            if result is None:
+                self.get_logger().warning(
+                    f"no actor tick for {self.actor_silence_s:.1f} s: episode goal lost; waiting for an actor"
+                )
+                self._wait_for_actor()
+                continue
             count += 1
             if self.sync and rclpy.ok():
                 self._wait_for_learner(version_before)
         self.done.set()
+
+    def _wait_for_actor(self) -> None:
+        while rclpy.ok() and not self._actor_alive():
+            threading.Event().wait(0.1)
+        self.client.wait_for_server(timeout_sec=30.0)
+        if rclpy.ok():
+            self.get_logger().info("an actor is back: sending the next episode")
 
     def _wait_for_learner(self, version_before: int) -> None:
         with self._learner_changed:
@@ -84,11 +115,11 @@ class EpisodeDriver(Node):
                 self.get_logger().warning(f"no newer learner weights after {self.sync_timeout:.0f} s; continuing")
 
 
-def _wait(future):
-    """Block (this thread only) until ``future`` is done; its result, or None on shutdown."""
+def _wait(future, alive=lambda: True):
+    """Block (this thread only) until ``future`` is done; its result, or None on shutdown or once ``alive()`` fails."""
     finished = threading.Event()
     future.add_done_callback(lambda _f: finished.set())
-    while rclpy.ok() and not finished.wait(0.5):
+    while rclpy.ok() and alive() and not finished.wait(0.2):
         pass
     return future.result() if future.done() else None
 

@@ -1,0 +1,44 @@
+"""A killed actor: the arm bridge holds the arm, and the restarted actor runs episodes again at once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from graph_watch import Watcher, failure_report, start_graph
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
+    from user_interfaces.msg import ArmState
+    from user_robot.nodes.qos import CONTROL
+
+    watcher = Watcher(keep=True)
+    bridge: list[str] = []
+    watcher.node.create_subscription(ArmState, "/robot_0/arm/state", lambda m: bridge.append(m.message), CONTROL)
+    procs = start_graph(tmp_path, side="robot")
+    actor = procs.find("actor", "robot_0")
+    try:
+        try:
+            watcher.wait("a first episode", lambda: len(watcher.results) >= 1, 180)
+            finished = {r.episode_id for r in watcher.results}
+            watcher.wait("the next episode under way",
+                         lambda: any(m.step >= 20 and m.episode_id not in finished for m in list(watcher.steps)), 60)
+            actor.popen.kill()  # kill -9, mid-episode
+            actor.popen.wait()
+            seen = len(bridge)
+            watcher.wait("the bridge to hold the arm", lambda: any("watchdog" in m for m in bridge[seen:]), 30)
+            actor.start()
+            watcher.wait("the restarted actor", lambda: actor.log_path.read_text().count("actor ready") >= 2, 120)
+            ready = time.monotonic()
+            before = {m.episode_id for m in list(watcher.steps)}
+            watcher.wait("an episode of the restarted actor",
+                         lambda: any(m.step == 0 and m.episode_id not in before for m in list(watcher.steps)), 60)
+            resumed = time.monotonic()
+        except AssertionError:
+            raise AssertionError(failure_report(procs)) from None
+    finally:
+        procs.stop()
+        watcher.close()
+    # the goal on the dead actor is given up after 5 s without its beat, then the next one goes out at once
+    assert resumed - ready <= 8.0, f"episodes resumed {resumed - ready:.1f} s after the restarted actor was ready"
