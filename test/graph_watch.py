@@ -35,7 +35,7 @@ class Watcher:
         self.node.create_subscription(Transition, "/user/transitions", self._on_transition, TRANSITIONS)
         self.node.create_subscription(EpisodeResult, "/robot_0/episode_result", self.results.append, STATUS)
         self.node.create_subscription(LearnerStatus, "/user/learner_status", self._on_status, STATUS)
-        self.weights_pub = self.node.create_publisher(PolicyWeights, "/user/policy_weights", WEIGHTS)
+        self._weights_pub = None
         if keep:
             self.node.create_subscription(
                 PolicyWeights, "/user/policy_weights", lambda m: self.weights.setdefault(m.version, m), WEIGHTS
@@ -44,6 +44,16 @@ class Watcher:
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+
+    @property
+    def weights_pub(self):
+        """A publisher on the weights topic, made on first use (an actor waits for weights while one exists)."""
+        if self._weights_pub is None:
+            from user_interfaces.msg import PolicyWeights
+            from user_robot.nodes.qos import WEIGHTS
+
+            self._weights_pub = self.node.create_publisher(PolicyWeights, "/user/policy_weights", WEIGHTS)
+        return self._weights_pub
 
     def _on_transition(self, msg) -> None:
         self.transitions[msg.episode_id] = self.transitions.get(msg.episode_id, 0) + 1

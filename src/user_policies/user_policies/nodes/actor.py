@@ -388,8 +388,9 @@ class Actor(Node):
         max_steps = goal.max_steps or self.task.episode_length
         self._wait_for_inputs(timeout=3.0)
         # a (re)started actor whose learner is up runs its first step on the newest (latched) weights
-        first = 1 if self.policy.version == 0 and self.count_publishers(WEIGHTS_TOPIC) > 0 else 0
-        self._wait_for_weights(max(goal.min_policy_version, first), timeout=WEIGHTS_WAIT_S)
+        if self.policy.version == 0 and self.count_publishers(WEIGHTS_TOPIC) > 0:
+            self._wait_for_weights(1, timeout=5.0)
+        self._wait_for_weights(goal.min_policy_version, timeout=WEIGHTS_WAIT_S)
         self._episode_meta = {
             "episode_id": f"{self.robot_id}-{uuid.uuid4().hex[:12]}",
             "mode": goal.mode or "train",
