@@ -42,7 +42,7 @@ class ControlLoop:
     def __init__(self, owner: Node, period_s: float, callback: Callable[[], None]) -> None:
         use_sim_time = Parameter("use_sim_time", value=owner.get_parameter("use_sim_time").value)
         self.node = Node(f"{owner.get_name()}_loop", namespace=owner.get_namespace(),
-                         parameter_overrides=[use_sim_time], start_parameter_services=False)
+                         parameter_overrides=[use_sim_time], start_parameter_services=False, enable_rosout=False)
         self.clock = self.node.get_clock()
         self.node.create_timer(period_s, callback)
         self.executor = SingleThreadedExecutor()

@@ -271,8 +271,9 @@ class SimCellNode(Node):
     def _await_graph(self, stamp: Time) -> None:
         """Lockstep: block until the gate lets the clock pass ``stamp`` (giving up on silent participants).
 
-        While it waits it re-publishes ``/clock`` every 50 ms: nodes subscribe to it best effort, and
-        a lost clock message must not leave a timer waiting for a time that has already come.
+        While it waits it re-publishes ``/clock`` and the driver state every 50 ms, as a real driver
+        streams its state: both go out best effort, and a lost message must not leave a node waiting
+        for a time or a state that has already come.
         """
         now_ns = stamp_ns(stamp)
         with self._graph:
@@ -291,7 +292,12 @@ class SimCellNode(Node):
                     self.gate.give_up(waiting)
                     continue
                 if not self._graph.wait(0.05):  # (short: a shutdown is noticed at once)
-                    self.clock_pub.publish(Clock(clock=stamp))
+                    self._republish(stamp)
+
+    def _republish(self, stamp: Time) -> None:
+        with self._lock:
+            self._publish_state(stamp)
+        self.clock_pub.publish(Clock(clock=stamp))
 
     def _now(self) -> Time:
         return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()
