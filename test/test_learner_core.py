@@ -72,7 +72,7 @@ def test_ingest_update_publish_and_actor_accepts(tmp_path) -> None:
     assert slot.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True) is None
     assert slot.load_message(packet_to_msg(core.weights_packet(), PolicyWeights())) == ""
     action, version = slot.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True)
-    assert version == 1 and action.shape == (TASK.action.dims,)
+    assert version == 1 and action.shape == (1, TASK.action.dims)  # a chunk of one action
     expected = core.algorithm.policy.act({"state": np.zeros(state_dim(TASK), np.float32)}, deterministic=True)
     np.testing.assert_allclose(action, expected, atol=1e-6)
 
@@ -99,4 +99,4 @@ def test_checkpoint_resume_restores_everything(tmp_path) -> None:
     assert resumed.counters.updates == 3 and resumed.counters.version == 1
     assert len(resumed.online) == len(core.online)
     for name, tensor in core.algorithm.policy.state_dict().items():
-        torch.testing.assert_close(resumed.agent.policy.state_dict()[name], tensor)
+        torch.testing.assert_close(resumed.algorithm.policy.state_dict()[name], tensor)
