@@ -28,6 +28,9 @@ from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.qos import CONTROL, STATUS
 from user_robot.nodes.runtime import declare
 
+GOAL_ANSWER_S = 10.0
+"""Longest wait for the actor to accept or reject a goal before it is sent again."""
+
 
 class EpisodeDriver(Node):
     """Sends ``RunEpisode`` goals in a loop; see the module docstring."""
@@ -79,9 +82,13 @@ class EpisodeDriver(Node):
             goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
             if self.sync:  # the episode runs entirely on the weights trained on every episode before it
                 goal.min_policy_version = version_before
-            goal_handle = _wait(self.client.send_goal_async(goal))
-            if goal_handle is None:
+            sent = time.monotonic()
+            goal_handle = _wait(self.client.send_goal_async(goal), lambda s=sent: time.monotonic() - s < GOAL_ANSWER_S)
+            if goal_handle is None and not rclpy.ok():
                 break
+            if goal_handle is None:  # a goal response can be lost while discovery settles: ask again
+                self.get_logger().warning(f"no answer to the episode goal in {GOAL_ANSWER_S:.0f} s; sending it again")
+                continue
             if not goal_handle.accepted:
                 self.get_logger().warning("episode goal rejected; retrying in 1 s")
                 threading.Event().wait(1.0)
