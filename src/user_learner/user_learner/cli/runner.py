@@ -147,6 +147,15 @@ class EpisodeLog:
         )
 
 
+DRIVER_RESULTS_GRACE_S = 15.0
+"""How long results may still arrive after every episode driver has finished."""
+
+
+def print_tail(node: NodeProcess) -> None:
+    """The node's last log lines on stderr, under its label and log path."""
+    print(f"--- {node.label} ({node.log_path}):\n{node.tail()}", file=sys.stderr)
+
+
 def make_monitor(robots: int, log: EpisodeLog):
     """An rclpy node that feeds ``log`` from ``robot_<i>/episode_result`` and ``/user/learner_status``."""
     from rclpy.node import Node
@@ -189,6 +198,7 @@ def run_graph(
     executor.add_node(monitor)
     code = 0
     start = time.monotonic()
+    drivers_done = 0.0  # when every episode driver had exited cleanly (0: not yet)
     procs.start()
     finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
     try:
@@ -212,14 +222,22 @@ def run_graph(
                 dead = procs.dead(ignore=finished_driver)
                 if dead:
                     for node in dead:
-                        print(
-                            f"node {node.label} exited ({node.popen.returncode}); log {node.log_path}:", file=sys.stderr
-                        )
-                        print(node.tail(), file=sys.stderr)
+                        print(f"node {node.label} exited ({node.popen.returncode}):", file=sys.stderr)
+                        print_tail(node)
                     code = 1
                     break
+                drivers = [n for n in procs.nodes if n.spec.executable == "episode_driver"]
+                if drivers and all(finished_driver(n) for n in drivers):
+                    drivers_done = drivers_done or time.monotonic()
+                    if time.monotonic() - drivers_done > DRIVER_RESULTS_GRACE_S:
+                        print(f"the episode drivers finished, but only {len(log.results)} results arrived",
+                              file=sys.stderr)
+                        code = 1
+                        break
                 if timeout_s and time.monotonic() - start > timeout_s:
-                    print(f"timed out after {timeout_s:.0f} s", file=sys.stderr)
+                    print(f"timed out after {timeout_s:.0f} s; the nodes' last lines:", file=sys.stderr)
+                    for node in procs.nodes:
+                        print_tail(node)
                     code = 1
                     break
     except KeyboardInterrupt:
