@@ -20,13 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from user_robot.config_loader import UsageError
+
 PLUGINS_ENV = "USER_PLUGINS"
 """Environment variable naming extra plug-in modules to import (comma-separated)."""
 
 T = TypeVar("T")
 
 
-class UnknownPluginError(ValueError):
+class UnknownPluginError(UsageError):
     """A name that no class is registered under; the message lists the registered ones."""
 
 

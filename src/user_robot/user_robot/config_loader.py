@@ -22,7 +22,11 @@ CONFIG_DIR_ENV = "USER_CONFIG_DIR"
 """Environment variable that overrides where ``config/`` is looked up."""
 
 
-class ConfigError(ValueError):
+class UsageError(ValueError):
+    """A user's mistake (a name, option, file or path): the CLI prints it as one line, never a traceback."""
+
+
+class ConfigError(UsageError):
     """A config file is missing, unreadable or does not match its schema."""
 
     def __init__(self, file: str | Path, key: str, problem: str) -> None:
@@ -41,6 +45,8 @@ def config_dir() -> Path:
     """
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
+        if not (Path(env) / "tasks").is_dir():
+            raise ConfigError(env, "", f"${CONFIG_DIR_ENV} is not a config directory (no tasks/ inside)")
         return Path(env)
     for parent in Path(__file__).resolve().parents:
         if (parent / "config" / "tasks").is_dir() and (parent / "package.xml").is_file():

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from user_learner.bags.images import array_to_image, header, image_to_array, stamp_ns
+from user_learner.bags.recording import open_recording
 from user_learner.bags.typestore import typestore
+from user_robot.config_loader import UsageError
 from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 
 TRANSITION = "user_interfaces/msg/Transition"
@@ -156,6 +158,8 @@ class TransitionBagWriter:
         self.path = Path(path)
         self._writer = Writer(self.path, version=9, storage_plugin=_PLUGINS[storage])
         self._connections: dict[str, Any] = {}
+        self.finished: set[tuple[str, str]] = set()
+        self.results: set[tuple[str, str]] = set()
         self._writer.open()
 
     def __enter__(self) -> TransitionBagWriter:
@@ -183,8 +187,37 @@ class TransitionBagWriter:
         return conn
 
     def write_raw(self, topic: str, msgtype: str, data: bytes, stamp: int) -> None:
-        """Write an already CDR-serialized message (e.g. from an rclpy raw subscription)."""
+        """Write an already CDR-serialized message (e.g. from an rclpy raw subscription).
+
+        An episode's final step and its result are followed by :meth:`sync`, so a crash loses at
+        most the episode in progress; :attr:`finished` and :attr:`results` collect their ids.
+        """
         self._writer.write(self._connection(topic, msgtype), stamp, data)
+        if msgtype == EPISODE_RESULT:
+            msg = typestore().deserialize_cdr(data, msgtype)
+            self.results.add((msg.robot_id, msg.episode_id))
+            self.sync()
+        elif msgtype == TRANSITION:
+            msg = typestore().deserialize_cdr(data, msgtype)
+            if msg.terminated or msg.truncated:
+                self.finished.add((msg.robot_id, msg.episode_id))
+                self.sync()
+
+    @property
+    def complete(self) -> set[tuple[str, str]]:
+        """``(robot_id, episode_id)`` of the episodes whose final step and result are both written."""
+        return self.finished & self.results
+
+    def sync(self) -> None:
+        """Put everything written so far on disk (an MCAP chunk is closed; sqlite3 commits)."""
+        storage = self._writer.storage
+        if hasattr(storage, "close_chunk"):  # rosbags' MCAP writer buffers one chunk in memory
+            if storage.chunk.bio.tell():
+                storage.close_chunk()
+            storage.bio.flush()
+            os.fsync(storage.bio.fileno())
+        elif hasattr(storage, "conn"):
+            storage.conn.commit()
 
     def write(self, topic: str, msg: Any, stamp: int | None = None) -> None:
         """Write a rosbags message; ``stamp`` (ns) defaults to the message's header stamp."""
@@ -223,39 +256,36 @@ def read_episodes(
     """Yield the episodes of a recording in the order they end (interleaved robots are separated).
 
     ``images=False`` skips decoding camera images (fast summaries); ``complete_only=False`` also
-    yields episodes cut off by the end of the bag; ``progress`` shows a progress bar.
+    yields episodes cut off by the end of the bag; ``progress`` shows a progress bar. A recording
+    whose writer died is read up to its last complete record (:mod:`user_learner.bags.recording`).
     """
     open_episodes: dict[tuple[str, str], Episode] = {}
-    with AnyReader([Path(path)], default_typestore=typestore()) as reader:
-        transitions = [c for c in reader.connections if c.msgtype == TRANSITION]
-        if not transitions:
-            raise ValueError(f"{path}: no {TRANSITION} messages (topics: {', '.join(sorted(reader.topics)) or 'none'})")
-        results = {}
-        result_conns = [c for c in reader.connections if c.msgtype == EPISODE_RESULT]
-        if result_conns:  # (an empty list would mean all connections)
-            for conn, _, raw in reader.messages(connections=result_conns):
-                msg = reader.deserialize(raw, conn.msgtype)
-                results[(msg.robot_id, msg.episode_id)] = msg
-        with progress_bar(progress, sum(c.msgcount for c in transitions), f"reading {Path(path).name}") as advance:
-            for conn, _, raw in reader.messages(connections=transitions):
-                advance()
-                msg = reader.deserialize(raw, conn.msgtype)
-                key = (msg.robot_id, msg.episode_id)
-                episode = open_episodes.get(key)
-                if episode is None:
-                    result = results.get(key)
-                    episode = open_episodes[key] = Episode(
-                        msg.robot_id,
-                        msg.embodiment,
-                        msg.task,
-                        msg.episode_id,
-                        [],
-                        mode=result.mode if result else "",
-                        result_success=bool(result.success) if result else None,
-                    )
-                episode.steps.append(step_from_message(msg, images))
-                if episode.done:
-                    yield open_episodes.pop(key)
+    recording = open_recording(path)
+    topics = recording.topics()
+    if not any(t.msgtype == TRANSITION for t in topics):
+        names = ", ".join(sorted(t.name for t in topics)) or "none"
+        raise UsageError(f"{path}: no {TRANSITION} messages (topics: {names})")
+    results = {(m.robot_id, m.episode_id): m for _, m in recording.messages((EPISODE_RESULT,))}
+    total = sum(t.count for t in topics if t.msgtype == TRANSITION)
+    with progress_bar(progress, total, f"reading {Path(path).name}") as advance:
+        for _, msg in recording.messages((TRANSITION,)):
+            advance()
+            key = (msg.robot_id, msg.episode_id)
+            episode = open_episodes.get(key)
+            if episode is None:
+                result = results.get(key)
+                episode = open_episodes[key] = Episode(
+                    msg.robot_id,
+                    msg.embodiment,
+                    msg.task,
+                    msg.episode_id,
+                    [],
+                    mode=result.mode if result else "",
+                    result_success=bool(result.success) if result else None,
+                )
+            episode.steps.append(step_from_message(msg, images))
+            if episode.done:
+                yield open_episodes.pop(key)
     if not complete_only:
         yield from open_episodes.values()
 

@@ -42,14 +42,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def info(bag: Path, console) -> int:
-    """Print one row per episode and a total; a bag without transitions lists its topics instead."""
+    """Print one row per episode and a total; a bag without transitions lists its topics instead.
+
+    A recording whose writer died is read up to its last complete record, and the output says so.
+    """
     from rich.table import Table
 
-    topics = _topics(bag)
-    if not any(msgtype == TRANSITION for _, msgtype, _ in topics):
+    from user_learner.bags.recording import open_recording
+
+    recording = open_recording(bag)
+    if recording.damage:
+        console.print(f"[yellow]truncated:[/yellow] {bag} was not closed ({recording.damage}); "
+                      "reading what was written before the cut", highlight=False)
+    topics = recording.topics()
+    if not any(t.msgtype == TRANSITION for t in topics):
         table = Table("topic", "type", "messages", title=f"{bag} (no transitions: import it with `user-rl bag import`)")
-        for topic, msgtype, count in topics:
-            table.add_row(topic, msgtype, str(count))
+        for t in topics:
+            table.add_row(t.name, t.msgtype, str(t.count))
         console.print(table)
         return 0
     episodes = list(read_episodes(bag, images=False, complete_only=False, progress=True))
@@ -65,8 +74,9 @@ def info(bag: Path, console) -> int:
     done = [e for e in episodes if e.done]
     steps = sum(e.length for e in episodes)
     rate = sum(e.success for e in done) / len(done) if done else 0.0
+    recovered = f" recovered={len(done)} complete episodes from a truncated recording" if recording.damage else ""
     console.print(f"episodes={len(episodes)} complete={len(done)} steps={steps} success_rate={rate:.2f} "
-                  f"intervened_steps={sum(e.intervened_steps for e in episodes)}", highlight=False)
+                  f"intervened_steps={sum(e.intervened_steps for e in episodes)}{recovered}", highlight=False)
     return 0
 
 
@@ -78,17 +88,6 @@ def _end(ep: Episode) -> str:
         return "cut off"
     reason = ep.steps[-1].end_reason
     return END_REASONS[reason] if reason < len(END_REASONS) else str(reason)
-
-
-def _topics(bag: Path) -> list[tuple[str, str, int]]:
-    from rosbags.highlevel import AnyReader
-
-    from user_learner.bags.typestore import typestore
-
-    if not bag.exists():
-        raise FileNotFoundError(f"{bag}: no such bag")
-    with AnyReader([bag], default_typestore=typestore()) as reader:
-        return [(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
 
 
 def import_bag(args: argparse.Namespace, console) -> int:

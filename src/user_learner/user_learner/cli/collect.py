@@ -3,6 +3,8 @@
 The episodes travel the same path a human's would (virtual SpaceMouse → teleop → actor →
 arm bridge), and the recording holds exactly what the actor sent: ``/user/transitions``, each
 robot's episode results and interventions, written as they arrive (never the weights topic).
+It stops once every requested episode's final step and result are written, and each episode is
+put on disk as it ends, so a crash keeps every complete episode.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def record_demos(
             log_dir=log_dir / "collect",
             timeout=timeout,
             setup_monitor=setup,
+            # not at the last result: its episode's final step may still be on its way
+            done=lambda _log: len(writer.complete) >= episodes,
         )
     finally:
         writer.close()

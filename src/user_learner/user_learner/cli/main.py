@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from user_robot.config_loader import UsageError
+
 # name -> (module, one-line help). Modules are imported only when their command runs, so
 # ``user-rl --help`` is instant and a broken optional dependency only affects its own command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -41,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as exc:  # a user's mistake: one line, as argparse does, no traceback
+        print(f"user-rl {name}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

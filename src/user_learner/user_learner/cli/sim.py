@@ -51,8 +51,12 @@ def run_episodes(
     timeout: float = 0.0,
     setup_monitor: Callable[[Any], None] | None = None,
     lockstep: bool = True,
+    done: Callable[[EpisodeLog], bool] | None = None,
 ) -> tuple[EpisodeLog, int]:
-    """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``."""
+    """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``.
+
+    It stops once ``episodes`` results have arrived, or when ``done(log)`` says so if given.
+    """
     specs = build_graph(
         task,
         robot=robot,
@@ -69,7 +73,7 @@ def run_episodes(
         specs,
         log_dir,
         robots=1,
-        done=lambda log: len(log.results) >= episodes,
+        done=done or (lambda log: len(log.results) >= episodes),
         total=episodes,
         unit="episodes",
         timeout_s=timeout,

@@ -7,7 +7,11 @@ asynchronous pipeline is measured against.
 
 It survives a restarted actor: the actor beats on ``actor/tick`` at its control rate; when the
 beat stops for ``actor_silence_s`` during an episode, the goal is given up for lost, and the next
-goal goes out as soon as an actor (the restarted one) answers again.
+goal goes out as soon as an actor (the restarted one) answers again. An action response can be
+lost while DDS discovery settles (a goal's answer, or its result, requested before the actor's
+action services had matched this client): an unanswered goal is sent again after ``GOAL_ANSWER_S``,
+and an episode whose result response never comes counts as ended once the actor has published its
+``episode_result``.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from user_interfaces.action import RunEpisode
-from user_interfaces.msg import LearnerStatus
+from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.qos import CONTROL, STATUS
 from user_robot.nodes.runtime import declare
 
 GOAL_ANSWER_S = 10.0
 """Longest wait for the actor to accept or reject a goal before it is sent again."""
+
+RESULT_GRACE_S = 3.0
+"""How long the action result may trail the actor's ``episode_result`` message before it counts as lost."""
 
 
 class EpisodeDriver(Node):
@@ -52,15 +59,29 @@ class EpisodeDriver(Node):
         self.actor_silence_s = p["actor_silence_s"]
         self._last_beat = time.monotonic()
         self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_beat, CONTROL)
+        self._published_results = 0  # episode_result messages seen (the actor publishes one per episode)
+        self._result_published_at = 0.0
+        self.create_subscription(EpisodeResult, "episode_result", self._on_result, STATUS)
         self.client = ActionClient(self, RunEpisode, "run_episode")
         self._learner_version = 0
         self._learner_changed = threading.Condition()
         if self.sync:
             self.create_subscription(LearnerStatus, LEARNER_STATUS_TOPIC, self._on_status, STATUS)
         self.done = threading.Event()
+        self.failed = False  # never reached an actor
 
     def _on_beat(self, _msg: Header) -> None:
         self._last_beat = time.monotonic()
+
+    def _on_result(self, _msg: EpisodeResult) -> None:
+        self._published_results += 1
+        self._result_published_at = time.monotonic()
+
+    def _result_pending(self, published_before: int) -> bool:
+        """Whether to go on waiting for the action result (False once it is overdue after the published one)."""
+        if self._published_results > published_before:
+            return time.monotonic() - self._result_published_at < RESULT_GRACE_S
+        return self._actor_alive()
 
     def _actor_alive(self) -> bool:
         return time.monotonic() - self._last_beat < self.actor_silence_s
@@ -74,6 +95,7 @@ class EpisodeDriver(Node):
         """Drive episodes (call from a thread other than the executor's)."""
         if not self.client.wait_for_server(timeout_sec=60.0):
             self.get_logger().error("actor action 'run_episode' not available after 60 s")
+            self.failed = True
             self.done.set()
             return
         count = 0
@@ -82,7 +104,7 @@ class EpisodeDriver(Node):
             goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
             if self.sync:  # the episode runs entirely on the weights trained on every episode before it
                 goal.min_policy_version = version_before
-            sent = time.monotonic()
+            sent, published_before = time.monotonic(), self._published_results
             goal_handle = _wait(self.client.send_goal_async(goal), lambda s=sent: time.monotonic() - s < GOAL_ANSWER_S)
             if goal_handle is None and not rclpy.ok():
                 break
@@ -93,10 +115,12 @@ class EpisodeDriver(Node):
                 self.get_logger().warning("episode goal rejected; retrying in 1 s")
                 threading.Event().wait(1.0)
                 continue
-            result = _wait(goal_handle.get_result_async(), self._actor_alive)
+            result = _wait(goal_handle.get_result_async(), lambda n=published_before: self._result_pending(n))
             if result is None and not rclpy.ok():
                 break
-            if result is None:
+            if result is None and self._published_results > published_before:
+                self.get_logger().warning("the episode ended (episode_result) but its action result never came")
+            elif result is None:
                 self.get_logger().warning(
                     f"no actor tick for {self.actor_silence_s:.1f} s: episode goal lost; waiting for an actor"
                 )
@@ -148,6 +172,8 @@ def main(args: list[str] | None = None) -> None:
         spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
+    if node.failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
