@@ -372,6 +372,7 @@ def test_cli_bag_import_and_info(driver_bag, tmp_path: Path, capsys) -> None:
     assert main(["bag", "info", str(path)]) == 0
     assert "no transitions" in capsys.readouterr().out
     wrong_ns = ["--namespace", "robot_0", "--out", str(tmp_path / "x")]
-    assert main(["bag", "import", str(path), "--task", "peg_insertion", "--robot", "franka", *wrong_ns]) == 1
-    text = " ".join(capsys.readouterr().out.split())
-    assert "error:" in text and "missing topic(s) /robot_0/franka_robot_state_broadcaster/current_pose" in text
+    assert main(["bag", "import", str(path), "--task", "peg_insertion", "--robot", "franka", *wrong_ns]) == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert text.startswith("user-rl bag: error:")
+    assert "missing topic(s) /robot_0/franka_robot_state_broadcaster/current_pose" in text

@@ -66,7 +66,7 @@ def test_a_writer_killed_mid_episode_keeps_every_complete_episode(tmp_path: Path
         assert ep.length == 20 and ep.done and ep.mode == "demo"
         assert ep.steps[5].state.tolist() == pytest.approx([k + 0.05] * 4)
     cut = list(read_episodes(bag, complete_only=False))
-    assert len(cut) == 3 or cut[-1].episode_id == "ep3" and not cut[-1].done
+    assert len(cut) == 3 or (cut[-1].episode_id == "ep3" and not cut[-1].done)
 
     out = subprocess.run(
         [sys.executable, "-m", "user_learner.cli.main", "bag", "info", str(bag)],

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import yaml
 
-from user_robot.config_loader import ConfigError, config_dir, config_names
+from user_robot.config_loader import ConfigError, UsageError, config_dir, config_names
 from user_robot.robot_config import RobotConfig, load_robot
+from user_robot.task_config import load_task
 
 Side = Literal["robot", "learner"]
 
@@ -180,19 +181,19 @@ def options(**overrides: Any) -> GraphOptions:
     known = {f.name for f in GRAPH_OPTIONS}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown graph option {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise UsageError(f"unknown graph option {unknown[0]!r} (known: {', '.join(sorted(known))})")
     opts = GraphOptions(**overrides)
     for field in GRAPH_OPTIONS:
         choices = option_choices(field)
         value = getattr(opts, field.name)
         if choices and value not in choices:
-            raise ValueError(f"{field.name} must be one of {', '.join(choices)}, got {value!r}")
+            raise UsageError(f"{field.name} must be one of {', '.join(choices)}, got {value!r}")
     if opts.robots < 1:
-        raise ValueError(f"robots must be >= 1, got {opts.robots}")
+        raise UsageError(f"robots must be >= 1, got {opts.robots}")
     if opts.real_time_factor <= 0:
-        raise ValueError(f"real_time_factor must be > 0, got {opts.real_time_factor}")
+        raise UsageError(f"real_time_factor must be > 0, got {opts.real_time_factor}")
     if opts.episodes < 0:
-        raise ValueError(f"episodes must be >= 0, got {opts.episodes}")
+        raise UsageError(f"episodes must be >= 0, got {opts.episodes}")
     return opts
 
 
@@ -203,20 +204,30 @@ def _require_config(kind: str, name: str) -> None:
         raise ConfigError(path, "", f"no {kind[:-1]} named '{name}' (known: {known})")
 
 
+def check_configs(task: str, opts: GraphOptions) -> None:
+    """Load every config file the graph's nodes will read, so that a mistake fails before any node starts."""
+    load_task(task)
+    if opts.side != "robot":
+        from user_learner.learner_core import load_algorithm
+
+        load_algorithm(opts.algo, opts.obs, opts.policy)
+
+
 def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     """The nodes of ``task`` for the given :class:`GraphOptions` overrides, in start order.
 
-    Raises ``ValueError`` (``ConfigError`` for config names) naming what is wrong.
+    Raises :class:`UsageError` (``ConfigError`` for config files) naming what is wrong, before any node starts.
     """
     opts = options(**overrides)
     _require_config("tasks", task)
     _require_config("algorithms", opts.algo)
     robot_cfg = load_robot(opts.robot)
+    check_configs(task, opts)
     sim = robot_cfg.backend == "sim"
     if opts.real_time_factor != 1.0 and not sim:
-        raise ValueError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
+        raise UsageError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
     if sim and opts.real_time_factor != 1.0 and opts.robots > 1:
-        raise ValueError("real_time_factor != 1 needs robots == 1: several sim cells cannot share one /clock")
+        raise UsageError("real_time_factor != 1 needs robots == 1: several sim cells cannot share one /clock")
     lockstep = sim and opts.lockstep and opts.robots == 1  # (several sim cells run free, at real time)
     publish_clock = sim and (opts.real_time_factor != 1.0 or lockstep)
     common = {"use_sim_time": True} if publish_clock else {}

@@ -45,8 +45,8 @@ def config_dir() -> Path:
     """
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
-        if not (Path(env) / "tasks").is_dir():
-            raise ConfigError(env, "", f"${CONFIG_DIR_ENV} is not a config directory (no tasks/ inside)")
+        if not Path(env).is_dir():
+            raise ConfigError(env, "", f"${CONFIG_DIR_ENV} is not a directory")
         return Path(env)
     for parent in Path(__file__).resolve().parents:
         if (parent / "config" / "tasks").is_dir() and (parent / "package.xml").is_file():

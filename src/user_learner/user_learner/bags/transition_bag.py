@@ -290,6 +290,16 @@ def read_episodes(
         yield from open_episodes.values()
 
 
+def check_recording(path: str | Path) -> str:
+    """A line on a recording's complete episodes; a :class:`UsageError` names the file when there are none."""
+    count = sum(1 for _ in read_episodes(path, images=False))
+    if not count:
+        raise UsageError(f"{path}: no complete episode in this recording")
+    damage = open_recording(path).damage
+    note = f" (truncated recording, read up to the cut: {damage})" if damage else ""
+    return f"{path}: {count} complete episodes{note}"
+
+
 @contextlib.contextmanager
 def progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
     """A transient rich progress bar; yields its ``advance()`` (a no-op when disabled)."""

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from user_learner.bags.transition_bag import TRANSITION, Episode, read_episodes
+from user_robot.config_loader import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to ``info`` or ``import``; errors are one clear line and exit code 1."""
+    """Dispatch to ``info`` or ``import``; a bad bag or option is one clear line (``user-rl``'s exit code 2)."""
     from rich.console import Console
 
     console = Console()
@@ -37,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
             return info(args.bag, console)
         return import_bag(args, console)
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        return 1
+        raise UsageError(str(exc)) from exc
 
 
 def info(bag: Path, console) -> int:

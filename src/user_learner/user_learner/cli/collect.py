@@ -20,6 +20,8 @@ from user_learner.bags.transition_bag import (
     TransitionBagWriter,
 )
 from user_learner.cli.sim import SIM_ROBOTS, add_common_sim_arguments, run_episodes
+from user_learner.graph import build_graph
+from user_robot.config_loader import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +50,8 @@ def record_demos(
 
     out = Path(out)
     if out.exists():
-        raise SystemExit(f"{out} exists; choose another --out")
+        raise UsageError(f"{out} exists; choose another --out")
+    build_graph(task, robot=robot, side="robot")  # every name and config file, before the recording is created
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = TransitionBagWriter(out, storage=storage)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from user_learner.bags.transition_bag import check_recording
 from user_learner.cli.runner import run_graph
 from user_learner.graph import add_option_arguments, build_graph, option_values
+from user_robot.config_loader import UsageError
 from user_robot.robot_config import load_robot
 
 NOT_TRAIN_OPTIONS = ("mode", "episodes", "use_rviz")
@@ -41,11 +43,13 @@ def samples_demos(algo: str) -> bool:
 def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
     """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) recorded expert demos."""
     if args.demos:
+        for path in args.demos:
+            print(f"demos: {check_recording(path)}")
         return tuple(args.demos)
     if not samples_demos(args.algo):
         return ()
     if not sim:
-        raise SystemExit(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
+        raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
     out = Path(args.log_dir) / "demos" / f"{args.task}_{args.robot}_{args.demo_episodes}.mcap"
@@ -61,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
     """Train and print the summary line."""
     sim = load_robot(args.robot).backend == "sim"
     rtf = args.real_time_factor or (2.0 if sim and args.robots == 1 else 1.0)
+    overrides = {**option_values(args, exclude=NOT_TRAIN_OPTIONS), "real_time_factor": rtf if sim else 1.0}
+    build_graph(args.task, **{**overrides, "demos": ()})  # every name and config file, before anything starts
     demos = ensure_demos(args, sim) if args.side != "robot" else ()
-    overrides = option_values(args, exclude=NOT_TRAIN_OPTIONS)
-    specs = build_graph(args.task, **{**overrides, "real_time_factor": rtf if sim else 1.0, "demos": demos})
+    specs = build_graph(args.task, **{**overrides, "demos": demos})
     log, code = run_graph(
         specs,
         Path(args.log_dir),

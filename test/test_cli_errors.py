@@ -1,0 +1,85 @@
+"""A user's mistake gets one clear line and exit code 2 from ``user-rl``, before any node starts.
+
+Each case runs the real CLI in its own process; a node that had started would have written its log
+under ``--log-dir``, which must stay empty.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from user_learner.bags.transition_bag import Episode, Step, TransitionBagWriter, transition_message
+from user_robot.config_loader import write_config_copy
+from user_robot.contracts import TRANSITIONS_TOPIC
+
+
+def user_rl(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``user-rl`` with ``args``; its exit code and its whole output."""
+    logs = tmp_path / "logs"
+    flags = ("--log-dir", str(logs)) if args[0] in ("train", "sim", "collect") else ()
+    out = subprocess.run(
+        [sys.executable, "-m", "user_learner.cli.main", *args, *flags],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, cwd=tmp_path,
+    )
+    assert not (logs / "ros").exists(), "a node was started"
+    return out.returncode, out.stdout + out.stderr
+
+
+def _wrecked_bag(path: Path) -> Path:
+    import numpy as np
+
+    with TransitionBagWriter(path) as writer:
+        steps = [Step(stamp_ns=i, step=i, state=np.zeros(4, np.float32), images={},
+                      action=np.zeros(0 if i == 3 else 6, np.float32), truncated=i == 3) for i in range(4)]
+        ep = Episode("robot_0", "sim_panda", "peg_insertion", "e", steps)
+        for step in steps:
+            writer.write(TRANSITIONS_TOPIC, transition_message(ep, step))
+    (mcap,) = path.glob("*.mcap")
+    mcap.write_bytes(mcap.read_bytes()[:6])
+    return path
+
+
+CASES = {
+    "misspelled task": (["train", "--task", "peg_insrtion"], "no task named 'peg_insrtion' (known: cap_tightening"),
+    "unknown robot": (["train", "--task", "peg_insertion", "--robot", "ur5"], "no robot named 'ur5' (known:"),
+    "missing demos": (["train", "--task", "peg_insertion", "--demos", "/nonexistent"], "/nonexistent: no such"),
+    "missing bag": (["bag", "info", "/nonexistent"], "/nonexistent: no such recording"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_mistake_is_one_line_and_exit_code_2(case: str, tmp_path: Path) -> None:
+    args, want = CASES[case]
+    code, out = user_rl(args, tmp_path)
+    assert code == 2, out
+    (line,) = [ln for ln in out.splitlines() if ln.strip()]
+    assert line.startswith(f"user-rl {args[0]}: error: ") and want in line, out
+    assert "Traceback" not in out
+
+
+def test_config_mistakes_name_the_file_and_key_before_any_node_starts(tmp_path: Path) -> None:
+    bad_task = write_config_copy(tmp_path / "cfg_task", {"tasks/peg_insertion": {"action.translaton_scale": 0.01}})
+    code, out = user_rl(["train", "--task", "peg_insertion"], tmp_path, {"USER_CONFIG_DIR": str(bad_task)})
+    assert code == 2 and "Traceback" not in out, out
+    assert "peg_insertion.yaml: key 'action.translaton_scale': unknown key (allowed: " in out
+
+    bad_algo = write_config_copy(tmp_path / "cfg_algo", {"algorithms/sac": {"sac.batch_sise": 8}})
+    code, out = user_rl(["train", "--task", "peg_insertion", "--algo", "sac"], tmp_path,
+                        {"USER_CONFIG_DIR": str(bad_algo)})
+    assert code == 2 and "sac.yaml: key 'sac.batch_sise'" in out, out
+
+    code, out = user_rl(["info"], tmp_path, {"USER_CONFIG_DIR": str(tmp_path / "nonexistent")})
+    assert code == 2 and "$USER_CONFIG_DIR is not a directory" in out.splitlines()[-1], out
+
+
+def test_unreadable_demos_are_named(tmp_path: Path) -> None:
+    bag = _wrecked_bag(tmp_path / "wreck")
+    code, out = user_rl(["train", "--task", "peg_insertion", "--demos", str(bag)], tmp_path)
+    assert code == 2 and f"{bag}: not a readable recording" in out and "Traceback" not in out, out
+    code, out = user_rl(["bag", "info", str(bag)], tmp_path)
+    assert code == 2 and out.startswith("user-rl bag: error: ") and "not a readable recording" in out, out
