@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,7 @@ class LearnerCore:
         self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
         self.embodiments = tuple(sorted(set(embodiments)))
         self.log_dir = Path(log_dir)
-        self.counters = LearnerCounters()
+        self.counters = LearnerCounters(version=self._published_version())
         self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
         self.lock = threading.Lock()
         self.writer = None
@@ -193,8 +195,9 @@ class LearnerCore:
     def weights_packet(self) -> WeightsPacket:
         """The actor's current weights as the next version.
 
-        The version is also written to ``<log_dir>/weights_version``, so a learner resumed from an
-        older checkpoint still publishes versions newer than any its predecessor sent.
+        The version is also written to ``<log_dir>/weights_version``, so a learner restarted on the
+        same log dir (resumed from an older checkpoint, or fresh) keeps the log dir's ``learner_id``
+        and publishes versions newer than any its predecessor sent.
         """
         self.counters.version += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +211,19 @@ class LearnerCore:
             embodiments=self.embodiments,
             dtype=self.cfg.publish_dtype,
             metadata={SPEC_METADATA_KEY: self.spec.to_json(), "updates": self.counters.updates},
+            learner_id=self.learner_id,
         )
+
+    @functools.cached_property
+    def learner_id(self) -> str:
+        """This learner run's identity, kept in ``<log_dir>/learner_id`` so a restarted learner keeps it."""
+        path = self.log_dir / "learner_id"
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        learner_id = uuid.uuid4().hex[:16]
+        path.write_text(learner_id + "\n")
+        return learner_id
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """Write TensorBoard scalars (no-op without TensorBoard)."""
@@ -244,10 +259,13 @@ class LearnerCore:
             self.sampler = MixedSampler(self.online, self.demo, self.algorithm.demo_ratio)
             saved: dict[str, Any] = metadata.get("counters", {})
             self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
-            published = self.log_dir / "weights_version"
-            if published.is_file():
-                self.counters.version = max(self.counters.version, int(published.read_text().strip() or 0))
+            self.counters.version = max(self.counters.version, self._published_version())
         return True
+
+    def _published_version(self) -> int:
+        """The newest version published from this log dir (0: none)."""
+        published = self.log_dir / "weights_version"
+        return int(published.read_text().strip() or 0) if published.is_file() else 0
 
     def close(self) -> None:
         """Flush TensorBoard."""

@@ -6,6 +6,12 @@ loads it into a spare network and only then swaps the reference the control loop
 tick never sees half-loaded weights and a corrupted message changes nothing. Two networks are
 kept (double buffering): building a CNN per update would hold the GIL for ~100 ms and stall the
 control loop; copying tensors into an existing one does not.
+
+Weights are taken from one learner run at a time (its ``learner_id``): the first one heard, or the
+one configured; versions only need to grow within it, so a stray publisher (another learner, a
+test script, a replayed bag) can neither take the robot over nor lock the real learner out with a
+huge version. :meth:`PolicySlot.follow` switches learners explicitly. With a shared secret, weights
+must also carry its HMAC signature.
 """
 
 from __future__ import annotations
@@ -19,14 +25,26 @@ import torch
 
 from user_policies.policies.base import build_policy
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
-from user_policies.weights_codec import WeightsRejectedError, decode_weights, packet_from_msg
+from user_policies.weights_codec import WeightsRejectedError, check_signature, decode_weights, packet_from_msg
 
 
 class PolicySlot:
     """Holds ``(network, version)``; see the module docstring."""
 
-    def __init__(self, embodiment: str, state_dim: int, action_dim: int, cameras: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        embodiment: str,
+        state_dim: int,
+        action_dim: int,
+        cameras: tuple[str, ...] = (),
+        *,
+        learner_id: str = "",
+        secret: bytes | None = None,
+    ) -> None:
         self.embodiment = embodiment
+        self.learner_id = learner_id  # the learner followed ("" = the next one heard)
+        self.secret = secret
+        self._newest = 0  # newest version taken from the followed learner
         self.state_dim = state_dim
         self.action_dim = action_dim
         self.cameras = tuple(cameras)
@@ -48,16 +66,26 @@ class PolicySlot:
         """Seconds since the current weights were swapped in (0 if none)."""
         return time.monotonic() - self._loaded_at if self._current else 0.0
 
+    def follow(self, learner_id: str = "") -> None:
+        """Take weights from ``learner_id`` from now on ("" = whichever learner is heard next); the
+        current weights stay in use until that learner's arrive."""
+        with self._swap_lock:
+            self.learner_id, self._newest = learner_id, 0
+
     def load_message(self, msg: Any) -> str:
         """Verify and swap in a ``PolicyWeights`` message; returns '' on success or the rejection reason."""
         start = time.monotonic()
         try:
             packet = packet_from_msg(msg)
-            if packet.version <= self.version:
-                raise WeightsRejectedError(f"version {packet.version} is not newer than {self.version}")
-            if SPEC_METADATA_KEY not in packet.metadata:
-                raise WeightsRejectedError(f"metadata has no {SPEC_METADATA_KEY!r}: cannot build the policy")
-            spec = PolicySpec.from_json(packet.metadata[SPEC_METADATA_KEY])
+            if self.secret is not None:
+                check_signature(packet, self.secret)
+            if self.learner_id and packet.learner_id != self.learner_id:
+                raise WeightsRejectedError(
+                    f"learner_id: {packet.learner_id!r} is not the learner this actor follows ({self.learner_id!r})"
+                )
+            if packet.version <= self._newest:
+                raise WeightsRejectedError(f"version: {packet.version} is not newer than {self._newest}")
+            spec = self._spec(packet.metadata)
             self._check_spec(spec)
             network = self._spare_for(spec)
             expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
@@ -68,12 +96,25 @@ class PolicySlot:
             self.rejected += 1
             return str(exc)
         with self._swap_lock:
+            if self.learner_id and packet.learner_id != self.learner_id:  # follow() was called meanwhile
+                self.rejected += 1
+                return f"learner_id: {packet.learner_id!r} is not the learner this actor follows"
+            self.learner_id, self._newest = packet.learner_id, packet.version
             previous = self._current
             self._current = (network, packet.version, spec)
             self._loaded_at = time.monotonic()
             self._spare = (previous[0], previous[2]) if previous is not None else None
         self.last_latency_s = time.monotonic() - start
         return ""
+
+    @staticmethod
+    def _spec(metadata: dict[str, Any]) -> PolicySpec:
+        if SPEC_METADATA_KEY not in metadata:
+            raise WeightsRejectedError(f"metadata_json: no {SPEC_METADATA_KEY!r}: cannot build the policy")
+        try:
+            return PolicySpec.from_json(metadata[SPEC_METADATA_KEY])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WeightsRejectedError(f"metadata_json.{SPEC_METADATA_KEY}: not a policy spec ({exc})") from exc
 
     def _spare_for(self, spec: PolicySpec) -> torch.nn.Module:
         """The network to load into: the previous one if the architecture is unchanged, else a new one."""
@@ -86,11 +127,14 @@ class PolicySlot:
     def _check_spec(self, spec: PolicySpec) -> None:
         if spec.state_dim != self.state_dim or spec.action_dim != self.action_dim:
             raise WeightsRejectedError(
-                f"policy expects state {spec.state_dim} / action {spec.action_dim}, "
+                f"metadata_json.{SPEC_METADATA_KEY}: policy expects state {spec.state_dim} / action {spec.action_dim}, "
                 f"this robot has state {self.state_dim} / action {self.action_dim}"
             )
         if spec.image_keys != self.cameras:
-            raise WeightsRejectedError(f"policy cameras {list(spec.image_keys)} differ from {list(self.cameras)}")
+            raise WeightsRejectedError(
+                f"metadata_json.{SPEC_METADATA_KEY}: policy cameras {list(spec.image_keys)} differ from "
+                f"{list(self.cameras)}"
+            )
 
     def reset(self) -> None:
         """Episode start: reset the current policy's per-episode state."""

@@ -3,14 +3,19 @@
 :func:`encode_weights` turns a state dict into a :class:`WeightsPacket`; :func:`decode_weights`
 verifies a packet (codec, size, sha256, dtype, embodiment, tensor names and shapes) and raises
 :class:`WeightsRejectedError` with the reason on any mismatch, so a receiver keeps its old weights.
+Every reason starts with the message field at fault. :func:`sign_packet` and
+:func:`check_signature` add and verify an HMAC-SHA256 with a shared secret
+(:func:`load_secret`), so that only holders of the secret can publish weights an actor accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +48,8 @@ class WeightsPacket:
     byte_size: int
     metadata: dict[str, Any]
     payload: bytes
+    learner_id: str = ""
+    signature: str = ""
 
 
 def sha256_hex(payload: bytes) -> str:
@@ -58,6 +65,7 @@ def encode_weights(
     embodiments: Sequence[str],
     dtype: str = "float32",
     metadata: Mapping[str, Any] | None = None,
+    learner_id: str = "",
 ) -> WeightsPacket:
     """Serialise ``state_dict`` (floating tensors cast to ``dtype``) into a verified packet."""
     if dtype not in DTYPES:
@@ -80,6 +88,7 @@ def encode_weights(
         byte_size=len(payload),
         metadata=dict(metadata or {}),
         payload=payload,
+        learner_id=learner_id,
     )
 
 
@@ -95,33 +104,33 @@ def decode_weights(
     Raises :class:`WeightsRejectedError` naming the failed check; nothing is returned partially.
     """
     if packet.codec != CODEC:
-        raise WeightsRejectedError(f"codec {packet.codec!r} is not supported (only {CODEC!r})")
+        raise WeightsRejectedError(f"codec: {packet.codec!r} is not supported (only {CODEC!r})")
     if packet.dtype not in DTYPES:
-        raise WeightsRejectedError(f"dtype {packet.dtype!r} is not one of {sorted(DTYPES)}")
+        raise WeightsRejectedError(f"dtype: {packet.dtype!r} is not one of {sorted(DTYPES)}")
     if len(packet.payload) != packet.byte_size:
-        raise WeightsRejectedError(f"payload is {len(packet.payload)} bytes, header says {packet.byte_size}")
+        raise WeightsRejectedError(f"byte_size: {packet.byte_size}, but the payload is {len(packet.payload)} bytes")
     digest = sha256_hex(packet.payload)
     if digest != packet.sha256:
-        raise WeightsRejectedError(f"sha256 mismatch: payload {digest[:12]}…, header {packet.sha256[:12]}…")
+        raise WeightsRejectedError(f"sha256: mismatch: payload {digest[:12]}…, header {packet.sha256[:12]}…")
     if embodiment is not None and packet.embodiments and embodiment not in packet.embodiments:
-        raise WeightsRejectedError(f"weights are for {list(packet.embodiments)}, not embodiment {embodiment!r}")
+        raise WeightsRejectedError(f"embodiments: {list(packet.embodiments)}, not this robot's {embodiment!r}")
     try:
         tensors = st_load(packet.payload)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise WeightsRejectedError(f"payload is not a valid safetensors file: {exc}") from exc
+        raise WeightsRejectedError(f"payload: not a valid safetensors file: {exc}") from exc
     if expected_shapes is not None:
         missing = sorted(set(expected_shapes) - set(tensors))
         extra = sorted(set(tensors) - set(expected_shapes))
         if missing or extra:
-            raise WeightsRejectedError(f"tensor names differ: missing {missing[:3]}, unexpected {extra[:3]}")
+            raise WeightsRejectedError(f"payload: tensor names differ: missing {missing[:3]}, unexpected {extra[:3]}")
         for name, shape in expected_shapes.items():
             if tuple(tensors[name].shape) != tuple(shape):
                 got = tuple(tensors[name].shape)
-                raise WeightsRejectedError(f"tensor {name!r} has shape {got}, expected {tuple(shape)}")
+                raise WeightsRejectedError(f"payload: tensor {name!r} has shape {got}, expected {tuple(shape)}")
     for name, t in tensors.items():
         # A float64 sum of float32/16 values is finite iff every element is (no overflow possible); 5x faster.
         if t.is_floating_point() and not torch.isfinite(t.sum(dtype=torch.float64)):
-            raise WeightsRejectedError(f"tensor {name!r} contains NaN or inf")
+            raise WeightsRejectedError(f"payload: tensor {name!r} contains NaN or inf")
     return {name: (t.to(out_dtype) if t.is_floating_point() else t) for name, t in tensors.items()}
 
 
@@ -136,6 +145,8 @@ def packet_to_msg(packet: WeightsPacket, msg: Any) -> Any:
     msg.byte_size = packet.byte_size
     msg.metadata_json = json.dumps(packet.metadata, sort_keys=True)
     msg.payload = packet.payload
+    msg.learner_id = packet.learner_id
+    msg.signature = packet.signature
     return msg
 
 
@@ -144,7 +155,7 @@ def packet_from_msg(msg: Any) -> WeightsPacket:
     try:
         metadata = json.loads(msg.metadata_json) if msg.metadata_json else {}
     except json.JSONDecodeError as exc:
-        raise WeightsRejectedError(f"metadata_json is not valid JSON: {exc}") from exc
+        raise WeightsRejectedError(f"metadata_json: not valid JSON: {exc}") from exc
     payload = msg.payload
     if not isinstance(payload, (bytes, bytearray)):
         payload = memoryview(payload).tobytes()  # array('B') as delivered by rclpy
@@ -158,4 +169,40 @@ def packet_from_msg(msg: Any) -> WeightsPacket:
         byte_size=int(msg.byte_size),
         metadata=metadata,
         payload=bytes(payload),
+        learner_id=msg.learner_id,
+        signature=msg.signature,
     )
+
+
+def _signed_bytes(packet: WeightsPacket) -> bytes:
+    """Every field but the payload (its sha256 stands for it) and the signature, canonically."""
+    fields = {f.name: getattr(packet, f.name) for f in dataclasses.fields(packet)}
+    del fields["payload"], fields["signature"]
+    return json.dumps(fields, sort_keys=True).encode()
+
+
+def sign_packet(packet: WeightsPacket, secret: bytes) -> WeightsPacket:
+    """``packet`` with its HMAC-SHA256 signature under ``secret``."""
+    return dataclasses.replace(packet, signature=hmac.new(secret, _signed_bytes(packet), hashlib.sha256).hexdigest())
+
+
+def check_signature(packet: WeightsPacket, secret: bytes) -> None:
+    """Raise :class:`WeightsRejectedError` unless ``packet`` is signed with ``secret``."""
+    if not packet.signature:
+        raise WeightsRejectedError("signature: the weights are unsigned and this receiver requires signed weights")
+    expected = hmac.new(secret, _signed_bytes(packet), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, packet.signature):
+        raise WeightsRejectedError("signature: does not match (another secret, or fields changed after signing)")
+
+
+def load_secret(path: str | Path) -> bytes:
+    """The shared secret in the file ``path`` (surrounding whitespace removed); at least 16 bytes."""
+    from user_robot.config_loader import UsageError
+
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the weights secret ({exc.strerror})") from exc
+    if len(secret) < 16:
+        raise UsageError(f"{path}: the weights secret must be at least 16 bytes, got {len(secret)}")
+    return secret

@@ -25,7 +25,7 @@ from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
 from user_learner.episode_assembler import StepRecord
 from user_learner.learner_core import LearnerCore
 from user_policies.nodes.messages import image_array
-from user_policies.weights_codec import packet_to_msg
+from user_policies.weights_codec import load_secret, packet_to_msg, sign_packet
 from user_robot.contracts import LEARNER_STATUS_TOPIC, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 from user_robot.diagnostics import diagnostic_array
 from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
@@ -78,6 +78,7 @@ class Learner(Node):
             )
         elif not self.core.counters.demo_transitions:
             self._load_demos(p["demos"])
+        self.secret = load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None
         self.weights_pub = self.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS)
         self.status_pub = self.create_publisher(LearnerStatus, LEARNER_STATUS_TOPIC, STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -93,7 +94,8 @@ class Learner(Node):
         if self.core.counters.version:
             self._publish_weights()  # a resumed learner re-publishes at once, as a newer version
         self.get_logger().info(
-            f"learner ready: {self.core.policy_id} on {self.core.device}, pipeline={self.pipeline}, "
+            f"learner ready: {self.core.policy_id} on {self.core.device}, learner_id={self.core.learner_id}"
+            f"{' (signed weights)' if self.secret else ''}, pipeline={self.pipeline}, "
             f"demos={len(self.core.demo) if self.core.demo is not None else 0}"
         )
 
@@ -109,6 +111,8 @@ class Learner(Node):
             "demos": ([""], "demo recordings (rosbag2) for the demo buffer"),
             "robot": ("sim", "robot config name whose embodiment the weights serve"),
             "seed": (0, "random seed"),
+            "weights_secret_file": ("", "file holding a shared secret: weights are signed with it (HMAC-SHA256); "
+                                        "empty = unsigned"),
         }
         values = declare(self, described)
         values["demos"] = [d for d in values["demos"] if d]
@@ -199,6 +203,8 @@ class Learner(Node):
     def _publish_weights(self) -> None:
         start = time.monotonic()
         packet = self.core.weights_packet()
+        if self.secret is not None:
+            packet = sign_packet(packet, self.secret)
         msg = packet_to_msg(packet, PolicyWeights())
         msg.header.stamp = self.get_clock().now().to_msg()
         self.weights_pub.publish(msg)

@@ -20,10 +20,11 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -35,6 +36,7 @@ from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_sec
 from user_policies.observation import StateEncoder
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
+from user_policies.weights_codec import load_secret
 from user_robot.contracts import (
     ACTOR_TICK_TOPIC,
     END_ABORTED,
@@ -80,7 +82,10 @@ class Actor(Node):
             state_dim=self.encoder.dim,
             action_dim=self.task.action.dims,
             cameras=self.task.observation.cameras if self.obs_kind == "pixels" else (),
+            learner_id=self.get_parameter("learner_id").value,
+            secret=load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None,
         )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._lock = threading.Lock()
         self._arm: ArmState | None = None
@@ -151,8 +156,18 @@ class Actor(Node):
             "obs": ("state", "policy observation: state | pixels"),
             "record_images": (False, "put camera images into transitions even for state policies"),
             "seed": (0, "seed of resets and exploration"),
+            "weights_secret_file": ("", "file holding the learner's shared secret: only weights signed with it are "
+                                        "taken (empty = unsigned weights are taken)"),
         }
         values = declare(self, specs)
+        self.declare_parameter(
+            "learner_id",
+            "",
+            ParameterDescriptor(
+                description="the learner run whose weights are taken (empty = the first one heard); setting it, "
+                "also to empty, switches learners live",
+            ),
+        )
         self.declare_parameter(
             "input_max_age_s",
             0.0,
@@ -177,13 +192,23 @@ class Actor(Node):
     def _on_success(self, msg: Bool) -> None:
         self._sim_success = (bool(msg.data), time.monotonic())
 
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "learner_id":
+                self.policy.follow(param.value)
+                self.get_logger().info(f"following learner {param.value or '(the next one heard)'}")
+        return SetParametersResult(successful=True)
+
     def _on_weights(self, msg: PolicyWeights) -> None:
         """Decode and verify off the control thread, then swap (keeps the old weights on any error)."""
         error = self.policy.load_message(msg)
         if error:
             self.get_logger().warning(f"rejected policy weights v{msg.version}: {error}")
         else:
-            self.get_logger().info(f"loaded policy weights v{self.policy.version} ({msg.byte_size / 1e6:.2f} MB)")
+            self.get_logger().info(
+                f"loaded policy weights v{self.policy.version} from learner {msg.learner_id or '-'} "
+                f"({msg.byte_size / 1e6:.2f} MB)"
+            )
 
     # --- the control loop
     def _now(self) -> float:
