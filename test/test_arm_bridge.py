@@ -24,6 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Log
 from rclpy.action import ActionClient
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -50,6 +51,14 @@ DOWN = quat_from_rpy([math.pi, 0.0, 0.0])
 ROSOUT = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+def arm_command(node, action: list[float], frame: str, age_s: float = 0.0) -> ArmCommand:
+    """A command as the actor sends it: stamped now (or ``age_s`` ago) in ``frame``."""
+    msg = ArmCommand(action=[float(a) for a in action])
+    msg.header.stamp = (node.get_clock().now() - Duration(seconds=age_s)).to_msg()
+    msg.header.frame_id = frame
+    return msg
+
+
 def pose_of(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
     p, q = msg.pose.position, msg.pose.orientation
     return np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
@@ -66,10 +75,12 @@ class Cell:
         self.diagnostics = standins.Recorder(self.probe, DiagnosticArray, "/diagnostics", 10)
         self.rosout = standins.Recorder(self.probe, Log, "/rosout", ROSOUT)
         self.commands = self.probe.create_publisher(ArmCommand, "arm/command", CONTROL)
+        self.frame = "base"  # the frame the bridge drives for the task (sim robot config)
 
-    def command(self, action: list[float]) -> None:
-        standins.wait_until(lambda: self.commands.get_subscription_count() > 0, 10.0, "the bridge's subscription")
-        self.commands.publish(ArmCommand(action=[float(a) for a in action]))
+    def command(self, action: list[float], age_s: float = 0.0, frame: str | None = None, publisher=None) -> None:
+        publisher = publisher or self.commands
+        standins.wait_until(lambda: publisher.get_subscription_count() > 0, 10.0, "the bridge's subscription")
+        publisher.publish(arm_command(self.probe, action, self.frame if frame is None else frame, age_s))
 
     def wait_status(self, status: int, contains: str = "", timeout: float = 15.0) -> ArmState:
         start = time.monotonic()
@@ -236,12 +247,58 @@ def ee_task_config(tmp_path: Path) -> tuple[dict[str, str], TaskConfig]:
     return {"USER_CONFIG_DIR": str(root)}, from_mapping(TaskConfig, data)
 
 
+def test_stale_foreign_frame_and_second_source_commands_are_dropped(spawn, cell_factory) -> None:
+    measured = np.array(load_task("peg_insertion").target.xyz) + np.array([0.0, 0.0, 0.05])
+    cell = cell_factory(measured)
+    start_bridge(spawn)
+    cell.wait_status(ArmState.STATUS_HOLDING)
+    owner_pose, _ = cell.command_and_wait([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])  # the probe now owns arm/command
+
+    def refused(kind: str) -> int:
+        return int(cell.diag()[f"commands_{kind}"])
+
+    def unmoved_after(send) -> None:
+        send()
+        time.sleep(0.5)
+        np.testing.assert_allclose(cell.equilibrium()[0], owner_pose, atol=1e-12)
+
+    unmoved_after(lambda: cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], age_s=3600.0))  # an hour-old command
+    assert refused("stale") >= 1
+    unmoved_after(lambda: cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], frame="map"))
+    assert refused("foreign_frame") >= 1
+    warned = [m.msg for _, m in cell.rosout.messages if m.level == Log.WARN and "dropping arm commands" in m.msg]
+    assert any("(stale)" in w for w in warned) and any("(foreign_frame)" in w for w in warned), warned
+
+    intruder = cell.h.node("intruder", NS).create_publisher(ArmCommand, "arm/command", CONTROL)
+
+    def both_command() -> None:  # the owner stays active; the intruder's commands go on (discovery may take a while)
+        for _ in range(5):  # the owner first takes arm/command back (it has been silent longer than its timeout)
+            cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+            time.sleep(0.1)
+        for _ in range(20):
+            cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+            cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], publisher=intruder)
+            time.sleep(0.1)
+
+    unmoved_after(both_command)
+    assert refused("foreign_source") >= 1
+    assert any("/intruder" in m.msg for _, m in cell.rosout.messages if "(foreign_source)" in m.msg)
+    time.sleep(load_robot("sim").safety.command_owner_timeout_s + 0.2)  # the owner fell silent: hand over
+    before = time.monotonic()
+    cell.command([0.0, 0.0, -1.0, 0.0, 0.0, 0.0], publisher=intruder)
+    standins.wait_until(
+        lambda: any(pose_of(m)[0][2] < owner_pose[2] - 0.005 for m in cell.franka.equilibria.since(before)),
+        5.0, "the intruder's command executed once the owner was silent",
+    )
+
+
 def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) -> None:
     env, task = ee_task_config(tmp_path)
     measured = np.array(task.target.xyz) + np.array([0.0, 0.0, 0.05])
     cell = cell_factory(measured)
     start_bridge(spawn, task="peg_ee", env=env)
     cell.wait_status(ArmState.STATUS_HOLDING)
+    cell.frame = load_robot("sim").ee_frame
 
     # Tool pointing down: tool +y is base -y, tool +z is base -z, a tool yaw is a base yaw of opposite sign.
     xyz, quat = cell.command_and_wait([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
@@ -350,7 +407,7 @@ def test_against_the_sim_cell(spawn) -> None:
         start = measured()
         deadline = time.monotonic() + 10.0
         while measured()[0] - start[0] < 0.02 and time.monotonic() < deadline:  # +x at 10 Hz
-            commands.publish(ArmCommand(action=[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
+            commands.publish(arm_command(probe, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], "base"))
             time.sleep(0.1)
         moved = measured() - start
         assert moved[0] >= 0.02 and np.all(np.abs(moved[1:]) < 0.005)

@@ -35,7 +35,7 @@ def test_fp16_halves_payload_and_stays_close() -> None:
 def test_wrong_sha256_is_rejected_with_clear_error() -> None:
     _, packet = _packet()
     bad = dataclasses.replace(packet, sha256="0" * 64)
-    with pytest.raises(WeightsRejectedError, match="^sha256: mismatch"):
+    with pytest.raises(WeightsRejectedError, match=r"^sha256: mismatch"):
         decode_weights(bad)
 
 

@@ -35,6 +35,11 @@ class PoseTarget:
     gripper: int | None = None  # GRIPPER_OPEN, GRIPPER_CLOSE or None (no change requested)
 
 
+def command_frame(action: ActionConfig, base_frame: str, ee_frame: str) -> str:
+    """The ``frame_id`` of an arm command for actions configured as ``action`` (base or EE frame)."""
+    return base_frame if action.frame == "base" else ee_frame
+
+
 def gripper_request(value: float, cfg: ActionConfig) -> int | None:
     """Decode the gripper channel: close above +threshold, open below -threshold, else no change."""
     if value > cfg.gripper_threshold:

@@ -31,6 +31,9 @@ ARM_BRIDGE_KEYS = (
     "rejected_nonfinite",
     "watchdog_holds",
     "gripper_debounced",
+    "commands_stale",
+    "commands_foreign_frame",
+    "commands_foreign_source",
 )
 """Keys the arm bridge publishes (status name ``<robot_id>/arm_bridge``)."""
 

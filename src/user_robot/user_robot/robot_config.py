@@ -73,6 +73,8 @@ class SafetyConfig:
     watchdog_s: float = 0.5  # no command for this long -> hold the last safe pose
     max_state_age_s: float = 0.2  # driver state older than this -> STATUS_NO_DATA
     bridge_rate_hz: float = 100.0  # rate at which the bridge re-publishes the safe equilibrium pose
+    max_command_age_s: float = 0.5  # commands stamped longer ago than this are dropped (needs synced clocks)
+    command_owner_timeout_s: float = 1.0  # the publisher owning arm/command loses it after this much silence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,7 @@ class RobotConfig:
     backend: Literal["sim", "franka_ros2", "crisp", "multipanda", "arx"]
     arm: Literal["panda", "arx"] = "panda"  # kinematics (sim model; dimensions of the state vector)
     base_frame: str = "base"
+    ee_frame: str = "end_effector"  # frame_id of commands for tasks whose actions are in the EE frame
     gripper: Literal["topic", "franka_action", "none"] = "topic"
     gripper_max_width: float = 0.08
     gripper_speed: float = 0.1  # m/s for franka_gripper move/grasp

@@ -37,6 +37,7 @@ from user_policies.observation import StateEncoder
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
 from user_policies.weights_codec import load_secret
+from user_robot.action_mapping import command_frame
 from user_robot.contracts import (
     ACTOR_TICK_TOPIC,
     END_ABORTED,
@@ -86,6 +87,7 @@ class Actor(Node):
             secret=load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None,
         )
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.command_frame = command_frame(self.task.action, self.robot.base_frame, self.robot.ee_frame)
 
         self._lock = threading.Lock()
         self._arm: ArmState | None = None
@@ -305,6 +307,7 @@ class Actor(Node):
         if result.action is not None:
             cmd = ArmCommand()
             cmd.header.stamp = self.loop.clock.now().to_msg()
+            cmd.header.frame_id = self.command_frame
             cmd.action = result.action.tolist()
             cmd.policy_version = result.policy_version
             cmd.intervened = result.intervened

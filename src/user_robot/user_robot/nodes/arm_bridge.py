@@ -36,13 +36,15 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
 from user_interfaces.action import ResetArm
 from user_interfaces.msg import ArmCommand, ArmState
-from user_robot.action_mapping import GRIPPER_CLOSE, GRIPPER_OPEN
+from user_robot.action_mapping import GRIPPER_CLOSE, GRIPPER_OPEN, command_frame
 from user_robot.arm_state_core import VelocityEstimator, gripper_width, robot_mode_error
+from user_robot.command_gate import CommandGate
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, PROFILES
 from user_robot.nodes.runtime import run
@@ -110,6 +112,11 @@ class ArmBridge(Node):
         self.watchdog = Watchdog(limits.watchdog_s, self.safety.counters)
         self.gripper = GripperDebouncer(self.task.action.gripper_debounce_s, self.safety.counters)
         self.velocity = VelocityEstimator()
+        self.commands = CommandGate(
+            command_frame(self.task.action, self.robot.base_frame, self.robot.ee_frame),
+            limits.max_command_age_s,
+            limits.command_owner_timeout_s,
+        )
         self._lock = threading.Lock()
         self._measured: Pose | None = None
         self._measured_stamp = Time()
@@ -270,8 +277,19 @@ class ArmBridge(Node):
     def _state_fresh(self, now: float) -> bool:
         return now - self._measured_received <= self.robot.safety.max_state_age_s
 
-    def _on_command(self, msg: ArmCommand) -> None:
+    def _on_command(self, msg: ArmCommand, info: MessageInfo) -> None:
         now = self._now()
+        gid = info.get("publisher_gid")
+        source = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else gid
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        verdict = self.commands.admit(now, stamp, msg.header.frame_id, source)
+        if not verdict.admitted:
+            if verdict.log:
+                self.get_logger().warning(
+                    f"dropping arm commands ({verdict.reason}): {verdict.detail}; publishers on arm/command: "
+                    f"{', '.join(self._command_publishers()) or '-'}"
+                )
+            return
         with self._lock:
             if self._reset is not None or self._status in (ArmState.STATUS_NO_DATA, ArmState.STATUS_ERROR):
                 return  # the tick reports why; the watchdog is not fed
@@ -295,6 +313,11 @@ class ArmBridge(Node):
             self._target_stamp = msg.header.stamp  # the actor's tick time (the lockstep sim waits for it)
             self._publish_pose(pose, self._target_stamp)
             self._gripper_request(grip, now)
+
+    def _command_publishers(self) -> list[str]:
+        """``namespace/node`` of every publisher on ``arm/command`` (for the log line on a refusal)."""
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name("arm/command"))
+        return [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos]
 
     def _gripper_request(self, state: int | None, now: float, force: bool = False) -> None:
         if self.task.action.gripper == "none" and not force:
@@ -467,6 +490,7 @@ class ArmBridge(Node):
             "loop_jitter_ms": float(np.std(periods)) * 1e3 if periods.size else 0.0,
             "state_age_ms": (now - self._measured_received) * 1e3 if self._measured is not None else -1.0,
             **self.safety.counters.as_dict(),
+            **{f"commands_{reason}": count for reason, count in self.commands.refused.items()},
             "joint_states_age_ms": (now - self._joints_received) * 1e3 if np.isfinite(self._joints_received) else -1.0,
         }
         level = {ArmState.STATUS_NO_DATA: WARN, ArmState.STATUS_ERROR: ERROR}.get(self._status, OK)
