@@ -145,6 +145,7 @@ class Actor(Node):
         self._goal_handle = None
         self.loop = ControlLoop(self, 1.0 / self.task.control_rate_hz, self._tick)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.loop.start()
         self.get_logger().info(
             f"actor ready: task={self.task.name} robot={self.robot.name} id={self.robot_id} obs={self.obs_kind} "
             f"rate={self.task.control_rate_hz} Hz"

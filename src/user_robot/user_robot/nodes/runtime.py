@@ -10,8 +10,8 @@ file and the key) is logged as fatal and exits with code 1 instead of a tracebac
 
 from __future__ import annotations
 
-import contextlib
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +36,8 @@ class ControlLoop:
     to waiting on a wait set built before a worker thread ran the clock callback. Measured with a
     lockstep sim, a tick answered 2.4 times per second instead of 133 with a single-threaded executor.
     A single-threaded executor with nothing but the timer (and the clock) ticks as soon as time comes.
-    Use :attr:`clock` for stamps in the loop: it is the first to know the time.
+    Use :attr:`clock` for stamps in the loop: it is the first to know the time. The loop runs from
+    :meth:`start` on (call it last in the owner's constructor: the first tick may come at once).
     """
 
     def __init__(self, owner: Node, period_s: float, callback: Callable[[], None]) -> None:
@@ -48,11 +49,21 @@ class ControlLoop:
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name=f"{owner.get_name()}_loop", daemon=True)
+        self.failed = False  # the loop died of an exception (the process then exits with 1)
+
+    def start(self) -> None:
+        """Start ticking."""
         self._thread.start()
 
     def _spin(self) -> None:
-        with contextlib.suppress(ExternalShutdownException):
+        try:
             self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:  # a dead loop must not leave a live-looking node: stop the whole process
+            self.node.get_logger().fatal(f"control loop failed, shutting down:\n{traceback.format_exc()}")
+            self.failed = True
+            rclpy.try_shutdown()
 
     def close(self) -> None:
         """Stop the loop and destroy its node."""
@@ -76,7 +87,8 @@ def run(
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if getattr(getattr(node, "loop", None), "failed", False):
+            raise SystemExit(1) from None
     except (ValueError, *fatal) as exc:
         rclpy.logging.get_logger(name).fatal(str(exc))
         raise SystemExit(1) from exc
