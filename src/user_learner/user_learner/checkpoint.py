@@ -80,24 +80,37 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return path if (path / "meta.json").is_file() else None
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint directory ``path`` names: itself, the ``latest`` under it, or under its ``checkpoints/``."""
+    path = Path(path)
+    if (path / "meta.json").is_file():
+        return path
+    for root in (path, path / "checkpoints"):
+        resolved = latest_checkpoint(root)
+        if resolved is not None:
+            return resolved
+    raise FileNotFoundError(f"no checkpoint in {path} (a checkpoint, a checkpoints/ root or a learner log dir)")
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """``meta.json`` of the checkpoint ``path`` names (see :func:`resolve_checkpoint`)."""
+    return json.loads((resolve_checkpoint(path) / "meta.json").read_text())
+
+
 def load_checkpoint(
-    path: str | Path, agent: Algorithm, *, rng: np.random.Generator | None = None
+    path: str | Path, agent: Algorithm, *, rng: np.random.Generator | None = None, buffers: bool = True
 ) -> tuple[dict[str, ReplayBuffer], dict[str, Any]]:
     """Restore ``agent`` (and ``rng``'s state) from a checkpoint directory or a root holding ``latest``.
 
-    Returns the saved buffers by name and the ``metadata`` given to :func:`save_checkpoint`.
+    Returns the saved buffers by name (none with ``buffers=False``) and the ``metadata`` given to
+    :func:`save_checkpoint`.
     """
-    path = Path(path)
-    if not (path / "meta.json").is_file():
-        resolved = latest_checkpoint(path)
-        if resolved is None:
-            raise FileNotFoundError(f"no checkpoint in {path}")
-        path = resolved
+    path = resolve_checkpoint(path)
     meta = json.loads((path / "meta.json").read_text())
     if meta["spec"] != agent.spec.to_dict():
         raise ValueError(f"checkpoint {path.name} is for another policy spec: {meta['spec']}")
     agent.load_state_dict(load_file(str(path / "agent.safetensors"), device=str(agent.device)))
     if rng is not None and meta["numpy_rng"] is not None:
         rng.bit_generator.state = meta["numpy_rng"]
-    buffers = {name: ReplayBuffer.load(path / f"buffer.{name}.safetensors") for name in meta["buffers"]}
-    return buffers, meta["metadata"]
+    saved = meta["buffers"] if buffers else []
+    return {name: ReplayBuffer.load(path / f"buffer.{name}.safetensors") for name in saved}, meta["metadata"]

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("user_learner.cli.sim", "run sim-cell episodes with the scripted expert or a random policy"),
     "collect": ("user_learner.cli.collect", "record scripted-expert (SpaceMouse) demos to a rosbag2 file"),
     "train": ("user_learner.cli.train", "train a policy online: robot side + learner, async or sync"),
+    "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95% CI"),
     "bag": ("user_learner.cli.bag", "inspect recordings (info) and import `ros2 bag record` demos (import)"),
 }
 

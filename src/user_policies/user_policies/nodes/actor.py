@@ -328,6 +328,8 @@ class Actor(Node):
 
     def _publish_records(self, records: list) -> None:
         meta = self._episode_meta
+        if meta.get("mode") == "eval":  # an evaluation never feeds a learner
+            return
         for record in records:
             self.transition_pub.publish(
                 transition_msg(

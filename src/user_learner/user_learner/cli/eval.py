@@ -1,0 +1,77 @@
+"""``user-rl eval``: a checkpoint's success rate, measured through the real graph with no learning.
+
+Runs the robot side (sim cell or real drivers, arm bridge, teleop, actor, episode driver) with no
+learner, publishes the checkpoint's policy on the weights topic, and runs ``--episodes`` episodes in
+``eval`` mode: deterministic actions, no exploration, no transitions published. The sim runs in
+strict lockstep (physics waits for every command), so a seed gives the same resets and the same
+timing whatever the machine's load. Prints ``eval success=k/N (p%) 95% CI [lo%, hi%]`` (Wilson).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from user_learner.cli.runner import run_graph
+from user_learner.evaluation import checkpoint_weights, eval_line
+from user_learner.graph import build_graph
+from user_robot.robot_config import load_robot
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``user-rl eval`` flags."""
+    parser.add_argument("--task", required=True, help="task config name, e.g. pick_and_place")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="a learner log dir (its newest checkpoint), a checkpoints/ root or one checkpoint")
+    parser.add_argument("--episodes", type=int, default=60, help="episodes to evaluate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
+    parser.add_argument("--robot", default="sim", help="robot config name (a sim or a real cell)")
+    parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="what the policy observes")
+    parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim only: top speed of the sim")
+    parser.add_argument("--log-dir", default="logs/eval", help="where node logs go")
+    parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the ``eval success=`` line."""
+    from user_interfaces.msg import PolicyWeights
+    from user_policies.weights_codec import packet_to_msg
+    from user_robot.contracts import WEIGHTS_TOPIC
+    from user_robot.nodes.qos import WEIGHTS
+
+    robot = load_robot(args.robot)
+    sim = robot.backend == "sim"
+    specs = build_graph(
+        args.task, robot=args.robot, side="robot", obs=args.obs, mode="eval", episodes=args.episodes,
+        seed=args.seed, real_time_factor=args.real_time_factor if sim else 1.0,
+    )
+    # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load
+    specs = [dataclasses.replace(s, parameters={**s.parameters, "lockstep_lead_ticks": 0})
+             if s.executable == "sim_cell" else s for s in specs]
+    message = packet_to_msg(checkpoint_weights(args.checkpoint, [robot.embodiment]), PolicyWeights())
+    publishers = []
+
+    def publish_weights(node) -> None:
+        publishers.append(node.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS))  # latched
+        publishers[0].publish(message)
+
+    log, code = run_graph(
+        specs,
+        Path(args.log_dir),
+        robots=1,
+        done=lambda log: len(log.results) >= args.episodes,
+        total=args.episodes,
+        unit="episodes",
+        timeout_s=args.timeout,
+        setup_monitor=publish_weights,
+    )
+    results = log.results[: args.episodes]
+    without = [r.episode_id for r in results if list(r.policy_versions) != [message.version]]
+    if without:
+        print(f"{len(without)} episodes did not run the checkpoint's policy alone (e.g. {without[0]}); "
+              "see the actor's log", flush=True)
+        code = code or 1
+    print(f"{eval_line(sum(r.success for r in results), len(results))} task={args.task} robot={args.robot} "
+          f"seed={args.seed} checkpoint={args.checkpoint}")
+    return code
