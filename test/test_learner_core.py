@@ -100,3 +100,17 @@ def test_checkpoint_resume_restores_everything(tmp_path) -> None:
     assert len(resumed.online) == len(core.online)
     for name, tensor in core.algorithm.policy.state_dict().items():
         torch.testing.assert_close(resumed.algorithm.policy.state_dict()[name], tensor)
+
+
+def test_a_resumed_learner_takes_a_replayed_history_once(tmp_path) -> None:
+    core = small_core(tmp_path)
+    done, running = episode("robot_0", 12), episode("robot_1", 15)
+    for record in done + running[:6]:
+        core.ingest(record)
+    core.save()  # 12 + 5 transitions; robot_1's episode is open at step 5
+    resumed = small_core(tmp_path)
+    assert resumed.resume() and len(resumed.online) == 17
+    for record in done + running:  # the actors' transient-local history, delivered again on reconnect
+        resumed.ingest(record)
+    assert len(resumed.online) == 12 + 15  # each transition once, the open episode completed
+    assert resumed.assembler.duplicates == 13 + 5

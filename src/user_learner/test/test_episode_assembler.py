@@ -90,3 +90,34 @@ def test_too_many_open_episodes_evicts_the_oldest() -> None:
     for i in range(3):
         assembler.add(messages(f"r{i}", f"e{i}", 2, terminated=True)[0])
     assert assembler.open_episodes == 2 and assembler.dropped == 1
+
+
+def test_a_replayed_history_is_used_once() -> None:
+    assembler = EpisodeAssembler()
+    a = messages("r0", "a", 6, terminated=True)
+    b = messages("r1", "b", 8, terminated=False)
+    first, _ = feed(assembler, a + b[:4])
+    assert len(first) == 6 + 3
+    again, stats = feed(assembler, a + b[:4])  # everything delivered twice
+    assert again == [] and stats == [] and assembler.duplicates == 11
+    rest, (done,) = feed(assembler, b[3:])  # overlapping one message, then the rest
+    assert [t.step for t in rest] == [3, 4, 5, 6, 7] and done.episode_id == "b"
+    assert assembler.dropped == 0
+
+
+def test_after_a_resume_the_replay_adds_only_what_the_checkpoint_lacks() -> None:
+    before = EpisodeAssembler()
+    a = messages("r0", "a", 6, terminated=True)
+    b = messages("r1", "b", 8, terminated=False)
+    checkpointed, _ = feed(before, a + b[:4])  # the checkpoint holds these transitions ...
+    state = before.state()
+    assert state == {"finished": ["a"], "open": {"b": 3}}
+
+    resumed = EpisodeAssembler()  # ... a restarted learner resumes from it and hears the whole history again
+    resumed.load_state(state)
+    replayed, (done,) = feed(resumed, a + b)
+    assert [t.step for t in replayed] == [3, 4, 5, 6, 7] and done.episode_id == "b"
+    steps = sorted((t.episode_id, t.step) for t in checkpointed + replayed)
+    assert steps == sorted({*steps}) and len(steps) == 6 + 8  # every transition once
+    assert resumed.duplicates == 7 + 3 and resumed.dropped == 0
+    assert replayed[0].obs["state"][0] == 3 and replayed[0].next_obs["state"][0] == 4

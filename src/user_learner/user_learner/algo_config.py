@@ -42,10 +42,13 @@ class AlgorithmConfig:
     publish_every: int = 25
     publish_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     checkpoint_every: int = 1000
+    checkpoint_every_s: float = 120.0  # also checkpoint when this long has passed since the last one (0 = never)
 
     def __post_init__(self) -> None:
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need utd >= 0 and min_buffer, publish_every, checkpoint_every >= 1")
+        if self.checkpoint_every_s < 0:
+            raise ValueError("checkpoint_every_s must be >= 0")
         if self.buffer_capacity < 2 or self.demo_capacity < 2:
             raise ValueError("buffer capacities must be at least 2")
 

@@ -7,6 +7,13 @@ carrying only the final observation, with ``terminated`` or ``truncated`` set. S
 final one and ``terminated`` (a truncated episode bootstraps). Robots and episodes may interleave;
 a gap in step indices drops the transition that would span it (counted in :attr:`EpisodeAssembler.dropped`).
 A robot starting a new episode abandons its open one; so does evicting the oldest of too many open episodes.
+
+Every message has an identity, ``(episode_id, step)``, and each is used once: a message of a finished
+episode, or of a step at or before one already seen, is a duplicate (counted, ignored). Publishers
+replay their recent history to a restarted learner (transient-local durability), so after a resume
+(:meth:`EpisodeAssembler.load_state` with the checkpoint's :meth:`EpisodeAssembler.state`) the replay
+adds only what the checkpoint lacks; an episode open at the checkpoint continues from its newest
+step, whose message is taken again as the start of the next transition.
 """
 
 from __future__ import annotations
@@ -94,6 +101,10 @@ class EpisodeAssembler:
         self._robot_episode: dict[str, str] = {}
         self.dropped = 0
         """Transitions lost to missing steps or abandoned episodes."""
+        self.duplicates = 0
+        """Messages received again (a replayed history) and ignored."""
+        self._finished: set[str] = set()
+        self._resume_at: dict[str, int] = {}  # open at the checkpoint: episode -> its newest step then
         self.transitions = 0
         self.episodes = 0
 
@@ -103,9 +114,32 @@ class EpisodeAssembler:
             del self._robot_episode[episode.robot_id]
         self.dropped += int(episode.last is not None)
 
+    def state(self) -> dict[str, object]:
+        """What a checkpoint needs to de-duplicate a replay after resuming: finished and open episodes."""
+        open_steps = {eid: e.last.step for eid, e in self._open.items() if e.last is not None}
+        return {"finished": sorted(self._finished), "open": {**self._resume_at, **open_steps}}
+
+    def load_state(self, state: Mapping[str, object]) -> None:
+        """Resume from :meth:`state` (a fresh assembler)."""
+        self._finished = set(state.get("finished", ()))  # type: ignore[arg-type]
+        self._resume_at = {str(k): int(v) for k, v in dict(state.get("open", {})).items()}  # type: ignore[call-overload]
+
+    def _duplicate(self, record: StepRecord) -> bool:
+        if record.episode_id in self._finished:
+            return True
+        episode = self._open.get(record.episode_id)
+        if episode is not None and episode.last is not None and record.step <= episode.last.step:
+            return True
+        resume_at = self._resume_at.get(record.episode_id)
+        return episode is None and resume_at is not None and record.step < resume_at
+
     def add(self, record: StepRecord) -> tuple[list[Transition], EpisodeStats | None]:
         """Feed one message; returns the transitions it completed and, on a final message, the episode stats."""
+        if self._duplicate(record):
+            self.duplicates += 1
+            return [], None
         episode = self._open.get(record.episode_id)
+        resumed = episode is None and self._resume_at.pop(record.episode_id, None) == record.step
         if episode is None:
             previous = self._robot_episode.get(record.robot_id)
             if previous is not None:
@@ -118,6 +152,10 @@ class EpisodeAssembler:
 
         out: list[Transition] = []
         last = episode.last
+        if resumed:  # its transitions up to this step are in the checkpoint; the next one starts here
+            episode.missing_steps = 0
+            episode.last = record
+            return out, None
         if last is not None and record.step == last.step + 1:
             out.append(self._transition(last, record))
         elif last is not None:
@@ -132,6 +170,7 @@ class EpisodeAssembler:
 
         del self._open[record.episode_id]
         self._robot_episode.pop(record.robot_id, None)
+        self._finished.add(record.episode_id)
         self.episodes += 1
         stats = EpisodeStats(
             robot_id=record.robot_id,

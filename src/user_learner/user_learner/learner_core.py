@@ -239,13 +239,12 @@ class LearnerCore:
         return self.log_dir / "checkpoints"
 
     def save(self) -> Path:
-        """Checkpoint agent, buffers, RNG and counters (atomic)."""
+        """Checkpoint agent, buffers, RNG, counters and the assembler's de-duplication state (atomic)."""
         with self.lock:
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
             counters = dataclasses.asdict(self.counters)
-            return save_checkpoint(
-                self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata={"counters": counters}
-            )
+            metadata = {"counters": counters, "assembler": self.assembler.state()}
+            return save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
 
     def resume(self) -> bool:
         """Restore the newest checkpoint under :attr:`checkpoint_root`; False when there is none."""
@@ -260,6 +259,8 @@ class LearnerCore:
             saved: dict[str, Any] = metadata.get("counters", {})
             self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
             self.counters.version = max(self.counters.version, self._published_version())
+            self.assembler = EpisodeAssembler()
+            self.assembler.load_state(metadata.get("assembler", {}))
         return True
 
     def _published_version(self) -> int:

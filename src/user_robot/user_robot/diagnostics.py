@@ -56,6 +56,7 @@ LEARNER_KEYS = (
     "online_buffer_size",
     "demo_buffer_size",
     "transitions_received",
+    "transitions_duplicate",
     "weight_version",
     "publish_latency_ms",
 )

@@ -147,6 +147,9 @@ class EpisodeLog:
         )
 
 
+RESTARTS = {"learner": 3}
+"""Nodes that ``run_graph`` restarts when they die (with ``resume``), and how often at most."""
+
 DRIVER_RESULTS_GRACE_S = 15.0
 """How long results may still arrive after every episode driver has finished."""
 
@@ -220,6 +223,14 @@ def run_graph(
                     status += f" updates={learner.updates} v{learner.version}"
                 progress.update(bar, completed=min(value, total), status=status)
                 dead = procs.dead(ignore=finished_driver)
+                for node in [n for n in dead if n.spec.name in RESTARTS and n.restarts < RESTARTS[n.spec.name]]:
+                    node.restarts += 1
+                    print(f"node {node.label} exited ({node.popen.returncode}); restarting it from its newest "
+                          f"checkpoint ({node.restarts}/{RESTARTS[node.spec.name]}); the robot side keeps running:",
+                          file=sys.stderr)
+                    print_tail(node)
+                    node.start(extra_parameters={"resume": True})
+                    dead.remove(node)
                 if dead:
                     for node in dead:
                         print(f"node {node.label} exited ({node.popen.returncode}):", file=sys.stderr)

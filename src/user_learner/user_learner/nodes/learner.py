@@ -169,7 +169,7 @@ class Learner(Node):
     def _train_loop(self) -> None:
         torch.set_num_threads(1)
         cfg = self.core.cfg
-        window = time.monotonic()
+        window = last_save = time.monotonic()
         window_updates = 0
         while not self._stop.is_set():
             if not self._may_update():
@@ -187,8 +187,10 @@ class Learner(Node):
                 publish = updates % self._publish_every() == 0
             if publish:
                 self._publish_weights()
-            if updates % cfg.checkpoint_every == 0:
+            overdue = cfg.checkpoint_every_s and time.monotonic() - last_save > cfg.checkpoint_every_s
+            if updates % cfg.checkpoint_every == 0 or overdue:
                 self.core.save()
+                last_save = time.monotonic()
             if time.monotonic() - window > 2.0:
                 self._ups = window_updates / (time.monotonic() - window)
                 window, window_updates = time.monotonic(), 0
@@ -237,6 +239,7 @@ class Learner(Node):
             "online_buffer_size": msg.online_buffer_size,
             "demo_buffer_size": msg.demo_buffer_size,
             "transitions_received": c.transitions_received,
+            "transitions_duplicate": self.core.assembler.duplicates,
             "weight_version": c.version,
             "publish_latency_ms": self._publish_latency_ms,
         }
