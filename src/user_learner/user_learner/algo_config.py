@@ -42,7 +42,7 @@ class AlgorithmConfig:
     publish_every: int = 25
     publish_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     checkpoint_every: int = 1000
-    checkpoint_every_s: float = 120.0  # also checkpoint when this long has passed since the last one (0 = never)
+    checkpoint_every_s: float = 60.0  # also checkpoint when this long has passed since the last one (0 = never)
 
     def __post_init__(self) -> None:
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
