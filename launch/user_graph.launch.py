@@ -35,6 +35,8 @@ def graph_nodes(context: LaunchContext) -> list[Node]:
             arguments=list(spec.arguments),
             output="screen",
             emulate_tty=True,
+            respawn=spec.respawn,
+            respawn_delay=2.0,
         )
         for spec in build_graph(task, **parse_options(values))
     ]

@@ -74,6 +74,7 @@ def test_three_sim_robots_one_learner() -> None:
         assert "use_sim_time" not in s.parameters
     (learner,) = [s for s in specs if s.executable == "learner"]
     assert learner.side == "learner" and learner.parameters["robots"] == 3
+    assert learner.respawn and not any(spec.respawn for spec in specs if spec is not learner)
     assert {k: learner.parameters[k] for k in ("task", "algo", "pipeline", "resume")} == {
         "task": "peg_insertion", "algo": "rlpd", "pipeline": "async", "resume": False,
     }

@@ -110,6 +110,7 @@ class NodeSpec:
     side: Side = "robot"
     remappings: dict[str, str] = dataclasses.field(default_factory=dict)
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
+    respawn: bool = False  # launch restarts it when it dies (the learner: it then resumes, see its RUNNING_MARKER)
 
 
 def add_option_arguments(parser: Any, exclude: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None) -> None:
@@ -279,7 +280,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             **({"demos": list(opts.demos)} if opts.demos else {}),
             **common,
         }
-        nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner"))
+        nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner", respawn=True))
     return nodes
 
 

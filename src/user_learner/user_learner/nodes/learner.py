@@ -11,8 +11,10 @@ episode updates are done (sync: one version per episode), checkpoints every
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,20 @@ def message_record(msg: Transition) -> StepRecord:
     return step_record(msg.robot_id, msg.episode_id, msg, obs)
 
 
+RUNNING_MARKER = "learner.running"
+"""Written in the log dir while a learner runs there, removed at a clean shutdown: a learner that finds
+it resumes from the newest checkpoint (a respawn after a crash continues instead of starting over)."""
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (text) exists and is not this one."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError, PermissionError):
+        return False
+    return int(pid) != os.getpid()
+
+
 class Learner(Node):
     """See the module docstring."""
 
@@ -71,13 +87,24 @@ class Learner(Node):
         self.core = LearnerCore(
             self.task, p["algo"], p["obs"], [embodiment], p["log_dir"], seed=p["seed"], policy=p["policy"]
         )
-        if p["resume"] and self.core.resume():
+        self.running_marker = Path(p["log_dir"]) / RUNNING_MARKER
+        crashed = self.running_marker.is_file()  # the previous learner on this log dir never shut down
+        if crashed and _alive(self.running_marker.read_text().strip()):
+            raise ValueError(f"another learner (pid {self.running_marker.read_text().strip()}) runs on "
+                             f"{p['log_dir']}: give this one another log_dir")
+        if crashed and not p["resume"]:
+            self.get_logger().warning(
+                f"{self.running_marker} exists: the previous learner here did not shut down cleanly; resuming"
+            )
+        if (p["resume"] or crashed) and self.core.resume():
             self.get_logger().info(
                 f"resumed from checkpoint: {self.core.counters.updates} updates, v{self.core.counters.version}, "
                 f"{len(self.core.online)} online transitions"
             )
         elif not self.core.counters.demo_transitions:
             self._load_demos(p["demos"])
+        self.running_marker.parent.mkdir(parents=True, exist_ok=True)
+        self.running_marker.write_text(f"{os.getpid()}\n")
         self.secret = load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None
         self.weights_pub = self.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS)
         self.status_pub = self.create_publisher(LearnerStatus, LEARNER_STATUS_TOPIC, STATUS)
@@ -253,6 +280,7 @@ class Learner(Node):
             path = self.core.save()
             self.get_logger().info(f"saved checkpoint {path}")
         self.core.close()
+        self.running_marker.unlink(missing_ok=True)
 
 
 def main(args: list[str] | None = None) -> None:
