@@ -121,3 +121,8 @@ def test_after_a_resume_the_replay_adds_only_what_the_checkpoint_lacks() -> None
     assert steps == sorted({*steps}) and len(steps) == 6 + 8  # every transition once
     assert resumed.duplicates == 7 + 3 and resumed.dropped == 0
     assert replayed[0].obs["state"][0] == 3 and replayed[0].next_obs["state"][0] == 4
+
+
+def test_takeovers_and_intervention_rate() -> None:
+    _, (stats,) = feed(EpisodeAssembler(), messages("r0", "e0", 8, terminated=True, intervened={0, 2, 3, 7}))
+    assert stats.intervened_steps == 4 and stats.takeovers == 3 and stats.intervention_rate == 0.5

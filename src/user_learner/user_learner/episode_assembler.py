@@ -80,6 +80,12 @@ class EpisodeStats:
     intervened_steps: int
     missing_steps: int
     policy_version: int
+    takeovers: int = 0  # runs of consecutive intervened steps (how often a human took over)
+
+    @property
+    def intervention_rate(self) -> float:
+        """Share of the episode's steps whose action came from a human."""
+        return self.intervened_steps / self.length if self.length else 0.0
 
 
 @dataclasses.dataclass
@@ -89,6 +95,7 @@ class _OpenEpisode:
     length: int = 0
     episode_return: float = 0.0
     intervened_steps: int = 0
+    takeovers: int = 0
     missing_steps: int = 0
 
 
@@ -165,6 +172,7 @@ class EpisodeAssembler:
             episode.length += 1
             episode.episode_return += float(record.reward)
             episode.intervened_steps += int(record.intervened)
+            episode.takeovers += int(record.intervened and (last is None or not last.intervened))
             episode.last = record
             return out, None
 
@@ -182,6 +190,7 @@ class EpisodeAssembler:
             truncated=record.truncated,
             end_reason=record.end_reason,
             intervened_steps=episode.intervened_steps,
+            takeovers=episode.takeovers,
             missing_steps=episode.missing_steps,
             policy_version=last.policy_version if last is not None else record.policy_version,
         )

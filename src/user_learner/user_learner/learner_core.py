@@ -158,6 +158,8 @@ class LearnerCore:
                 "env/return": stats.episode_return,
                 "env/episode_len": float(stats.length),
                 "env/intervened_steps": float(stats.intervened_steps),
+                "env/intervention_rate": stats.intervention_rate,
+                "env/takeovers": float(stats.takeovers),
                 "env/success_rate_20": self.success_rate(),
             },
             step,
