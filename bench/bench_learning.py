@@ -7,8 +7,10 @@ Records ``--demos`` scripted-expert demos through the real topics, trains online
 graph (sim cell in lockstep, arm bridge, teleop, actor, episode driver, learner as separate
 processes), and prints the learning curve: success over each window of episodes, against a
 random-policy baseline measured in the same run, then the env steps at which a sliding 20-episode
-window first reaches 80% and the learner's updates per second. The bars: RLPD >= 80% success over
-the last 20 episodes within 15k environment steps, SAC Flow within 20k, on a 2-core CPU.
+window first reaches 80% and the learner's updates per second; then ``user-rl eval`` of the
+untrained and of the final policy over ``--eval-episodes`` episodes (deterministic, same seed). The
+bars: RLPD >= 80% success over the last 20 episodes within 15k environment steps, SAC Flow within
+20k, on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 from config_overrides import algorithm_overrides, parse_sets
 
 from user_learner.cli.collect import record_demos
+from user_learner.cli.eval import evaluate
 from user_learner.cli.runner import run_graph
 from user_learner.cli.sim import run_episodes
 from user_learner.cli.train import samples_demos
+from user_learner.evaluation import eval_line
 from user_learner.graph import algorithm_choices, build_graph
 
 
@@ -37,6 +41,9 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=20)
     parser.add_argument("--real-time-factor", type=float, default=2.0)
     parser.add_argument("--window", type=int, default=20, help="episodes per row of the learning curve")
+    parser.add_argument("--eval-episodes", type=int, default=60,
+                        help="user-rl eval episodes of the untrained and the final policy (0 = skip)")
+    parser.add_argument("--eval-seed", type=int, default=1000)
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of config/algorithms/<algo>.yaml, e.g. rlpd.num_critics=2")
@@ -76,8 +83,9 @@ def main() -> None:
                 unit="steps",
             )
             wall = time.monotonic() - start
-    if code != 0:
-        raise SystemExit(f"training failed (exit {code})")
+            if code != 0:
+                raise SystemExit(f"training failed (exit {code})")
+            evals = evaluate_before_after(args, root) if args.eval_episodes else {}
 
     baseline = random_log.success_rate(last=20)
     changed = "".join(f", {k}={v}" for k, v in sets.items())
@@ -106,6 +114,27 @@ def main() -> None:
         f"({updates / wall:.2f}/s); first {args.window}-episode window at >= 0.8 ends at "
         + (f"episode {first[0]}, env step {first[1]}" if first else "none")
     )
+    for label, (successes, n) in evals.items():
+        print(f"{label}: {eval_line(successes, n)} (user-rl eval, seed {args.eval_seed})")
+
+
+def evaluate_before_after(args: argparse.Namespace, root: Path) -> dict[str, tuple[int, int]]:
+    """``user-rl eval`` of the untrained policy (its seed-0 initialisation) and of the final checkpoint."""
+    from user_learner.learner_core import LearnerCore
+    from user_robot.robot_config import load_robot
+    from user_robot.task_config import load_task
+
+    before = LearnerCore(load_task(args.task), args.algo, "state", [load_robot(args.robot).embodiment],
+                         root / "untrained", tensorboard=False)
+    before.save()
+    out = {}
+    for label, checkpoint in (("before (untrained)", root / "untrained"), ("after", root / "train")):
+        successes, n, code = evaluate(args.task, checkpoint, args.eval_episodes, seed=args.eval_seed,
+                                      robot=args.robot, log_dir=root / "eval" / label.split()[0])
+        if code != 0:
+            raise SystemExit(f"eval of {checkpoint} failed (exit {code})")
+        out[label] = (successes, n)
+    return out
 
 
 def first_window_at(results: list, window: int, rate: float) -> tuple[int, int] | None:

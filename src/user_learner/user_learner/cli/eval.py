@@ -33,23 +33,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate and print the ``eval success=`` line."""
+def evaluate(
+    task: str,
+    checkpoint: Path,
+    episodes: int,
+    *,
+    seed: int = 0,
+    robot: str = "sim",
+    obs: str = "state",
+    real_time_factor: float = 2.0,
+    log_dir: Path = Path("logs/eval"),
+    timeout: float = 0.0,
+) -> tuple[int, int, int]:
+    """Run ``episodes`` eval episodes of ``checkpoint``'s policy; returns (successes, episodes run, exit code)."""
     from user_interfaces.msg import PolicyWeights
     from user_policies.weights_codec import packet_to_msg
     from user_robot.contracts import WEIGHTS_TOPIC
     from user_robot.nodes.qos import WEIGHTS
 
-    robot = load_robot(args.robot)
-    sim = robot.backend == "sim"
+    robot_cfg = load_robot(robot)
+    sim = robot_cfg.backend == "sim"
     specs = build_graph(
-        args.task, robot=args.robot, side="robot", obs=args.obs, mode="eval", episodes=args.episodes,
-        seed=args.seed, real_time_factor=args.real_time_factor if sim else 1.0,
+        task, robot=robot, side="robot", obs=obs, mode="eval", episodes=episodes, seed=seed,
+        real_time_factor=real_time_factor if sim else 1.0,
     )
     # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load
     specs = [dataclasses.replace(s, parameters={**s.parameters, "lockstep_lead_ticks": 0})
              if s.executable == "sim_cell" else s for s in specs]
-    message = packet_to_msg(checkpoint_weights(args.checkpoint, [robot.embodiment]), PolicyWeights())
+    message = packet_to_msg(checkpoint_weights(checkpoint, [robot_cfg.embodiment]), PolicyWeights())
     publishers = []
 
     def publish_weights(node) -> None:
@@ -58,20 +69,29 @@ def run(args: argparse.Namespace) -> int:
 
     log, code = run_graph(
         specs,
-        Path(args.log_dir),
+        log_dir,
         robots=1,
-        done=lambda log: len(log.results) >= args.episodes,
-        total=args.episodes,
+        done=lambda log: len(log.results) >= episodes,
+        total=episodes,
         unit="episodes",
-        timeout_s=args.timeout,
+        timeout_s=timeout,
         setup_monitor=publish_weights,
     )
-    results = log.results[: args.episodes]
+    results = log.results[:episodes]
     without = [r.episode_id for r in results if list(r.policy_versions) != [message.version]]
     if without:
         print(f"{len(without)} episodes did not run the checkpoint's policy alone (e.g. {without[0]}); "
               "see the actor's log", flush=True)
         code = code or 1
-    print(f"{eval_line(sum(r.success for r in results), len(results))} task={args.task} robot={args.robot} "
-          f"seed={args.seed} checkpoint={args.checkpoint}")
+    return sum(r.success for r in results), len(results), code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the ``eval success=`` line."""
+    successes, n, code = evaluate(
+        args.task, args.checkpoint, args.episodes, seed=args.seed, robot=args.robot, obs=args.obs,
+        real_time_factor=args.real_time_factor, log_dir=Path(args.log_dir), timeout=args.timeout,
+    )
+    print(f"{eval_line(successes, n)} task={args.task} robot={args.robot} seed={args.seed} "
+          f"checkpoint={args.checkpoint}")
     return code
