@@ -18,6 +18,9 @@ from user_learner.evaluation import checkpoint_weights, eval_line
 from user_learner.graph import build_graph
 from user_robot.robot_config import load_robot
 
+EVAL_LOCKSTEP_TIMEOUT_S = 15.0
+"""How long the eval sim waits for a silent actor before it goes on without it."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl eval`` flags."""
@@ -57,9 +60,11 @@ def evaluate(
         task, robot=robot, side="robot", obs=obs, mode="eval", episodes=episodes, seed=seed,
         real_time_factor=real_time_factor if sim else 1.0,
     )
-    # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load
-    specs = [dataclasses.replace(s, parameters={**s.parameters, "lockstep_lead_ticks": 0})
-             if s.executable == "sim_cell" else s for s in specs]
+    # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load; and a
+    # patient one: a busy actor (it loads the weights as it starts) is waited for, not run past
+    patient = {"sim_cell": {"lockstep_lead_ticks": 0, "lockstep_timeout_s": EVAL_LOCKSTEP_TIMEOUT_S},
+               "episode_driver": {"actor_silence_s": EVAL_LOCKSTEP_TIMEOUT_S + 5.0}}
+    specs = [dataclasses.replace(s, parameters={**s.parameters, **patient.get(s.executable, {})}) for s in specs]
     message = packet_to_msg(checkpoint_weights(checkpoint, [robot_cfg.embodiment]), PolicyWeights())
     publishers = []
 
