@@ -10,12 +10,17 @@
 - :class:`SpacenavStandin`: spacenav's ``/spacenav/twist`` (Twist) and ``/spacenav/joy`` (Joy),
   reliable depth 10.
 
-:class:`Harness` runs such nodes (and test probes) in an executor thread with its own rclpy context.
+:class:`Harness` runs test probes (and event-driven stand-ins such as the SpaceMouse) in an executor
+thread with its own rclpy context. Stand-ins that stream on a timer (the arm, the cameras) run in
+their own process (:func:`start`, ``python driver_standins.py franka|realsense ...``), so a busy test
+process can never starve them; tests steer them through ROS parameters (:func:`set_parameters`):
+``publishing``, ``xyz`` and ``track`` on the arm, ``publishing`` and ``stamp_offset_s`` on a camera.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,14 +29,19 @@ from typing import Any
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, Twist, Vector3, WrenchStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, qos_profile_sensor_data, qos_profile_system_default
 from sensor_msgs.msg import Image, JointState, Joy
 from std_msgs.msg import Float64
 
-RCLCPP_DEFAULT = QoSProfile(depth=10)  # reliable, volatile: what rclcpp subscribers use by default
+RCLCPP_DEFAULT = QoSProfile(depth=10)
+EQUILIBRIUM_TOPIC = "cartesian_impedance_example_controller/equilibrium_pose"
+WIDTH_TOPIC = "franka_gripper/width_command"  # reliable, volatile: what rclcpp subscribers use by default
 SPACENAV_QOS = QoSProfile(depth=10)
 
 
@@ -41,7 +51,7 @@ class Harness:
     def __init__(self) -> None:
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)  # (the multi-threaded one costs a core)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -103,24 +113,23 @@ class Recorder:
 
 
 class FrankaStandin(Node):
-    """franka_ros2 (Jazzy) topics of one arm, holding a fixed pose unless ``track`` follows the equilibrium."""
+    """franka_ros2 (Jazzy) topics of one arm, holding ``xyz`` unless ``track`` follows the equilibrium.
 
-    def __init__(
-        self,
-        context: Context,
-        namespace: str,
-        xyz: np.ndarray,
-        quat: np.ndarray,
-        rate_hz: float = 50.0,  # light enough for one Python test process that also records everything
-        track: bool = False,
-    ) -> None:
-        super().__init__("franka_standin", namespace=namespace, context=context)
+    Parameters (settable while running): ``xyz`` (m, the measured position), ``track`` (move 20% of
+    the way to the last equilibrium pose per state message), ``publishing`` (False: a reflex, the
+    broadcaster stops).
+    """
+
+    def __init__(self, namespace: str, xyz: list[float], quat: list[float], rate_hz: float = 50.0) -> None:
+        super().__init__("franka_standin", namespace=namespace)
+        self.declare_parameter("xyz", [float(v) for v in xyz])
+        self.declare_parameter("track", False)
+        self.declare_parameter("publishing", True)
         self.xyz = np.asarray(xyz, dtype=np.float64)
         self.quat = np.asarray(quat, dtype=np.float64)
-        self.track = track
-        self.publishing = True
         self.gripper_width = 0.08
-        self.width_commands: list[float] = []
+        self._equilibrium: PoseStamped | None = None
+        self.add_on_set_parameters_callback(self._on_parameters)
         sensor = qos_profile_sensor_data
         self.pose_pub = self.create_publisher(PoseStamped, "franka_robot_state_broadcaster/current_pose", sensor)
         self.wrench_pub = self.create_publisher(
@@ -130,20 +139,25 @@ class FrankaStandin(Node):
             JointState, "franka_robot_state_broadcaster/measured_joint_states", sensor
         )
         self.gripper_pub = self.create_publisher(JointState, "franka_gripper/joint_states", RCLCPP_DEFAULT)
-        self.equilibria = Recorder(
-            self, PoseStamped, "cartesian_impedance_example_controller/equilibrium_pose", RCLCPP_DEFAULT
+        self.create_subscription(
+            PoseStamped, EQUILIBRIUM_TOPIC, lambda m: setattr(self, "_equilibrium", m), RCLCPP_DEFAULT
         )
-        self.create_subscription(Float64, "franka_gripper/width_command", self._on_width, RCLCPP_DEFAULT)
+        self.create_subscription(Float64, WIDTH_TOPIC, self._on_width, RCLCPP_DEFAULT)
         self.create_timer(1.0 / rate_hz, self._publish)
 
+    def _on_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "xyz":
+                self.xyz = np.asarray(param.value, dtype=np.float64)
+        return SetParametersResult(successful=True)
+
     def _on_width(self, msg: Float64) -> None:
-        self.width_commands.append(msg.data)
         self.gripper_width = msg.data
 
     def _publish(self) -> None:
-        if not self.publishing:
+        if not self.get_parameter("publishing").value:
             return
-        if self.track and (eq := self.equilibria.last()) is not None:
+        if self.get_parameter("track").value and (eq := self._equilibrium) is not None:
             p, q = eq.pose.position, eq.pose.orientation
             self.xyz = self.xyz + 0.2 * (np.array([p.x, p.y, p.z]) - self.xyz)
             self.quat = np.array([q.x, q.y, q.z, q.w])
@@ -168,50 +182,45 @@ class FrankaStandin(Node):
 
 
 class RealsenseStandin(Node):
-    """realsense2_camera color stream ``/camera/<name>/color/image_raw`` (640×480 rgb8 by default)."""
+    """realsense2_camera color stream ``/camera/<name>/color/image_raw`` (640×480 rgb8 by default).
+
+    Parameters (settable while running): ``publishing`` (False: the stream stops) and
+    ``stamp_offset_s`` (frames stamped this long ago: a stalled pipeline).
+    """
 
     def __init__(
-        self,
-        context: Context,
-        name: str,
-        encoding: str = "rgb8",
-        size: tuple[int, int] = (480, 640),
-        rate_hz: float = 30.0,
-        stamp_offset_s: float = 0.0,
+        self, name: str, encoding: str = "rgb8", size: tuple[int, int] = (480, 640), rate_hz: float = 30.0
     ) -> None:
-        super().__init__(f"realsense_{name}", namespace=f"/camera/{name}", context=context)
-        self.encoding = encoding
-        self.size = size
-        self.publishing = True
-        self.stamp_offset_s = stamp_offset_s
-        self._data: tuple[tuple[int, ...], bytes] | None = None
+        super().__init__(f"realsense_{name}", namespace=f"/camera/{name}")
+        self.declare_parameter("publishing", True)
+        self.declare_parameter("stamp_offset_s", 0.0)
+        pixels = camera_frame(encoding, size)
+        self._template = Image(height=size[0], width=size[1], encoding=encoding, is_bigendian=0)
+        self._template.step = size[1] * pixels.shape[2]
+        self._template.data = pixels.tobytes()  # the frame never changes: built once
         self.pub = self.create_publisher(Image, "color/image_raw", qos_profile_system_default)
         self.create_timer(1.0 / rate_hz, self._publish)
 
-    def frame(self) -> np.ndarray:
-        """The pixels of a frame in the stream's channel order."""
-        h, w = self.size
-        channels = 1 if self.encoding == "mono8" else 3
-        pixels = np.zeros((h, w, channels), dtype=np.uint8)
-        pixels[..., 0] = (np.arange(w)[None, :] * 255 // (w - 1)).astype(np.uint8)  # left dark, right bright
-        if channels == 3:
-            pixels[..., 2] = 200  # blue in rgb8, red in bgr8
-        return pixels
-
     def _publish(self) -> None:
-        if not self.publishing:
+        if not self.get_parameter("publishing").value:
             return
-        if self._data is None:  # the frame never changes: build it once (keeps the test process light)
-            pixels = self.frame()
-            self._data = (pixels.shape, pixels.tobytes())
-        (h, w, c), data = self._data
-        msg = Image(height=h, width=w, encoding=self.encoding, is_bigendian=0)
-        msg.step = w * c
-        msg.data = data
-        stamp = self.get_clock().now().nanoseconds - int(self.stamp_offset_s * 1e9)
+        msg = self._template
+        offset = self.get_parameter("stamp_offset_s").value
+        stamp = self.get_clock().now().nanoseconds - int(offset * 1e9)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         msg.header.frame_id = f"{self.get_namespace().strip('/').replace('/', '_')}_color_optical_frame"
         self.pub.publish(msg)
+
+
+def camera_frame(encoding: str = "rgb8", size: tuple[int, int] = (480, 640)) -> np.ndarray:
+    """The pixels :class:`RealsenseStandin` streams, in the stream's channel order."""
+    h, w = size
+    channels = 1 if encoding == "mono8" else 3
+    pixels = np.zeros((h, w, channels), dtype=np.uint8)
+    pixels[..., 0] = (np.arange(w)[None, :] * 255 // (w - 1)).astype(np.uint8)  # left dark, right bright
+    if channels == 3:
+        pixels[..., 2] = 200  # blue in rgb8, red in bgr8
+    return pixels
 
 
 class SpacenavStandin(Node):
@@ -232,3 +241,37 @@ class SpacenavStandin(Node):
             joy = Joy(axes=[float(a) for a in axes], buttons=list(buttons))
             joy.header.stamp = self.get_clock().now().to_msg()
             self.joy_pub.publish(joy)
+
+
+def set_parameters(probe: Node, node: str, timeout: float = 10.0, **values: Any) -> None:
+    """Set parameters of the running node ``node`` (fully qualified name) and wait until they are set."""
+    client = AsyncParameterClient(probe, node)
+    assert client.wait_for_services(timeout_sec=timeout), f"{node}'s parameter services"
+    future = client.set_parameters([Parameter(name, value=value) for name, value in values.items()])
+    results = wait_until(lambda: future.done() and future.result(), timeout, f"setting {values} on {node}").results
+    assert all(r.successful for r in results), results
+
+
+def start(spawn: Callable[..., Any], *args: str) -> Any:
+    """Start a stand-in in its own process (``spawn`` is the test's fixture); returns once it streams."""
+    proc = spawn([__file__, *map(str, args)])
+    proc.wait_for("standin ready", timeout=60.0)
+    return proc
+
+
+def main() -> None:
+    """``driver_standins.py franka NS X Y Z QX QY QZ QW`` or ``driver_standins.py realsense NAME ENCODING RATE_HZ``."""
+    kind, *args = sys.argv[1:]
+    rclpy.init()
+    if kind == "franka":
+        node: Node = FrankaStandin(args[0], [float(a) for a in args[1:4]], [float(a) for a in args[4:8]])
+    else:
+        node = RealsenseStandin(args[0], args[1], rate_hz=float(args[2]))
+    print("standin ready", flush=True)
+    with contextlib.suppress(KeyboardInterrupt, ExternalShutdownException):
+        rclpy.spin(node)
+    rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,14 @@
 """The arm bridge as a real process over real DDS, against a franka_ros2 stand-in with its exact topics.
 
-Covers: startup hold of the measured pose, action → equilibrium pose in the base and the
-end-effector frame (through the one mapping), workspace clamping, NaN rejection, the command
-watchdog, gripper width commands with debounce, the reset action (lift, then a seeded randomized
-reset pose inside the box), driver loss (a reflex) as a clear NO_DATA state with re-seeding, the
-clear startup error without franka_msgs, and /diagnostics.
+The wiring, end to end: the driver's state passed through, commands (stamp, frame, publisher gid)
+into the core and its poses out on the equilibrium topic with the command's stamp, holds, the
+gripper width topic, the reset action (goal, result, cancel), the action_scale parameter, driver
+loss as a clear NO_DATA state and log line with re-seeding, the clear startup error without
+franka_msgs, /diagnostics, and the same bridge on the MuJoCo sim cell. What the bridge decides at
+each moment (watchdog timing, debounce, hand-over, reset arrival) is tested tick by tick without
+DDS in ``src/user_robot/test/test_bridge_core.py``. The arm stand-in runs in its own process and
+every wait here is for an event, never a rate or a duration, so a loaded machine only slows the
+test down.
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Log
 from rclpy.action import ActionClient
 from rclpy.duration import Duration
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import Float64
 
 from user_interfaces.action import ResetArm
 from user_interfaces.msg import ArmCommand, ArmState
@@ -35,16 +38,11 @@ from user_robot.action_mapping import apply_action
 from user_robot.config_loader import config_dir, from_mapping
 from user_robot.diagnostics import ARM_BRIDGE_KEYS, values_of
 from user_robot.nodes.qos import CONTROL
-from user_robot.pose_math import quat_from_rpy, rpy_from_quat, wrap_angle
+from user_robot.pose_math import quat_from_rpy, rpy_from_quat
 from user_robot.reset_planner import reset_pose
 from user_robot.robot_config import load_robot
 from user_robot.safety import Workspace, rotation_angle
 from user_robot.task_config import TaskConfig, load_task
-
-# Timing assertions over real DDS; the stand-ins, recorders and probe
-# share one Python process, whose rclpy executor lags under load: rerun a failure (CI has 2 cores).
-pytestmark = pytest.mark.flaky(reruns=4, reruns_delay=2)
-
 
 NS = f"/bridge_test_{os.getpid()}"  # unique: never cross-talks with other robot_0 graphs
 DOWN = quat_from_rpy([math.pi, 0.0, 0.0])
@@ -65,24 +63,38 @@ def pose_of(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Cell:
-    """Harness + franka stand-in + a probe node in the robot namespace."""
+    """A franka_ros2 stand-in in its own process + a probe node in the robot namespace (in this one)."""
 
-    def __init__(self, xyz: np.ndarray, quat: np.ndarray = DOWN) -> None:
+    def __init__(self, spawn, xyz: np.ndarray, quat: np.ndarray = DOWN) -> None:
+        self.spawn = spawn
+        self.bridge = None
+        standins.start(spawn, "franka", NS, *xyz, *quat)
         self.h = standins.Harness()
-        self.franka = self.h.add(standins.FrankaStandin(self.h.context, NS, xyz, quat))
         self.probe = self.h.node("probe", NS)
         self.states = standins.Recorder(self.probe, ArmState, "arm/state", CONTROL)
+        qos = standins.RCLCPP_DEFAULT
+        self.equilibria = standins.Recorder(self.probe, PoseStamped, standins.EQUILIBRIUM_TOPIC, qos)
+        self.widths = standins.Recorder(self.probe, Float64, standins.WIDTH_TOPIC, qos)
         self.diagnostics = standins.Recorder(self.probe, DiagnosticArray, "/diagnostics", 10)
         self.rosout = standins.Recorder(self.probe, Log, "/rosout", ROSOUT)
         self.commands = self.probe.create_publisher(ArmCommand, "arm/command", CONTROL)
         self.frame = "base"  # the frame the bridge drives for the task (sim robot config)
 
-    def command(self, action: list[float], age_s: float = 0.0, frame: str | None = None, publisher=None) -> None:
+    def start_bridge(self, **kwargs) -> None:
+        self.bridge = start_bridge(self.spawn, **kwargs)
+
+    def franka(self, **values: object) -> None:
+        """Set the arm stand-in's parameters (``xyz``, ``track``, ``publishing``)."""
+        standins.set_parameters(self.probe, f"{NS}/franka_standin", **values)
+
+    def command(self, action: list[float], age_s: float = 0.0, frame: str | None = None, publisher=None) -> ArmCommand:
         publisher = publisher or self.commands
         standins.wait_until(lambda: publisher.get_subscription_count() > 0, 10.0, "the bridge's subscription")
-        publisher.publish(arm_command(self.probe, action, self.frame if frame is None else frame, age_s))
+        msg = arm_command(self.probe, action, self.frame if frame is None else frame, age_s)
+        publisher.publish(msg)
+        return msg
 
-    def wait_status(self, status: int, contains: str = "", timeout: float = 15.0) -> ArmState:
+    def wait_status(self, status: int, contains: str = "", timeout: float = 30.0) -> ArmState:
         start = time.monotonic()
         deadline = start + timeout
         while time.monotonic() < deadline:  # any state since we began waiting: a short one may be gone already
@@ -90,32 +102,28 @@ class Cell:
                 if state.status == status and contains in state.message:
                     return state
             time.sleep(0.01)
-        state = self.states.last()
-        age = time.monotonic() - self.states.messages[-1][0] if self.states.messages else math.inf
-        raise AssertionError(f"no state {status} '{contains}' in {timeout} s; last ({age:.2f} s ago): {state}")
+        log = "\n".join(self.bridge.lines[-10:]) if self.bridge else ""
+        last = self.states.last()
+        raise AssertionError(f"no state {status} '{contains}' in {timeout} s; last: {last}\nbridge:\n{log}")
 
     def equilibrium(self) -> tuple[np.ndarray, np.ndarray]:
         """The equilibrium pose now being published (waits for a fresh message)."""
         t = time.monotonic()
-        msgs = standins.wait_until(lambda: self.franka.equilibria.since(t), 5.0, "an equilibrium pose")
+        msgs = standins.wait_until(lambda: self.equilibria.since(t), 10.0, "an equilibrium pose")
         return pose_of(msgs[-1])
 
     def command_and_wait(self, action: list[float]) -> tuple[np.ndarray, np.ndarray]:
-        """Send a command; return the first equilibrium pose that differs from the one before."""
-        before, _ = self.equilibrium()
-        self.command(action)
+        """Send a command; return the equilibrium pose the bridge published for it (stamped with its stamp)."""
+        t = time.monotonic()
+        stamp = self.command(action).header.stamp
+        msg = standins.wait_until(
+            lambda: next((m for m in self.equilibria.since(t) if m.header.stamp == stamp), None),
+            10.0,
+            f"the equilibrium pose of our command (state: {self.states.last()})",
+        )
+        return pose_of(msg)
 
-        def changed() -> tuple[np.ndarray, np.ndarray] | None:
-            last = pose_of(self.franka.equilibria.last())
-            return last if np.linalg.norm(last[0] - before) > 1e-12 else None
-
-        return standins.wait_until(changed, 5.0, f"a new equilibrium pose (state: {self.states.last()})")
-
-    def settled_equilibrium(self) -> tuple[np.ndarray, np.ndarray]:
-        time.sleep(0.15)
-        return self.equilibrium()
-
-    def diag(self, timeout: float = 5.0) -> dict[str, str]:
+    def diag(self, timeout: float = 10.0) -> dict[str, str]:
         """The bridge's next /diagnostics values (other nodes may publish there too)."""
         t = time.monotonic()
         name = f"{NS.strip('/')}/arm_bridge"
@@ -124,13 +132,17 @@ class Cell:
         )
         return values_of(msgs[-1])
 
+    def logged(self, level: int, text: str) -> list[str]:
+        """The bridge's /rosout lines at ``level`` containing ``text``."""
+        return [m.msg for _, m in self.rosout.messages if m.level == level and text in m.msg]
+
 
 @pytest.fixture
-def cell_factory():
+def cell_factory(spawn):
     cells: list[Cell] = []
 
     def make(xyz: np.ndarray, quat: np.ndarray = DOWN) -> Cell:
-        cells.append(Cell(xyz, quat))
+        cells.append(Cell(spawn, xyz, quat))
         return cells[-1]
 
     yield make
@@ -144,9 +156,8 @@ def start_bridge(spawn, task: str = "peg_insertion", robot: str = "sim", env: di
     return spawn([*args, "-p", f"task:={task}", "-p", f"robot:={robot}"], {**unbuffered_logs, **(env or {})})
 
 
-def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> None:
+def test_base_frame_state_commands_holds_diagnostics_and_reset(spawn, cell_factory) -> None:
     task = load_task("peg_insertion")  # base frame, 6 dims, 0.01 m / 0.05 rad per tick
-    limits = load_robot("sim").safety  # watchdog_s, bridge_rate_hz
     target = np.array(task.target.xyz)
     measured = target + np.array([0.055, 0.0, 0.0])
     cell = cell_factory(measured)
@@ -155,23 +166,21 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     # Startup: hold the measured pose, status HOLDING, the driver's state passed through.
     cell.wait_status(ArmState.STATUS_HOLDING, "first command")
     state = standins.wait_until(  # wrench and gripper arrive on their own topics
-        lambda: (s := cell.states.last()) and s.gripper_width > 0 and s.wrench.force.z > 0 and s, 5.0, "full state"
+        lambda: (s := cell.states.last()) and s.gripper_width > 0 and s.wrench.force.z > 0 and s, 10.0, "full state"
     )
-    xyz, quat = cell.settled_equilibrium()
+    xyz, quat = cell.equilibrium()
     np.testing.assert_allclose(xyz, measured, atol=1e-12)
     assert rotation_angle(quat, DOWN) < 1e-9
     assert state.header.frame_id == "base"
     assert (state.wrench.force.x, state.wrench.force.z) == (0.5, 3.0)
     assert math.isclose(state.gripper_width, 0.08, rel_tol=1e-6)
 
-    # Action → equilibrium = measured pose + scaled delta, in the base frame (yaw about base z).
+    # Action → equilibrium = measured pose + scaled delta, stamped with the command's stamp.
     action = [-1.0, 0.5, 1.0, 0.0, 0.0, 1.0]
     xyz, quat = cell.command_and_wait(action)
-    np.testing.assert_allclose(xyz, measured + np.array([-0.01, 0.005, 0.01]), atol=1e-9)
-    rpy = rpy_from_quat(quat)
-    assert abs(wrap_angle(rpy[0] - math.pi)) < 1e-9 and abs(rpy[1]) < 1e-9 and math.isclose(rpy[2], 0.05, abs_tol=1e-9)
     expected = apply_action(np.array(action), measured, DOWN, task.action)
     np.testing.assert_allclose(xyz, expected.xyz, atol=1e-9)
+    assert rotation_angle(quat, expected.quat) < 1e-9
     cell.wait_status(ArmState.STATUS_OK)
 
     # Workspace: x beyond +6 cm and z below -3 mm of the target are clipped to the box.
@@ -181,55 +190,44 @@ def test_base_frame_mapping_clamps_nan_watchdog_reset(spawn, cell_factory) -> No
     # NaN: rejected, pose held, status says why.
     cell.command([math.nan, 0.0, 0.0, 0.0, 0.0, 0.0])
     cell.wait_status(ArmState.STATUS_HOLDING, "non-finite")
-    np.testing.assert_allclose(cell.settled_equilibrium()[0], target + np.array([0.06, 0.0, -0.003]), atol=1e-9)
+    np.testing.assert_allclose(cell.equilibrium()[0], target + np.array([0.06, 0.0, -0.003]), atol=1e-9)
 
-    # Watchdog: a valid command, then silence → HOLDING within watchdog_s, last safe pose re-published.
-    cell.command([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    cell.wait_status(ArmState.STATUS_OK)
-    sent = time.monotonic()
-    cell.wait_status(ArmState.STATUS_HOLDING, "watchdog", timeout=3.0)
-    assert limits.watchdog_s - 0.1 < time.monotonic() - sent < limits.watchdog_s + 1.0
-    t = time.monotonic()
-    time.sleep(0.5)
-    held = [pose_of(m)[0] for m in cell.franka.equilibria.since(t)]
-    assert len(held) >= 3  # re-published while holding (its rate is a benchmark's business, not a test's)
-    np.testing.assert_allclose(held, [measured - np.array([0.01, 0.0, 0.0])] * len(held), atol=1e-9)
+    # Watchdog: a valid command, then silence → HOLDING, the last safe pose re-published.
+    cell.command_and_wait([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    cell.wait_status(ArmState.STATUS_HOLDING, "watchdog")
+    np.testing.assert_allclose(cell.equilibrium()[0], measured - np.array([0.01, 0.0, 0.0]), atol=1e-9)
 
     values = cell.diag()
     assert set(ARM_BRIDGE_KEYS) <= set(values)
     assert int(values["clamps_workspace"]) >= 1
     assert int(values["rejected_nonfinite"]) == 1
-    assert int(values["watchdog_holds"]) == 1
+    assert int(values["watchdog_holds"]) >= 1
     assert float(values["loop_rate_hz"]) > 0  # measured (its value under load is a benchmark's business)
     assert values["status"] == "holding"
 
     # action_scale (safe to lower at run time): halves the step; outside [0, 1] it is refused.
-    params = AsyncParameterClient(cell.probe, f"{NS}/arm_bridge")
-    assert params.wait_for_services(timeout_sec=10.0)
-    for value, ok in ((1.5, False), (0.5, True)):
-        future = params.set_parameters([Parameter("action_scale", value=value)])
-        assert standins.wait_until(lambda f=future: f.done() and f.result(), 5.0, "set").results[0].successful is ok
+    with pytest.raises(AssertionError, match="successful=False"):
+        standins.set_parameters(cell.probe, f"{NS}/arm_bridge", action_scale=1.5)
+    standins.set_parameters(cell.probe, f"{NS}/arm_bridge", action_scale=0.5)
     xyz, _ = cell.command_and_wait([-1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(xyz, measured - np.array([0.005, 0.0, 0.0]), atol=1e-9)
 
     # Reset: lift first, then to the seeded randomized reset pose inside the box; done once the arm is there.
-    cell.franka.track = True
+    cell.franka(track=True)
     client = ActionClient(cell.probe, ResetArm, "arm/reset")
     assert client.wait_for_server(timeout_sec=10.0)
     t_reset = time.monotonic()
     future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True, randomize=True, seed=3))
     handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
     assert handle.accepted
-    cell.wait_status(ArmState.STATUS_RESETTING, timeout=2.0)
     result_future = handle.get_result_async()
-    result = standins.wait_until(lambda: result_future.done() and result_future.result(), 10.0, "reset result").result
+    result = standins.wait_until(lambda: result_future.done() and result_future.result(), 30.0, "reset result").result
     assert result.success, result.message
     ws = Workspace(task.target, task.workspace)
     goal = reset_pose(task, ws, np.random.default_rng(3))
     final_xyz = np.array([result.final_pose.position.x, result.final_pose.position.y, result.final_pose.position.z])
     np.testing.assert_allclose(final_xyz, goal.xyz, atol=1e-9)
-    assert ws.contains_xyz(final_xyz)
-    path = np.array([pose_of(m)[0] for m in cell.franka.equilibria.since(t_reset)])
+    path = np.array([pose_of(m)[0] for m in cell.equilibria.since(t_reset)])
     first_xy_move = np.argmax(np.linalg.norm(path[:, :2] - path[0, :2], axis=1) > 1e-4)
     assert path[first_xy_move, 2] >= path[0, 2] + 0.9 * task.reset.lift  # lifted before moving sideways
     cell.wait_status(ArmState.STATUS_HOLDING, "first command")
@@ -248,55 +246,40 @@ def ee_task_config(tmp_path: Path) -> tuple[dict[str, str], TaskConfig]:
 
 
 def test_stale_foreign_frame_and_second_source_commands_are_dropped(spawn, cell_factory) -> None:
+    """The gate's inputs come from DDS: the stamp, the frame and the publisher's gid (its timing: test_bridge_core)."""
     measured = np.array(load_task("peg_insertion").target.xyz) + np.array([0.0, 0.0, 0.05])
     cell = cell_factory(measured)
-    start_bridge(spawn)
+    cell.start_bridge()
     cell.wait_status(ArmState.STATUS_HOLDING)
     owner_pose, _ = cell.command_and_wait([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])  # the probe now owns arm/command
 
-    def refused(kind: str) -> int:
-        return int(cell.diag()[f"commands_{kind}"])
-
-    def unmoved_after(send) -> None:
-        send()
-        time.sleep(0.5)
-        np.testing.assert_allclose(cell.equilibrium()[0], owner_pose, atol=1e-12)
-
-    unmoved_after(lambda: cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], age_s=3600.0))  # an hour-old command
-    assert refused("stale") >= 1
-    unmoved_after(lambda: cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], frame="map"))
-    assert refused("foreign_frame") >= 1
-    warned = [m.msg for _, m in cell.rosout.messages if m.level == Log.WARN and "dropping arm commands" in m.msg]
-    assert any("(stale)" in w for w in warned) and any("(foreign_frame)" in w for w in warned), warned
+    cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], age_s=3600.0)  # an hour-old command
+    standins.wait_until(lambda: cell.logged(Log.WARN, "(stale)"), 10.0, "the stale command logged")
+    cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], frame="map")  # (arm/command keeps only the latest: one by one)
+    standins.wait_until(lambda: cell.logged(Log.WARN, "(foreign_frame)"), 10.0, "the foreign frame logged")
+    values = cell.diag()
+    assert int(values["commands_stale"]) == 1 and int(values["commands_foreign_frame"]) == 1
+    np.testing.assert_allclose(cell.equilibrium()[0], owner_pose, atol=1e-12)
 
     intruder = cell.h.node("intruder", NS).create_publisher(ArmCommand, "arm/command", CONTROL)
 
-    def both_command() -> None:  # the owner stays active; the intruder's commands go on (discovery may take a while)
-        for _ in range(5):  # the owner first takes arm/command back (it has been silent longer than its timeout)
-            cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-            time.sleep(0.1)
-        for _ in range(20):
-            cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-            cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0], publisher=intruder)
-            time.sleep(0.1)
+    def intruder_refused() -> bool:  # both command in turn: whichever spoke last owns arm/command, the other is refused
+        cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        time.sleep(0.1)  # (arm/command keeps only the newest message: give the bridge time to take each)
+        cell.command([0.0, 0.0, 0.0, 0.0, 0.0, 0.0], publisher=intruder)
+        time.sleep(0.1)
+        return bool(cell.logged(Log.WARN, "(foreign_source)"))
 
-    unmoved_after(both_command)
-    assert refused("foreign_source") >= 1
-    assert any("/intruder" in m.msg for _, m in cell.rosout.messages if "(foreign_source)" in m.msg)
-    time.sleep(load_robot("sim").safety.command_owner_timeout_s + 0.2)  # the owner fell silent: hand over
-    before = time.monotonic()
-    cell.command([0.0, 0.0, -1.0, 0.0, 0.0, 0.0], publisher=intruder)
-    standins.wait_until(
-        lambda: any(pose_of(m)[0][2] < owner_pose[2] - 0.005 for m in cell.franka.equilibria.since(before)),
-        5.0, "the intruder's command executed once the owner was silent",
-    )
+    standins.wait_until(intruder_refused, 20.0, "the second publisher refused")
+    assert any("/intruder" in line and "/probe" in line for line in cell.logged(Log.WARN, "(foreign_source)"))
+    assert int(cell.diag()["commands_foreign_source"]) >= 1
 
 
-def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) -> None:
+def test_ee_frame_gripper_wrong_dims_and_reset_cancel(spawn, cell_factory, tmp_path) -> None:
     env, task = ee_task_config(tmp_path)
     measured = np.array(task.target.xyz) + np.array([0.0, 0.0, 0.05])
     cell = cell_factory(measured)
-    start_bridge(spawn, task="peg_ee", env=env)
+    cell.start_bridge(task="peg_ee", env=env)
     cell.wait_status(ArmState.STATUS_HOLDING)
     cell.frame = load_robot("sim").ee_frame
 
@@ -304,21 +287,8 @@ def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) ->
     xyz, quat = cell.command_and_wait([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
     np.testing.assert_allclose(xyz, measured + np.array([0.0, -0.01, -0.01]), atol=1e-9)
     assert math.isclose(rpy_from_quat(quat)[2], -0.05, abs_tol=1e-9)
-    standins.wait_until(lambda: cell.franka.width_commands == [0.0], 3.0, "gripper close (width 0)")
-
-    # Open right after closing: debounced (0.6 s); again after the debounce time: sent.
-    cell.command([*[0.0] * 6, -1.0])
+    standins.wait_until(lambda: [m.data for _, m in cell.widths.messages] == [0.0], 10.0, "gripper close (width 0)")
     assert cell.wait_status(ArmState.STATUS_OK).gripper_closed
-    time.sleep(0.3)
-    assert cell.franka.width_commands == [0.0]
-    time.sleep(0.5)
-    # The debounce runs from when the bridge handled the close, which may lag our send: ask until it opens.
-    deadline = time.monotonic() + 5.0
-    while cell.franka.width_commands != [0.0, 0.08]:
-        assert time.monotonic() < deadline, f"gripper never opened: {cell.franka.width_commands}"
-        cell.command([*[0.0] * 6, -1.0])
-        time.sleep(0.2)
-    assert int(cell.diag()["gripper_debounced"]) >= 1
 
     # A command with the wrong number of dims is rejected and named.
     cell.command([0.0] * 6)
@@ -329,7 +299,7 @@ def test_ee_frame_mapping_and_gripper_debounce(spawn, cell_factory, tmp_path) ->
     assert client.wait_for_server(timeout_sec=10.0)
     future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True))
     handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
-    cell.wait_status(ArmState.STATUS_RESETTING, timeout=2.0)
+    cell.wait_status(ArmState.STATUS_RESETTING)
     handle.cancel_goal_async()
     result_future = handle.get_result_async()
     done = standins.wait_until(lambda: result_future.done() and result_future.result(), 10.0, "canceled result")
@@ -341,28 +311,26 @@ def test_driver_loss_is_a_clear_state_and_reseeds(spawn, cell_factory) -> None:
     task = load_task("peg_insertion")
     measured = np.array(task.target.xyz) + np.array([0.0, 0.0, 0.05])
     cell = cell_factory(measured)
-    start_bridge(spawn)
+    cell.start_bridge()
     cell.wait_status(ArmState.STATUS_HOLDING)
-    cell.command([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
-    cell.wait_status(ArmState.STATUS_OK)
+    cell.command_and_wait([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
 
-    cell.franka.publishing = False  # a reflex: the broadcaster stops
-    max_age = load_robot("sim").safety.max_state_age_s
-    state = cell.wait_status(ArmState.STATUS_NO_DATA, "no driver state", timeout=max_age + 3.0)
+    cell.franka(publishing=False)  # a reflex: the broadcaster stops
+    state = cell.wait_status(ArmState.STATUS_NO_DATA, "no driver state")
     assert "error_recovery" in state.message
-    t = time.monotonic()
-    time.sleep(0.3)
-    assert cell.franka.equilibria.since(t) == []  # nothing commanded while the state is missing
     logged = standins.wait_until(
-        lambda: [m for _, m in cell.rosout.messages if m.level == Log.ERROR and "no driver state" in m.msg], 5.0, "log"
+        lambda: [m for _, m in cell.rosout.messages if m.level == Log.ERROR and "no driver state" in m.msg], 10.0, "log"
     )
     assert logged[0].name == f"{NS.strip('/')}.arm_bridge"
+    t = time.monotonic() + 0.2  # (a pose published just before the outage may still be in flight)
+    time.sleep(0.5)
+    assert cell.equilibria.since(t) == []  # nothing commanded while the state is missing
 
     moved = measured + np.array([0.02, 0.0, 0.0])  # the arm was moved during the outage
-    cell.franka.xyz = moved
-    cell.franka.publishing = True
+    cell.franka(xyz=[float(v) for v in moved], publishing=True)
     cell.wait_status(ArmState.STATUS_HOLDING, "first command")
-    np.testing.assert_allclose(cell.settled_equilibrium()[0], moved, atol=1e-12)
+    np.testing.assert_allclose(cell.equilibrium()[0], moved, atol=1e-12)
+    assert standins.wait_until(lambda: cell.logged(Log.INFO, "driver state back"), 10.0, "the outage's end logged")
 
 
 def test_franka_gripper_without_franka_msgs_fails_clearly(spawn) -> None:
