@@ -2,7 +2,8 @@
 
 Covers: both configured cameras arrive as 128×128×3 RGB crops of the 640×480 stream (rgb8 and
 bgr8 alike), and freshness: a camera that stops, or sends frames stamped
-too long ago, is reported stale while the other stays fresh.
+too long ago, is reported stale while the other stays fresh. Each stream runs in its own process
+and every wait is for an event, so a loaded machine only slows the test down.
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from user_robot.nodes.cameras import CameraSet
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
-# Timing assertions over real DDS; two 640x480 stand-in streams and the subscriber
-# share one Python process, whose rclpy executor lags under load: rerun a failure (CI has 2 cores).
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
-
 
 @pytest.fixture
 def harness():
@@ -31,43 +28,39 @@ def harness():
     h.close()
 
 
-def test_frames_crops_and_staleness(harness) -> None:
+def test_frames_crops_and_staleness(spawn, harness) -> None:
     robot = load_robot("franka")  # /camera/{wrist,front}/color/image_raw, 640x480, crop [80, 0, 480, 480]
     task = load_task("peg_insertion")  # cameras wrist + front, 128x128
-    # max_age 1 s: generous against scheduling stalls of this one test process, which runs both
-    # stand-in cameras and the subscriber; the logic under test is the same at any limit.
-    task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, max_age_s=1.0))
-    # 15 Hz: two 640x480 streams and their decoding share one Python process here
-    harness.add(standins.RealsenseStandin(harness.context, "wrist", "rgb8", rate_hz=15.0))
-    front = harness.add(standins.RealsenseStandin(harness.context, "front", "bgr8", rate_hz=15.0))
+    max_age_s = task.observation.max_age_s
+    standins.start(spawn, "realsense", "wrist", "rgb8", 15.0)  # each stream in its own process
+    standins.start(spawn, "realsense", "front", "bgr8", 15.0)
     node = harness.node("actor_probe")
     cams = CameraSet(node, robot, task)
     assert cams.stale() == ["wrist", "front"] and cams.max_age_ms() == float("inf")
 
-    standins.wait_until(lambda: not cams.stale(), 15.0, "fresh frames from both cameras")
+    # Fresh: a frame from each within max_age (asked until it holds: this process may be slow to take them).
+    standins.wait_until(lambda: not cams.stale(), 30.0, "fresh frames from both cameras")
     frames = cams.latest()
     assert set(frames) == {"wrist", "front"}
-    for name, (frame, stamp) in frames.items():
+    for name, (frame, _) in frames.items():
         assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8, name
-        assert abs(time.time() - stamp) < 1.0
         # The crop keeps columns 80..560 of the 640-px 0..255 gradient: ~32..223 after resizing.
         gradient = frame[64, :, 2 if name == "front" else 0].astype(int)
         assert 28 <= gradient[0] <= 38 and 215 <= gradient[-1] <= 228 and np.all(np.diff(gradient) >= 0)
     np.testing.assert_array_equal(frames["wrist"][0][:, :, 2], 200)  # rgb8: blue channel
     np.testing.assert_array_equal(frames["front"][0][:, :, 0], 200)  # bgr8 converted: red channel
 
-    # The front camera stops: stale after max_age; the wrist stays fresh.
-    front.publishing = False
-    standins.wait_until(lambda: cams.stale() == ["front"], 5.0, "front stale")
-    assert 1000 < cams.max_age_ms() < 4000
+    # The front camera stops: stale once its last frame is older than max_age; the wrist stays fresh.
+    standins.set_parameters(node, "/camera/front/realsense_front", publishing=False)
+    standins.wait_until(lambda: cams.stale() == ["front"], 30.0, "front stale")
+    assert cams.max_age_ms() > max_age_s * 1e3
 
     # Frames keep arriving but are stamped 3 s in the past (a stalled pipeline): stale too.
-    front.stamp_offset_s = 3.0
-    front.publishing = True
-    time.sleep(0.5)
+    standins.set_parameters(node, "/camera/front/realsense_front", stamp_offset_s=3.0, publishing=True)
+    standins.wait_until(lambda: (f := cams.latest().get("front")) and time.time() - f[1] > 2.5, 30.0, "old frames")
     assert "front" in cams.stale()
-    front.stamp_offset_s = 0.0
-    standins.wait_until(lambda: "front" not in cams.stale(), 5.0, "front fresh again")
+    standins.set_parameters(node, "/camera/front/realsense_front", stamp_offset_s=0.0)
+    standins.wait_until(lambda: "front" not in cams.stale(), 30.0, "front fresh again")
     assert cams.stale(max_age_s=0.0) == ["wrist", "front"]
 
 
