@@ -22,7 +22,7 @@ import time
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Header
 
@@ -159,7 +159,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the episode driver until its episodes are done or it is shut down."""
     rclpy.init(args=args)
     node = EpisodeDriver()
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = SingleThreadedExecutor()  # (callbacks never block: the episodes run on this thread)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, name="spin")
     spinner.start()
