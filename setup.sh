@@ -68,7 +68,7 @@ fix_wheel_cmake_paths() {
   local inc numpy_inc
   inc="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   numpy_inc="$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')"
-  grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' 2>/dev/null |
+  { grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+' "$VENV/share" --include='*.cmake' 2>/dev/null || true; } |
     xargs -r sed -i -E \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${numpy_inc}#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${inc}#g"
