@@ -260,11 +260,12 @@ def start(spawn: Callable[..., Any], *args: str) -> Any:
 
 
 def main() -> None:
-    """``driver_standins.py franka NS X Y Z QX QY QZ QW`` or ``driver_standins.py realsense NAME ENCODING RATE_HZ``."""
+    """``driver_standins.py franka NS X Y Z QX QY QZ QW [RATE_HZ]`` or ``... realsense NAME ENCODING RATE_HZ``."""
     kind, *args = sys.argv[1:]
     rclpy.init()
     if kind == "franka":
-        node: Node = FrankaStandin(args[0], [float(a) for a in args[1:4]], [float(a) for a in args[4:8]])
+        rate = {"rate_hz": float(args[8])} if len(args) > 8 else {}
+        node: Node = FrankaStandin(args[0], [float(a) for a in args[1:4]], [float(a) for a in args[4:8]], **rate)
     else:
         node = RealsenseStandin(args[0], args[1], rate_hz=float(args[2]))
     print("standin ready", flush=True)
