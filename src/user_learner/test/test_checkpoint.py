@@ -1,6 +1,9 @@
-"""Checkpoints: atomic directories, exact resume (identical next update), buffers and RNG restored."""
+"""Checkpoints: atomic directories, exact resume (identical next update), buffers and RNG restored,
+observations written once (each save adds only the rows written since the last)."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -60,7 +63,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path) -> None:
     good = save_checkpoint(tmp_path, agent)
 
     class Broken(ReplayBuffer):
-        def save(self, path) -> None:
+        def save_rows(self, path) -> None:
             raise OSError("disk full")
 
     agent.num_updates = 1
@@ -98,3 +101,67 @@ def test_pixel_agent_resumes_exactly(tmp_path) -> None:
     assert resumed.update(buf.sample(resumed.rows_per_update, resumed_rng)) == expected
     for key, value in resumed.state_dict().items():
         assert torch.equal(value, agent.state_dict()[key]), key
+
+
+def pixel_buffer(capacity: int) -> ReplayBuffer:
+    return ReplayBuffer(capacity, {"state": (3,), "wrist": (16, 16, 3)}, 2)
+
+
+def add_steps(buf: ReplayBuffer, rng: np.random.Generator, n: int) -> None:
+    """``n`` transitions of 25-step episodes (the next observation's row is reused by the next step)."""
+    obs = {"state": rng.normal(size=3).astype(np.float32), "wrist": rng.integers(0, 256, (16, 16, 3), np.uint8)}
+    for t in range(n):
+        nxt = {"state": rng.normal(size=3).astype(np.float32), "wrist": rng.integers(0, 256, (16, 16, 3), np.uint8)}
+        buf.add(obs, rng.uniform(-1, 1, 2), float(t), nxt, t % 25 == 24)
+        obs = nxt
+
+
+def assert_same(a: ReplayBuffer, b: ReplayBuffer) -> None:
+    filled = min(a.rows_written, a.capacity)
+    for key in a.obs:
+        np.testing.assert_array_equal(a.obs[key][:filled], b.obs[key][:filled], err_msg=key)
+    for name in ("action", "reward", "done", "valid", "next_row", "prev_row", "generation"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.cursor, a.rows_written, len(a)) == (b.cursor, b.rows_written, len(b))
+
+
+def observation_files(root) -> list[tuple[int, int]]:
+    """(first, end) row writes of each observation file on disk, oldest first."""
+    names = sorted(p.name for p in (root / "buffers" / "online").iterdir())
+    return sorted((int(n.split("_")[2]), int(n.split("_")[3].split(".")[0])) for n in names)
+
+
+def test_each_save_writes_only_the_new_observations_and_every_kept_checkpoint_loads(tmp_path) -> None:
+    agent, rng, buf = SAC(CFG, SPEC, seed=0), np.random.default_rng(0), pixel_buffer(1000)
+    snapshots = []
+    for n in (300, 200, 250):
+        add_steps(buf, rng, n)
+        agent.num_updates += 1
+        save_checkpoint(tmp_path, agent, {"online": buf}, keep=3)
+        snapshots.append(copy.deepcopy(buf))
+    # each run of n steps writes n + 1 rows (its first observation, then one per step)
+    assert observation_files(tmp_path) == [(0, 301), (301, 502), (502, 753)]
+    for step, snapshot in zip((1, 2, 3), snapshots, strict=True):
+        buffers, _ = load_checkpoint(tmp_path / f"step_{step:09d}", SAC(CFG, SPEC, seed=0))
+        assert_same(buffers["online"], snapshot)
+    assert_same(snapshots[-1], buf)
+
+
+def test_overwritten_observations_are_dropped_and_a_resumed_buffer_saves_only_what_is_new(tmp_path) -> None:
+    agent, rng, buf = SAC(CFG, SPEC, seed=0), np.random.default_rng(1), pixel_buffer(200)
+    for step in range(1, 6):  # 5 x 101 row writes into 200 rows: the ring wraps twice
+        add_steps(buf, rng, 100)
+        agent.num_updates = step
+        save_checkpoint(tmp_path, agent, {"online": buf}, keep=2)
+    # kept: steps 4 and 5, which need the row writes from 404 - 200 and 505 - 200 on
+    assert observation_files(tmp_path) == [(202, 303), (303, 404), (404, 505)]
+    resumed = SAC(CFG, SPEC, seed=0)
+    buffers, _ = load_checkpoint(tmp_path, resumed)
+    assert_same(buffers["online"], buf)
+
+    add_steps(buffers["online"], rng, 50)
+    resumed.num_updates = 6
+    save_checkpoint(tmp_path, resumed, {"online": buffers["online"]}, keep=2)
+    assert observation_files(tmp_path) == [(303, 404), (404, 505), (505, 556)]
+    again, _ = load_checkpoint(tmp_path, SAC(CFG, SPEC, seed=0))
+    assert_same(again["online"], buffers["online"])

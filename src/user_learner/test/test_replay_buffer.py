@@ -85,9 +85,10 @@ def test_save_load_round_trip_gives_identical_samples(tmp_path) -> None:
     buf = ReplayBuffer(50, SHAPES, 1)
     for i in range(12):
         add_episode(buf, 100 * i, 6, terminated=i % 3 == 0)
-    path = tmp_path / "buffer.safetensors"
-    buf.save(path)
-    loaded = ReplayBuffer.load(path)
+    buf.save_rows(tmp_path / "rows.safetensors")
+    first = buf.save_observations(tmp_path / "obs.safetensors", 0)
+    assert first == buf.rows_written - buf.capacity  # wrapped: only the newest `capacity` writes exist
+    loaded = ReplayBuffer.load(tmp_path / "rows.safetensors", [tmp_path / "obs.safetensors"])
     assert len(loaded) == len(buf)
     a, b = buf.sample(32, np.random.default_rng(5)), loaded.sample(32, np.random.default_rng(5))
     for key in ("action", "reward", "done", "intervened"):
@@ -122,9 +123,11 @@ def test_mixed_sampler_is_half_demo_in_every_minibatch() -> None:
 def test_save_writes_only_filled_rows(tmp_path) -> None:
     buf = ReplayBuffer(10_000, SHAPES, 1)
     add_episode(buf, 0, 9, terminated=True)
-    buf.save(tmp_path / "small.safetensors")
-    assert (tmp_path / "small.safetensors").stat().st_size < 10_000  # 10 rows, not 10 000
-    loaded = ReplayBuffer.load(tmp_path / "small.safetensors")
+    buf.save_rows(tmp_path / "rows.safetensors")
+    buf.save_observations(tmp_path / "obs.safetensors", 0)
+    assert (tmp_path / "rows.safetensors").stat().st_size < 10_000  # 10 rows, not 10 000
+    assert (tmp_path / "obs.safetensors").stat().st_size < 10_000
+    loaded = ReplayBuffer.load(tmp_path / "rows.safetensors", [tmp_path / "obs.safetensors"])
     assert loaded.capacity == 10_000 and len(loaded) == 9
     check_consistent(loaded.sample(16, np.random.default_rng(0)))
 

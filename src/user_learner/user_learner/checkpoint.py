@@ -1,10 +1,16 @@
-"""Learner checkpoints: one directory per save, written atomically, resumed exactly.
+"""Learner checkpoints: one directory per save, written atomically, resumed exactly; buffers incrementally.
 
 Layout of ``<root>/step_<NNNNNNNNN>/``: ``agent.safetensors`` (the algorithm's ``state_dict``: networks,
-optimiser states, RNG, update count), ``buffer.<name>.safetensors`` per replay buffer, ``meta.json``
-(step, algorithm and its config, spec, numpy RNG state, your metadata). A save is written to a hidden
-temporary directory and renamed into place, then ``<root>/latest`` (a text file naming the directory)
-is replaced atomically; a crash mid-save leaves the previous checkpoint intact.
+optimiser states, RNG, update count), ``buffer.<name>.rows.safetensors`` per replay buffer (everything
+but its observations), ``meta.json`` (step, algorithm and its config, spec, numpy RNG state, the
+observation files each buffer needs, your metadata). A save is written to a hidden temporary
+directory and renamed into place, then ``<root>/latest`` (a text file naming the directory) is
+replaced atomically; a crash mid-save leaves the previous checkpoint intact.
+
+Observations, which are nearly all of a pixel buffer (gigabytes at the recipe's capacity), are
+written once: each save adds one file under ``<root>/buffers/<name>/`` holding the observations
+written since the previous save of that buffer, and a checkpoint lists the files that together hold
+its buffer's current rows. Files no kept checkpoint lists are deleted.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,8 @@ from user_learner.algorithms.base import Algorithm
 from user_learner.replay_buffer import ReplayBuffer
 
 LATEST = "latest"
-FORMAT_VERSION = 2
+BUFFERS = "buffers"
+FORMAT_VERSION = 3
 
 
 def save_checkpoint(
@@ -44,15 +52,14 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
         save_file({k: v.cpu() for k, v in agent.state_dict().items()}, str(tmp / "agent.safetensors"))
-        for name, buffer in (buffers or {}).items():
-            buffer.save(tmp / f"buffer.{name}.safetensors")
+        saved = {name: _save_buffer(root, tmp, name, buffer) for name, buffer in (buffers or {}).items()}
         meta = {
             "format": FORMAT_VERSION,
             "step": agent.num_updates,
             "spec": agent.spec.to_dict(),
             "algorithm": type(agent).__name__,
             "algorithm_config": dataclasses.asdict(agent.cfg),
-            "buffers": sorted(buffers or {}),
+            "buffers": saved,
             "numpy_rng": rng.bit_generator.state if rng is not None else None,
             "metadata": dict(metadata or {}),
         }
@@ -66,9 +73,45 @@ def save_checkpoint(
     pointer = root / f".{LATEST}.tmp"
     pointer.write_text(final.name)
     os.replace(pointer, root / LATEST)
+    for name, buffer in (buffers or {}).items():
+        buffer.persisted = {"root": str(root.resolve()), **saved[name]}
     for old in sorted(root.glob("step_*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+    _drop_unlisted_observations(root)
     return final
+
+
+def _save_buffer(root: Path, checkpoint: Path, name: str, buffer: ReplayBuffer) -> dict[str, Any]:
+    """Write ``buffer``'s rows into ``checkpoint`` and its new observations under ``root``; its meta record."""
+    buffer.save_rows(checkpoint / f"buffer.{name}.rows.safetensors")
+    persisted = buffer.persisted if buffer.persisted and buffer.persisted["root"] == str(root.resolve()) else None
+    token = persisted["token"] if persisted else uuid.uuid4().hex[:12]
+    files = list(persisted["files"]) if persisted else []
+    first = max(persisted["rows_written"] if persisted else 0, buffer.rows_written - buffer.capacity)
+    if buffer.rows_written > first:
+        directory = root / BUFFERS / name
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"obs_{token}_{first:012d}_{buffer.rows_written:012d}.safetensors"
+        partial = directory / f".{path.name}.tmp"
+        buffer.save_observations(partial, first)
+        os.replace(partial, path)
+        files.append([first, buffer.rows_written, path.name])
+    oldest = buffer.rows_written - buffer.capacity
+    files = [f for f in files if f[1] > oldest]  # files whose every row has been overwritten since are not needed
+    return {"token": token, "rows_written": buffer.rows_written, "files": files}
+
+
+def _drop_unlisted_observations(root: Path) -> None:
+    """Delete observation files (and leftovers of interrupted saves) that no kept checkpoint lists."""
+    listed = {
+        (name, f[2])
+        for meta_path in root.glob("step_*/meta.json")
+        for name, record in json.loads(meta_path.read_text())["buffers"].items()
+        for f in record["files"]
+    }
+    for path in root.glob(f"{BUFFERS}/*/*"):
+        if (path.parent.name, path.name) not in listed:
+            path.unlink(missing_ok=True)
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -112,5 +155,14 @@ def load_checkpoint(
     agent.load_state_dict(load_file(str(path / "agent.safetensors"), device=str(agent.device)))
     if rng is not None and meta["numpy_rng"] is not None:
         rng.bit_generator.state = meta["numpy_rng"]
-    saved = meta["buffers"] if buffers else []
-    return {name: ReplayBuffer.load(path / f"buffer.{name}.safetensors") for name in saved}, meta["metadata"]
+    if not buffers:
+        return {}, meta["metadata"]
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} holds buffers in format {meta.get('format')} (this USER reads "
+                         f"{FORMAT_VERSION}): load it without buffers, or start a new run")
+    loaded = {}
+    for name, record in meta["buffers"].items():
+        files = [path.parent / BUFFERS / name / f[2] for f in record["files"]]
+        loaded[name] = ReplayBuffer.load(path / f"buffer.{name}.rows.safetensors", files)
+        loaded[name].persisted = {"root": str(path.parent.resolve()), **record}
+    return loaded, meta["metadata"]

@@ -26,6 +26,7 @@ from user_learner.algorithms.base import ALGORITHMS
 from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
+from user_learner.transition_log import TransitionLog
 from user_policies.observation import state_dim
 from user_policies.policies.base import POLICIES
 from user_policies.policy_spec import SPEC_METADATA_KEY
@@ -101,6 +102,7 @@ class LearnerCore:
         self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
         self.embodiments = tuple(sorted(set(embodiments)))
         self.log_dir = Path(log_dir)
+        self.wal = TransitionLog(self.log_dir / "wal")
         self.counters = LearnerCounters(version=self._published_version())
         self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
         self.lock = threading.Lock()
@@ -119,10 +121,13 @@ class LearnerCore:
             raise ValueError(f"transition has no {missing[0]!r} observation (has {sorted(obs)})")
         return {k: obs[k] for k in shapes}
 
-    def ingest(self, record: StepRecord) -> EpisodeStats | None:
-        """Add one received step; returns the episode's stats when this message ended it."""
+    def ingest(self, record: StepRecord, raw: bytes | None = None) -> EpisodeStats | None:
+        """Add one received step (logged first when its serialized message ``raw`` is given); returns the
+        episode's stats when this message ended it."""
         record = dataclasses.replace(record, obs=self._keep(dict(record.obs)))
         with self.lock:
+            if raw is not None:
+                self.wal.append(raw)
             self.counters.transitions_received += 1
             transitions, stats = self.assembler.add(record)
             for t in transitions:
@@ -241,12 +246,21 @@ class LearnerCore:
         return self.log_dir / "checkpoints"
 
     def save(self) -> Path:
-        """Checkpoint agent, buffers, RNG, counters and the assembler's de-duplication state (atomic)."""
+        """Checkpoint agent, buffers, RNG, counters and the assembler's de-duplication state (atomic); the
+        transition log up to this moment is dropped once the checkpoint is on disk."""
         with self.lock:
+            self.wal.seal()
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
             counters = dataclasses.asdict(self.counters)
             metadata = {"counters": counters, "assembler": self.assembler.state()}
-            return save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
+            path = save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
+            self.wal.drop_sealed()
+            return path
+
+    def sync_log(self) -> None:
+        """fsync the transition log (the learner node does it once a second)."""
+        with self.lock:
+            self.wal.sync()
 
     def resume(self) -> bool:
         """Restore the newest checkpoint under :attr:`checkpoint_root`; False when there is none."""
@@ -271,6 +285,7 @@ class LearnerCore:
         return int(published.read_text().strip() or 0) if published.is_file() else 0
 
     def close(self) -> None:
-        """Flush TensorBoard."""
+        """Close the transition log and flush TensorBoard."""
+        self.wal.close()
         if self.writer is not None:
             self.writer.close()

@@ -21,7 +21,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 ROW_ARRAYS = ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation")
-"""Per-row arrays besides the observations (what :meth:`ReplayBuffer.save` writes)."""
+"""Per-row arrays besides the observations (what :meth:`ReplayBuffer.save_rows` writes)."""
 
 Batch = dict[str, Any]
 """``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T,
@@ -69,6 +69,7 @@ class ReplayBuffer:
         self.num_valid = 0
         self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
         self.uid = next(_UIDS)  # tells this buffer's rows apart from another's in mixed batches
+        self.persisted: dict[str, Any] | None = None  # which observations are on disk already (checkpoint.py)
 
     def __len__(self) -> int:
         """Number of sampleable transitions."""
@@ -167,12 +168,10 @@ class ReplayBuffer:
         """``batch_size`` uniformly sampled transitions as tensors on ``device``."""
         return self.gather(self.sample_indices(batch_size, rng), device)
 
-    def save(self, path: str | Path) -> None:
-        """Write the buffer (its filled rows only) to one safetensors file: arrays + JSON metadata."""
+    def save_rows(self, path: str | Path) -> None:
+        """Write everything but the observations (tens of bytes per row) to one safetensors file."""
         filled = min(self.rows_written, self.capacity)  # rows are written from 0 upwards, then wrap
-        arrays = {f"obs.{k}": v[:filled] for k, v in self.obs.items()}
-        for name in ROW_ARRAYS:
-            arrays[name] = getattr(self, name)[:filled]
+        arrays = {name: getattr(self, name)[:filled] for name in ROW_ARRAYS}
         meta = {
             "capacity": self.capacity,
             "action_dim": self.action_dim,
@@ -184,19 +183,32 @@ class ReplayBuffer:
         }
         save_file(arrays, str(path), metadata={"replay_buffer": json.dumps(meta)})
 
+    def save_observations(self, path: str | Path, start: int) -> int:
+        """Write the observations of row writes ``start`` .. :attr:`rows_written` (counting every write
+        since the buffer was made; only the newest ``capacity`` still exist); returns the first one written."""
+        start = max(start, self.rows_written - self.capacity)
+        rows = np.arange(start, self.rows_written) % self.capacity
+        arrays = {k: np.ascontiguousarray(v[rows]) for k, v in self.obs.items()}
+        save_file(arrays, str(path), metadata={"writes": json.dumps([start, self.rows_written])})
+        return start
+
     @classmethod
-    def load(cls, path: str | Path) -> ReplayBuffer:
-        """Read a buffer written by :meth:`save`."""
-        with safe_open(str(path), framework="numpy") as f:
+    def load(cls, rows_path: str | Path, observation_paths: Sequence[str | Path]) -> ReplayBuffer:
+        """A buffer from :meth:`save_rows` and the :meth:`save_observations` files covering its rows (oldest first)."""
+        with safe_open(str(rows_path), framework="numpy") as f:
             meta = json.loads(f.metadata()["replay_buffer"])
-        arrays = load_file(str(path))
+        arrays = load_file(str(rows_path))
         buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"])
-        for k, store in buf.obs.items():
-            store[: len(arrays[f"obs.{k}"])] = arrays[f"obs.{k}"]
         for name in ROW_ARRAYS:
             getattr(buf, name)[: len(arrays[name])] = arrays[name]
         buf.cursor, buf.rows_written, buf.num_valid = meta["cursor"], meta["rows_written"], meta["num_valid"]
         buf._pending = {k: (int(v[0]), int(v[1])) for k, v in meta["pending"].items()}
+        for path in observation_paths:
+            with safe_open(str(path), framework="numpy") as f:
+                start, end = json.loads(f.metadata()["writes"])
+            rows = np.arange(start, end) % buf.capacity
+            for key, values in load_file(str(path)).items():
+                buf.obs[key][rows] = values
         return buf
 
 

@@ -5,8 +5,10 @@ training thread updates continuously from ``min_buffer`` on (async pipeline) or,
 finished episode, ``utd`` x its length updates (sync pipeline), publishes the actor's weights on
 the latched ``/user/policy_weights`` every ``publish_every`` updates (async) or once those
 episode updates are done (sync: one version per episode), checkpoints every
-``checkpoint_every`` updates and on shutdown, and reports ``/user/learner_status`` and
-``/diagnostics``. With ``resume:=true`` it continues from the newest checkpoint in ``log_dir``.
+``checkpoint_every`` updates (or ``checkpoint_every_s``) and on shutdown, and reports
+``/user/learner_status`` and ``/diagnostics``. Every transition is written to the transition log
+(``<log_dir>/wal``) before it is used. With ``resume:=true``, or after a crash, it continues from the
+newest checkpoint in ``log_dir`` and replays the log, so nothing received is lost.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 
 from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
 from user_learner.episode_assembler import StepRecord
 from user_learner.learner_core import LearnerCore
+from user_learner.transition_log import read_segment
 from user_policies.nodes.messages import image_array
 from user_policies.weights_codec import load_secret, packet_to_msg, sign_packet
 from user_robot.contracts import LEARNER_STATUS_TOPIC, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
@@ -109,10 +113,13 @@ class Learner(Node):
         self.weights_pub = self.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS)
         self.status_pub = self.create_publisher(LearnerStatus, LEARNER_STATUS_TOPIC, STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Transition, TRANSITIONS_TOPIC, self._on_transition, TRANSITIONS)
-        self.create_timer(1.0, self._publish_status)
         self._pending_episode_updates = 0
         self._wake = threading.Condition()
+        if p["resume"] or crashed:
+            self._replay_log()
+        # raw: the serialized message goes to the transition log as it came, then is decoded
+        self.create_subscription(Transition, TRANSITIONS_TOPIC, self._on_transition, TRANSITIONS, raw=True)
+        self.create_timer(1.0, self._publish_status)
         self._stop = threading.Event()
         self._publish_latency_ms = 0.0
         self._ups = 0.0
@@ -181,9 +188,23 @@ class Learner(Node):
         added = self.core.add_demos(records)
         self.get_logger().info(f"loaded {added} demo transitions from {len(paths)} recording(s)")
 
-    def _on_transition(self, msg: Transition) -> None:
+    def _replay_log(self) -> None:
+        """Ingest what the transition log holds: what a learner that died here received after its last checkpoint."""
+        duplicates, replayed = self.core.assembler.duplicates, 0
+        for segment in self.core.wal.adopt():  # (re-logged as replayed; dropped at the next checkpoint)
+            for raw in read_segment(segment):
+                self._on_transition(raw)
+                replayed += 1
+        if replayed:
+            self.get_logger().info(
+                f"replayed {replayed} logged transitions "
+                f"({self.core.assembler.duplicates - duplicates} of them already in the checkpoint)"
+            )
+
+    def _on_transition(self, raw: bytes) -> None:
+        msg = deserialize_message(raw, Transition)
         try:
-            stats = self.core.ingest(message_record(msg))
+            stats = self.core.ingest(message_record(msg), raw)
         except ValueError as exc:
             self.get_logger().warning(f"dropped transition {msg.episode_id}:{msg.step}: {exc}")
             return
@@ -242,6 +263,7 @@ class Learner(Node):
         self._publish_status()
 
     def _publish_status(self) -> None:
+        self.core.sync_log()
         c = self.core.counters
         msg = LearnerStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
