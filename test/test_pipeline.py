@@ -164,6 +164,71 @@ def test_train_restarts_a_killed_learner_from_its_checkpoint_while_the_robot_sid
     assert max(loaded) > killed["version"], (killed, loaded[-5:])  # the resumed learner's weights reached the actor
 
 
+def wal_records(log_dir: Path) -> int:
+    from user_learner.transition_log import TransitionLog, read_segment
+
+    log = TransitionLog(log_dir / "wal")
+    return sum(1 for segment in log.segments() for _ in read_segment(segment))
+
+
+@pytest.mark.slow
+def test_a_learner_killed_between_checkpoints_loses_and_doubles_no_transition(tmp_path, monkeypatch) -> None:
+    """kill -9 of the learner with more unsaved transitions than the actors' replay history holds: the
+    restarted learner replays its transition log, drops what it gets twice, and ends with every
+    transition the actor sent exactly once (counted by episode/step identity)."""
+    from user_learner.checkpoint import read_meta
+    from user_learner.episode_assembler import EpisodeAssembler
+    from user_learner.nodes.learner import message_record
+    from user_robot.nodes.qos import TRANSITIONS
+
+    override_sac(tmp_path, monkeypatch, {**FAST_SAC, "checkpoint_every": 10**9, "checkpoint_every_s": 0})
+    unsaved = TRANSITIONS.depth + 200  # the actor's transient-local history alone could not cover the gap
+    watcher = Watcher(keep=True)
+    time.sleep(1.0)
+    log_dir = tmp_path / "logs"
+    procs = start_graph(tmp_path, episodes=400)
+    try:
+        learner = procs.find("learner")
+        watcher.wait(f"{unsaved} logged transitions", lambda: wal_records(log_dir) >= unsaved, 400)
+        assert not (log_dir / "checkpoints" / "latest").exists()
+        os.kill(learner.popen.pid, signal.SIGKILL)
+        learner.popen.wait()
+        sent_while_down = len(watcher.steps)
+        time.sleep(3.0)  # the robot side runs on
+        assert len(watcher.steps) > sent_while_down
+        learner.start(extra_parameters={"resume": True})
+        watcher.wait("the restarted learner", lambda: "replayed" in learner.log_path.read_text(), 120)
+        received = len(watcher.steps)
+        watcher.wait("more transitions", lambda: len(watcher.steps) > received + 100, 120)
+
+        procs.find("episode_driver", "robot_0").stop()
+        watcher.wait(
+            "the last episode to end",
+            lambda: all(n in {r.episode_id for r in watcher.results} for n in watcher.transitions),
+            60,
+        )
+        expected = EpisodeAssembler()
+        unique = {(m.episode_id, m.step): m for m in watcher.steps}
+        added = sum(len(expected.add(message_record(m))[0]) for m in unique.values())
+        settled = []  # the learner has taken everything once its count stops moving with the robots idle
+
+        def learner_settled() -> bool:
+            settled.append(watcher.status.transitions_received if watcher.status else -1)
+            return len(settled) > 15 and settled[-1] == settled[-16] >= len(unique)
+
+        watcher.wait("the learner to take every transition", learner_settled, 120)
+        learner.stop(timeout=60)  # a clean stop writes the final checkpoint
+        counters = read_meta(log_dir)["metadata"]["counters"]
+        assert counters["transitions_added"] == added, (counters, added, len(unique))
+        replayed = re.search(r"replayed (\d+) logged transitions", learner.log_path.read_text())
+        assert replayed and int(replayed.group(1)) >= unsaved
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{failure_report(procs)}") from None
+    finally:
+        procs.stop()
+        watcher.close()
+
+
 @pytest.mark.slow
 def test_pixel_pipeline_runs_end_to_end_and_critic_loss_falls(tmp_path, monkeypatch, watcher) -> None:
     """Two rendered cameras → CNN actor and learner (ResNet-10); tiny batches keep it CPU-sized."""
