@@ -22,9 +22,9 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.task import Future
 from std_msgs.msg import Bool, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -101,18 +101,14 @@ class Actor(Node):
 
             self.cameras = CameraSet(self, self.robot, self.task)
 
-        inputs = ReentrantCallbackGroup()
-        self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL, callback_group=inputs)
-        self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL, callback_group=inputs)
+        self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
+        self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
         if self.task.reward.source == "sim":
-            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL, callback_group=inputs)
-        self.create_subscription(
-            PolicyWeights,
-            WEIGHTS_TOPIC,
-            self._on_weights,
-            WEIGHTS,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
+        self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
+        self._weights_arrived = threading.Condition()
+        threading.Thread(target=self._load_weights, name="weights", daemon=True).start()
+        self.create_subscription(PolicyWeights, WEIGHTS_TOPIC, self._on_weights, WEIGHTS)
         self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
         self.tick_pub = self.create_publisher(Header, ACTOR_TICK_TOPIC, CONTROL)
         self.transition_pub = self.create_publisher(Transition, TRANSITIONS_TOPIC, TRANSITIONS)
@@ -122,17 +118,15 @@ class Actor(Node):
         workspace_pub = self.create_publisher(MarkerArray, "workspace_markers", STATUS)  # latched for rviz2
         workspace_pub.publish(workspace_markers(self.task, self.robot.base_frame, self.get_clock().now().to_msg()))
 
-        actions = ReentrantCallbackGroup()
-        self.reset_client = ActionClient(self, ResetArm, "arm/reset", callback_group=actions)
-        self.scene_client = self.create_client(Trigger, "reset_scene", callback_group=actions)
+        self.reset_client = ActionClient(self, ResetArm, "arm/reset")
+        self.scene_client = self.create_client(Trigger, "reset_scene")
         ActionServer(
             self,
             RunEpisode,
             "run_episode",
-            execute_callback=self._execute,
+            execute_callback=self._run_episode,
             goal_callback=self._accept_goal,
             cancel_callback=lambda _: CancelResponse.ACCEPT,
-            callback_group=actions,
         )
 
         self.episode: Episode | None = None
@@ -144,7 +138,7 @@ class Actor(Node):
         self._last_tick = 0.0
         self._goal_handle = None
         self.loop = ControlLoop(self, 1.0 / self.task.control_rate_hz, self._tick)
-        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self._publish_diagnostics)
         self.loop.start()
         self.get_logger().info(
             f"actor ready: task={self.task.name} robot={self.robot.name} id={self.robot_id} obs={self.obs_kind} "
@@ -203,15 +197,28 @@ class Actor(Node):
         return SetParametersResult(successful=True)
 
     def _on_weights(self, msg: PolicyWeights) -> None:
-        """Decode and verify off the control thread, then swap (keeps the old weights on any error)."""
-        error = self.policy.load_message(msg)
-        if error:
-            self.get_logger().warning(f"rejected policy weights v{msg.version}: {error}")
-        else:
-            self.get_logger().info(
-                f"loaded policy weights v{self.policy.version} from learner {msg.learner_id or '-'} "
-                f"({msg.byte_size / 1e6:.2f} MB)"
-            )
+        """Hand the message to the weights thread (the newest wins): decoding never holds up the inputs."""
+        with self._weights_arrived:
+            self._weights_inbox = msg
+            self._weights_arrived.notify()
+
+    def _load_weights(self) -> None:
+        """The weights thread: decode and verify off the control and ROS threads, then swap (a bad
+        message leaves the old weights in place)."""
+        while self.context.ok():
+            with self._weights_arrived:
+                self._weights_arrived.wait_for(lambda: self._weights_inbox is not None, timeout=0.5)
+                msg, self._weights_inbox = self._weights_inbox, None
+            if msg is None:
+                continue
+            error = self.policy.load_message(msg)
+            if error:
+                self.get_logger().warning(f"rejected policy weights v{msg.version}: {error}")
+            else:
+                self.get_logger().info(
+                    f"loaded policy weights v{self.policy.version} from learner {msg.learner_id or '-'} "
+                    f"({msg.byte_size / 1e6:.2f} MB)"
+                )
 
     # --- the control loop
     def _now(self) -> float:
@@ -406,6 +413,21 @@ class Actor(Node):
         while time.monotonic() < deadline and (self._arm is None or self._arm.status == ArmState.STATUS_NO_DATA):
             time.sleep(0.05)
 
+    async def _run_episode(self, goal_handle) -> RunEpisode.Result:
+        """The action's execution: the episode runs on a thread of its own (it waits for resets, inputs,
+        weights and the control loop), so the node's one executor thread stays free for the inputs."""
+        finished: Future = Future(executor=self.executor)
+        finished.add_done_callback(lambda _: None)  # (scheduling it wakes the executor when the thread ends)
+
+        def episode() -> None:
+            try:
+                finished.set_result(self._execute(goal_handle))
+            except Exception as exc:  # (raised again in the action server)
+                finished.set_exception(exc)
+
+        threading.Thread(target=episode, name="episode", daemon=True).start()
+        return await finished
+
     def _execute(self, goal_handle) -> RunEpisode.Result:
         goal = goal_handle.request
         self._episodes += 1
@@ -513,9 +535,10 @@ class Actor(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the actor node (multi-threaded: control loop, weights, episodes in their own groups)."""
+    """Run the actor node: inputs on one executor thread; the control loop, weights and episodes each on a
+    thread of their own (rclpy's multi-threaded executor would cost most of a core on /clock alone)."""
     torch.set_num_threads(1)
-    run(Actor, "actor", args, threads=4)
+    run(Actor, "actor", args)
 
 
 if __name__ == "__main__":
