@@ -87,8 +87,9 @@ def test_a_slow_actor_sets_the_pace_and_a_dead_one_stops_nothing(spawn, probe) -
     start_clock, start = probe.clock, time.monotonic()
     time.sleep(4.0)
     paced = (probe.clock - start_clock) / (time.monotonic() - start)
-    # 0.1 s of sim time per tick, each answered after 0.2 s of wall time: about x0.5, not the x20 top speed
-    assert 0.2 < paced < 0.8, f"sim ran at x{paced:.2f} of real time"
+    # 0.1 s of sim time per tick, each answered after 0.2 s of wall time: at most x0.5 (slower on a loaded
+    # machine), not the x20 top speed; and it moves
+    assert 0.02 < paced < 0.8, f"sim ran at x{paced:.2f} of real time"
     # lockstep_lead_ticks 1: physics may run through one control period past the newest tick, no more. A gate
     # that let it run one tick further would show here before the next tick exists (0.2 s of wall time later).
     lead = probe.max_lead(since=start, window=0.1)
@@ -103,4 +104,6 @@ def test_a_slow_actor_sets_the_pace_and_a_dead_one_stops_nothing(spawn, probe) -
     before, since = probe.clock, time.monotonic()
     time.sleep(3.0)
     free = (probe.clock - before) / (time.monotonic() - since)
-    assert free > 3.0, f"after the actor died the sim crawled at x{free:.2f}"
+    # waiting on a dead actor would be one tick per lockstep timeout (x0.05); running on, even a loaded machine
+    # runs the sim faster than x0.5 (x1.9 measured beside 4 CPU-bound processes, x20 is its top speed)
+    assert free > 0.5, f"after the actor died the sim crawled at x{free:.2f}"
