@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from user_learner.cli.runner import GraphProcesses
@@ -73,12 +74,34 @@ class Watcher:
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.2)
 
+    def wait_quiet(self, seconds: float = 5.0, timeout: float = 120) -> None:
+        """Wait until every episode seen has its result and no transition has come for ``seconds``: after
+        the episode driver stops, an episode the actor accepted just before still runs to its end."""
+        self.wait("the robot side to go quiet", unchanged_for(seconds, lambda: (
+            sum(self.transitions.values()), all(n in {r.episode_id for r in self.results} for n in self.transitions),
+        )), timeout)
+
     def close(self) -> None:
         import rclpy
 
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+def unchanged_for(seconds: float, value: Callable[[], object]) -> Callable[[], bool]:
+    """A condition true once ``value()`` has returned the same thing for ``seconds`` (and, for a tuple
+    ending in a flag, the flag is set)."""
+    seen: dict = {}
+
+    def condition() -> bool:
+        now, current = time.monotonic(), value()
+        if seen.get("value") != current:
+            seen.update(value=current, since=now)
+        ready = current[-1] if isinstance(current, tuple) else True
+        return bool(ready) and now - seen["since"] >= seconds
+
+    return condition
 
 
 def start_graph(tmp_path: Path, **options) -> GraphProcesses:

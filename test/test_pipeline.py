@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from graph_watch import Watcher, failure_report, start_graph
+from graph_watch import Watcher, failure_report, start_graph, unchanged_for
 
 from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
@@ -83,11 +83,8 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
 
         # Stop collecting; every transition the actor sent is counted by the learner.
         procs.find("episode_driver", "robot_0").stop()
-        watcher.wait(
-            "the last episode to end",
-            lambda: all(n in {r.episode_id for r in watcher.results} for n in watcher.transitions),
-            60,
-        )
+        watcher.wait_quiet()
+        procs.find("actor", "robot_0").stop()  # nothing more can come
         sent = sum(watcher.transitions.values())
         watcher.wait(
             f"the learner to count all {sent} transitions",
@@ -202,21 +199,17 @@ def test_a_learner_killed_between_checkpoints_loses_and_doubles_no_transition(tm
         watcher.wait("more transitions", lambda: len(watcher.steps) > received + 100, 120)
 
         procs.find("episode_driver", "robot_0").stop()
-        watcher.wait(
-            "the last episode to end",
-            lambda: all(n in {r.episode_id for r in watcher.results} for n in watcher.transitions),
-            60,
-        )
+        watcher.wait_quiet()
+        procs.find("actor", "robot_0").stop()  # nothing more can come
         expected = EpisodeAssembler()
         unique = {(m.episode_id, m.step): m for m in watcher.steps}
         added = sum(len(expected.add(message_record(m))[0]) for m in unique.values())
-        settled = []  # the learner has taken everything once its count stops moving with the robots idle
 
-        def learner_settled() -> bool:
-            settled.append(watcher.status.transitions_received if watcher.status else -1)
-            return len(settled) > 15 and settled[-1] == settled[-16] >= len(unique)
+        def learner_count() -> tuple[int, bool]:  # (replays and duplicates count too: >= is all it can say)
+            count = watcher.status.transitions_received if watcher.status else -1
+            return count, count >= len(unique)
 
-        watcher.wait("the learner to take every transition", learner_settled, 120)
+        watcher.wait("the learner to take every transition", unchanged_for(3.0, learner_count), 120)
         learner.stop(timeout=60)  # a clean stop writes the final checkpoint
         counters = read_meta(log_dir)["metadata"]["counters"]
         assert counters["transitions_added"] == added, (counters, added, len(unique))
