@@ -99,13 +99,24 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
 
 @pytest.mark.slow
 def test_sync_pipeline_trains_on_each_episode_before_the_next(tmp_path, fast_config, watcher) -> None:
-    """collect → train (one update per step) → one new version → the next episode runs on it alone."""
+    """collect → train (one update per step) → one new version → the next episode runs on it alone; an
+    actor stalled mid-episode for longer than the driver's silence limit (SIGSTOP, as a loaded machine
+    can) keeps its episode, and the episodes after it stay in step with the learner."""
     procs = start_graph(tmp_path, pipeline="sync")
+    actor = procs.find("actor", "robot_0")
     try:
         try:
+            watcher.wait("2 synchronous episodes", lambda: len(watcher.results) >= 2, 300)
+            watcher.wait("the third under way", lambda: max(watcher.transitions.values()) > 20
+                         and len(watcher.transitions) > len(watcher.results), 120)
+            actor.popen.send_signal(signal.SIGSTOP)
+            time.sleep(8.0)  # > actor_silence_s (5 s): the driver asks for the result again once it beats
+            actor.popen.send_signal(signal.SIGCONT)
             watcher.wait("4 synchronous episodes", lambda: len(watcher.results) >= 4, 300)
         except AssertionError:
             raise AssertionError(failure_report(procs)) from None
+        driver_log = procs.find("episode_driver", "robot_0").log_path.read_text()
+        assert "no actor tick" in driver_log and "lost with its actor" not in driver_log, driver_log[-2000:]
         results = list(watcher.results)[:4]
         # FAST_SAC: utd 0.5 < 1, so every finished episode is trained with one update per step.
         trained = np.cumsum([r.length for r in results])

@@ -31,6 +31,7 @@ class NodeProcess:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{spec.namespace or 'global'}.{spec.name}.log"
         self.popen: subprocess.Popen | None = None
+        self._interrupted = False
         self.restarts = 0
 
     @property
@@ -52,18 +53,27 @@ class NodeProcess:
             env=os.environ.copy(),
             start_new_session=True,
         )
+        self._interrupted = False
         log.close()
 
     def alive(self) -> bool:
         """Whether the process is running."""
         return self.popen is not None and self.popen.poll() is None
 
+    def interrupt(self) -> None:
+        """SIGINT (as Ctrl-C: nodes flush and save), once."""
+        if self.alive() and not self._interrupted:
+            assert self.popen is not None
+            self.popen.send_signal(signal.SIGINT)
+            self._interrupted = True
+
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGINT (as Ctrl-C: nodes flush and save), then SIGKILL after ``timeout``."""
+        """SIGINT (unless sent already: a second Ctrl-C cuts a node's shutdown short), then SIGKILL after
+        ``timeout``."""
         if not self.alive():
             return
         assert self.popen is not None
-        self.popen.send_signal(signal.SIGINT)
+        self.interrupt()
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -103,9 +113,7 @@ class GraphProcesses:
     def stop(self) -> None:
         """Stop every node (reverse order: drivers and learner first, then the sim)."""
         for node in reversed(self.nodes):
-            if node.alive():
-                assert node.popen is not None
-                node.popen.send_signal(signal.SIGINT)
+            node.interrupt()
         deadline = time.monotonic() + 15.0
         for node in reversed(self.nodes):
             node.stop(timeout=max(0.1, deadline - time.monotonic()))

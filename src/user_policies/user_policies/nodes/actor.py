@@ -120,6 +120,8 @@ class Actor(Node):
 
         self.reset_client = ActionClient(self, ResetArm, "arm/reset")
         self.scene_client = self.create_client(Trigger, "reset_scene")
+        self._goal_lock = threading.Lock()
+        self._busy = False  # an accepted episode goal has not yet ended
         ActionServer(
             self,
             RunEpisode,
@@ -362,7 +364,11 @@ class Actor(Node):
         if goal.mode not in ("", "train", "eval", "demo"):
             self.get_logger().error(f"rejecting episode with unknown mode {goal.mode!r}")
             return GoalResponse.REJECT
-        return GoalResponse.REJECT if self.episode is not None and not self.episode.ended else GoalResponse.ACCEPT
+        with self._goal_lock:  # one episode at a time, from its acceptance (resets and waits included) to its result
+            if self._busy:
+                return GoalResponse.REJECT
+            self._busy = True
+        return GoalResponse.ACCEPT
 
     def _call(self, future, timeout: float):
         deadline = time.monotonic() + timeout
@@ -424,6 +430,9 @@ class Actor(Node):
                 finished.set_result(self._execute(goal_handle))
             except Exception as exc:  # (raised again in the action server)
                 finished.set_exception(exc)
+            finally:
+                with self._goal_lock:
+                    self._busy = False
 
         threading.Thread(target=episode, name="episode", daemon=True).start()
         return await finished

@@ -6,8 +6,9 @@ it runs them (goal ``min_policy_version``): the collect → train → sync → c
 asynchronous pipeline is measured against.
 
 It survives a restarted actor: the actor beats on ``actor/tick`` at its control rate; when the
-beat stops for ``actor_silence_s`` during an episode, the goal is given up for lost, and the next
-goal goes out as soon as an actor (the restarted one) answers again. An action response can be
+beat stops for ``actor_silence_s`` during an episode, the episode's result is asked for again once
+an actor beats: the same actor (stalled, not dead) answers when the episode ends; a restarted one
+answers that it does not know the goal, and the episode is sent to it. An action response can be
 lost while DDS discovery settles (a goal's answer, or its result, requested before the actor's
 action services had matched this client): an unanswered goal is sent again after ``GOAL_ANSWER_S``,
 and an episode whose result response never comes counts as ended once the actor has published its
@@ -16,13 +17,15 @@ and an episode whose result response never comes counts as ended once the actor 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Header
 
@@ -104,39 +107,65 @@ class EpisodeDriver(Node):
             goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
             if self.sync:  # the episode runs entirely on the weights trained on every episode before it
                 goal.min_policy_version = version_before
-            sent, published_before = time.monotonic(), self._published_results
-            goal_handle = _wait(self.client.send_goal_async(goal), lambda s=sent: time.monotonic() - s < GOAL_ANSWER_S)
-            if goal_handle is None and not rclpy.ok():
+            sent = self._send(goal)
+            if sent is None:
                 break
-            if goal_handle is None:  # a goal response can be lost while discovery settles: ask again
-                self.get_logger().warning(f"no answer to the episode goal in {GOAL_ANSWER_S:.0f} s; sending it again")
-                continue
+            goal_handle, published_before = sent
             if not goal_handle.accepted:
-                self.get_logger().warning("episode goal rejected; retrying in 1 s")
+                self.get_logger().warning("episode goal rejected (the actor is busy?); retrying in 1 s")
                 threading.Event().wait(1.0)
                 continue
-            result = _wait(goal_handle.get_result_async(), lambda n=published_before: self._result_pending(n))
-            if result is None and not rclpy.ok():
+            if not self._episode_ended(goal, goal_handle, published_before):
                 break
-            if result is None and self._published_results > published_before:
-                self.get_logger().warning("the episode ended (episode_result) but its action result never came")
-            elif result is None:
-                self.get_logger().warning(
-                    f"no actor tick for {self.actor_silence_s:.1f} s: episode goal lost; waiting for an actor"
-                )
-                self._wait_for_actor()
-                continue
             count += 1
             if self.sync and rclpy.ok():
                 self._wait_for_learner(version_before)
         self.done.set()
 
+    def _send(self, goal: RunEpisode.Goal):
+        """Send ``goal`` until the actor answers: ``(goal_handle, results published before it)``, None on
+        shutdown. (A goal's answer can be lost while discovery settles: then it is sent again.)"""
+        while rclpy.ok():
+            sent, published_before = time.monotonic(), self._published_results
+            goal_handle = _wait(self.client.send_goal_async(goal), lambda s=sent: time.monotonic() - s < GOAL_ANSWER_S)
+            if goal_handle is not None:
+                return goal_handle, published_before
+            if rclpy.ok():
+                self.get_logger().warning(f"no answer to the episode goal in {GOAL_ANSWER_S:.0f} s; sending it again")
+        return None
+
+    def _episode_ended(self, goal: RunEpisode.Goal, goal_handle, published_before: int) -> bool:
+        """Wait for the episode's end; False on shutdown.
+
+        A silent actor is not yet a lost one (a loaded machine can stall it for seconds): once an actor
+        beats again, the episode's result is asked for again. The actor that runs it answers when it
+        ends; a restarted actor answers at once that it does not know the goal, and the episode goes to it."""
+        result = goal_handle.get_result_async()
+        while True:
+            response = _wait(result, lambda n=published_before: self._result_pending(n))
+            if response is not None and response.status != GoalStatus.STATUS_UNKNOWN:
+                return True
+            if not rclpy.ok():
+                return False
+            if response is not None:
+                self.get_logger().info("the episode was lost with its actor: sending it to the actor now running")
+                while (sent := self._send(goal)) is not None and not sent[0].accepted:
+                    threading.Event().wait(1.0)
+                if sent is None:
+                    return False
+                goal_handle, published_before = sent
+            elif self._published_results > published_before:
+                self.get_logger().warning("the episode ended (episode_result) but its action result never came")
+                return True
+            else:
+                self.get_logger().warning(f"no actor tick for {self.actor_silence_s:.1f} s; waiting for an actor")
+                self._wait_for_actor()
+            result = goal_handle.get_result_async()
+
     def _wait_for_actor(self) -> None:
         while rclpy.ok() and not self._actor_alive():
             threading.Event().wait(0.1)
         self.client.wait_for_server(timeout_sec=30.0)
-        if rclpy.ok():
-            self.get_logger().info("an actor is back: sending the next episode")
 
     def _wait_for_learner(self, version_before: int) -> None:
         with self._learner_changed:
@@ -161,7 +190,12 @@ def main(args: list[str] | None = None) -> None:
     node = EpisodeDriver()
     executor = SingleThreadedExecutor()  # (callbacks never block: the episodes run on this thread)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name="spin")
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):  # (Ctrl-C)
+            executor.spin()
+
+    spinner = threading.Thread(target=spin, name="spin")
     spinner.start()
     try:
         node.run()
