@@ -85,6 +85,26 @@ def test_ingest_update_publish_and_actor_accepts(tmp_path) -> None:
     assert "embodiment" in slot.load_message(other) and slot.version == 1
 
 
+def test_hg_dagger_learns_from_takeovers_and_demos_only_and_flags_successful_episodes(tmp_path) -> None:
+    torch.set_num_threads(1)
+    core = LearnerCore(TASK, "hg_dagger", "state", ["franka_panda"], tmp_path, tensorboard=False)
+    assert not core.ready()
+    for record in episode("robot_0", 15):
+        core.ingest(record)
+    assert len(core.online) == 15 and not core.ready()  # the policy ran alone: nothing to imitate
+    for record in episode("robot_0", 6, intervened=True, success=False):
+        core.ingest(record)
+    for record in episode("robot_1", 4, intervened=True, success=True):
+        core.ingest(record)
+    assert core.ready() and len(core.demo) == 0  # takeovers stay online rows (not copied to the demos)
+    rows = core.algorithm.select_online(core.online)
+    assert len(rows) == 10 and core.online.intervened[rows].all() and core.online.success[rows].sum() == 4
+    metrics = core.update()
+    assert np.isfinite(metrics["imitation_loss"]) and metrics["intervened_share"] == 1.0
+    assert core.add_demos(episode("demo", 12)) == 12
+    assert 0.0 < core.update()["intervened_share"] < 1.0  # half demos (demo_ratio 0.5)
+
+
 def test_checkpoint_resume_restores_everything(tmp_path) -> None:
     torch.set_num_threads(1)
     core = small_core(tmp_path)

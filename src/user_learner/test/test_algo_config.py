@@ -14,14 +14,17 @@ from user_robot.config_loader import ConfigError, config_names
 def test_shipped_algorithm_configs_load(name: str) -> None:
     cfg = load_algorithm_config(name)
     assert cfg.algorithm in algorithm_names()
-    assert cfg.params.num_critics == 10 and cfg.params.num_target_critics == 2 and cfg.params.init_temperature == 0.01
     assert cfg.params.demo_ratio == (0.0 if cfg.algorithm == "sac" else 0.5)
+    if cfg.algorithm == "hg_dagger":  # imitation: no critics
+        assert cfg.params.lr > 0 and cfg.min_buffer == 1
+        return
+    assert cfg.params.num_critics == 10 and cfg.params.num_target_critics == 2 and cfg.params.init_temperature == 0.01
     spec = cfg.policy.for_task(12, 6, ("wrist", "front") if name.endswith("_cnn") else ())
     assert len(spec.image_keys) == (2 if name.endswith("_cnn") else 0)
 
 
 def test_every_registered_algorithm_has_a_recipe_and_pixels_pick_the_cnn_variant() -> None:
-    builtin = {"sac", "rlpd", "sac_flow"}  # (other test modules may register more in this process)
+    builtin = {"sac", "rlpd", "sac_flow", "hg_dagger"}  # (other test modules may register more in this process)
     assert builtin <= set(algorithm_names()) and builtin <= set(config_names("algorithms"))
     assert load_algorithm("rlpd", "pixels").policy.kind == "cnn"
     assert load_algorithm("sac", "pixels").policy.kind == "cnn"  # no sac_cnn.yaml: the Gaussian kind adapts

@@ -96,7 +96,8 @@ class LearnerCore:
         self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims)
         demo_ratio = self.algorithm.demo_ratio
         self.demo = ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims) if demo_ratio else None
-        self.sampler = MixedSampler(self.online, self.demo, demo_ratio)
+        self.sampler = self._sampler()
+        self._episode_rows: dict[str, list[tuple[int, int]]] = {}  # open episode -> its online (row, generation)s
         self.assembler = EpisodeAssembler()
         self.rng = np.random.default_rng(seed)
         self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
@@ -131,13 +132,25 @@ class LearnerCore:
             self.counters.transitions_received += 1
             transitions, stats = self.assembler.add(record)
             for t in transitions:
-                self.online.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=t.robot_id)
+                row = self.online.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=t.robot_id)
+                self._episode_rows.setdefault(t.episode_id, []).append(row)
+                while len(self._episode_rows) > self.assembler.max_open_episodes:  # (abandoned ones)
+                    del self._episode_rows[next(iter(self._episode_rows))]
                 self.counters.transitions_added += 1
-                if t.intervened and self.demo is not None:  # every intervened step is a demo too (HIL-SERL)
+                if t.intervened and self.demo is not None and self.algorithm.intervened_steps_as_demos:
                     self.demo.add(t.obs, t.action, t.reward, t.next_obs, t.done, True, stream=f"human:{t.robot_id}")
+            if stats is not None:
+                rows = self._episode_rows.pop(stats.episode_id, [])
+                if stats.success:
+                    self.online.mark_success(rows)
         if stats is not None:
             self._episode_done(stats)
         return stats
+
+    def _sampler(self) -> MixedSampler:
+        return MixedSampler(
+            self.online, self.demo, self.algorithm.demo_ratio, self.algorithm.select_online, self.spec.chunk_size
+        )
 
     def add_demos(self, records: Iterable[StepRecord]) -> int:
         """Fill the demo buffer from recorded steps (e.g. bags); returns the transitions added."""
@@ -176,8 +189,12 @@ class LearnerCore:
 
     # --- training
     def ready(self) -> bool:
-        """Enough online data to start training."""
-        return len(self.online) >= self.cfg.min_buffer
+        """Enough data to start training: ``min_buffer`` online rows the algorithm learns from, or (for an
+        algorithm that learns from them alone) demos."""
+        with self.lock:
+            online = self.sampler.online_available()
+            demos = len(self.demo) if self.demo is not None and self.algorithm.trains_on_demos_alone else 0
+        return online >= self.cfg.min_buffer or demos > 0
 
     def updates_allowed(self) -> bool:
         """Whether the update-to-data ratio allows another update now (``utd`` 0 = unlimited)."""
@@ -271,7 +288,7 @@ class LearnerCore:
         with self.lock:
             self.online = buffers["online"]
             self.demo = buffers.get("demo", self.demo)
-            self.sampler = MixedSampler(self.online, self.demo, self.algorithm.demo_ratio)
+            self.sampler = self._sampler()
             saved: dict[str, Any] = metadata.get("counters", {})
             self.counters = LearnerCounters(**{**saved, "last_metrics": saved.get("last_metrics", {})})
             self.counters.version = max(self.counters.version, self._published_version())

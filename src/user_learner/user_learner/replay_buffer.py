@@ -1,7 +1,8 @@
 """Fixed-capacity replay buffer over numpy rings, observations stored once (SERL's memory-efficient layout).
 
 Rows hold observations; a row that is also a transition holds its action, reward, done and intervened
-flag, plus ``next_row``: the row of the next observation. When a transition's ``obs`` equals the
+flag, whether its episode ended in success (set when it ends: :meth:`ReplayBuffer.mark_success`),
+plus ``next_row``: the row of the next observation. When a transition's ``obs`` equals the
 previous ``next_obs`` of the same ``stream`` (one stream per robot), that row is reused, so an
 episode of L steps takes L + 1 rows instead of 2L. Overwriting the oldest row invalidates the
 transition that started there and the one whose next observation it held.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-ROW_ARRAYS = ("action", "reward", "done", "intervened", "valid", "next_row", "prev_row", "generation")
+ROW_ARRAYS = ("action", "reward", "done", "intervened", "success", "valid", "next_row", "prev_row", "generation")
 """Per-row arrays besides the observations (what :meth:`ReplayBuffer.save_rows` writes)."""
 
 Batch = dict[str, Any]
@@ -60,6 +61,7 @@ class ReplayBuffer:
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.done = np.zeros(capacity, dtype=np.bool_)
         self.intervened = np.zeros(capacity, dtype=np.bool_)
+        self.success = np.zeros(capacity, dtype=np.bool_)  # the transition's episode succeeded
         self.valid = np.zeros(capacity, dtype=np.bool_)
         self.next_row = np.full(capacity, -1, dtype=np.int64)
         self.prev_row = np.full(capacity, -1, dtype=np.int64)  # the transition whose next obs is in this row
@@ -89,6 +91,7 @@ class ReplayBuffer:
         self.next_row[row] = -1
         self.prev_row[row] = -1
         self.generation[row] += 1
+        self.success[row] = False
         for key, store in self.obs.items():
             value = np.asarray(obs[key])
             if value.shape != store.shape[1:]:
@@ -110,8 +113,9 @@ class ReplayBuffer:
         done: bool,
         intervened: bool = False,
         stream: str = "",
-    ) -> None:
-        """Append one transition; ``done`` means terminated (no bootstrap). ``stream`` names its robot."""
+    ) -> tuple[int, int]:
+        """Append one transition; ``done`` means terminated (no bootstrap). ``stream`` names its robot.
+        Returns its ``(row, generation)`` (for :meth:`mark_success`)."""
         row, gen = self._pending.get(stream, (-1, -1))
         reusable = (
             row >= 0
@@ -131,9 +135,49 @@ class ReplayBuffer:
         self.valid[row] = True
         self.num_valid += 1
         self._pending[stream] = (nxt, int(self.generation[nxt]))
+        return row, int(self.generation[row])
 
-    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """Uniform indices of valid transitions (rejection sampling over the filled rows)."""
+    def mark_success(self, rows: Sequence[tuple[int, int]]) -> None:
+        """Flag the transitions ``(row, generation)`` (from :meth:`add`) as part of a successful episode;
+        rows overwritten since are left alone."""
+        if rows:
+            row, gen = np.asarray(rows, dtype=np.int64).reshape(-1, 2).T
+            keep = self.generation[row] == gen
+            self.success[row[keep]] = True
+
+    def newest(self, rows: np.ndarray, count: int) -> np.ndarray:
+        """The ``count`` most recently written of ``rows``."""
+        age = (self.cursor - 1 - rows) % self.capacity
+        return rows[np.argsort(age, kind="stable")[:count]]
+
+    def chunk_actions(self, idx: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The actions of ``length`` consecutive transitions from each row of ``idx`` along its episode:
+        ``(actions (N, length, A), intervened (N, length), complete (N,))``. Past an episode's last
+        transition the chunk repeats its last action (not intervened) and is not ``complete``."""
+        actions = np.empty((len(idx), length, self.action_dim), dtype=np.float32)
+        intervened = np.zeros((len(idx), length), dtype=np.bool_)
+        complete = np.ones(len(idx), dtype=np.bool_)
+        rows = np.asarray(idx, dtype=np.int64).copy()
+        for k in range(length):
+            actions[:, k] = self.action[rows]
+            intervened[:, k] = self.intervened[rows] & complete
+            if k + 1 < length:
+                nxt = self.next_row[rows]
+                linked = np.maximum(nxt, 0)  # (a -1 link reads row 0, then fails the first test)
+                going = complete & (nxt >= 0) & self.valid[linked] & (self.prev_row[linked] == rows)
+                complete &= going
+                rows = np.where(going, nxt, rows)
+        return actions, intervened, complete
+
+    def sample_indices(
+        self, batch_size: int, rng: np.random.Generator, eligible: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Uniform indices of valid transitions (rejection sampling over the filled rows), or uniform
+        over the rows ``eligible`` lists."""
+        if eligible is not None:
+            if len(eligible) == 0:
+                raise ValueError("no eligible transition to sample")
+            return eligible[rng.integers(0, len(eligible), size=batch_size)]
         if self.num_valid == 0:
             raise ValueError("cannot sample from an empty buffer")
         filled = min(self.rows_written, self.capacity)
@@ -200,7 +244,8 @@ class ReplayBuffer:
         arrays = load_file(str(rows_path))
         buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"])
         for name in ROW_ARRAYS:
-            getattr(buf, name)[: len(arrays[name])] = arrays[name]
+            if name in arrays:  # ("success" came later: rows saved before it load as not successful)
+                getattr(buf, name)[: len(arrays[name])] = arrays[name]
         buf.cursor, buf.rows_written, buf.num_valid = meta["cursor"], meta["rows_written"], meta["num_valid"]
         buf._pending = {k: (int(v[0]), int(v[1])) for k, v in meta["pending"].items()}
         for path in observation_paths:
@@ -226,25 +271,56 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
 class MixedSampler:
     """RLPD sampling: each batch is ``demo_ratio`` demo and the rest online transitions (online rows first).
 
-    With ``demo_ratio == 0`` or an empty demo buffer, every row comes from the online buffer.
+    With ``demo_ratio == 0`` or an empty demo buffer, every row comes from the online buffer; with no
+    online row to sample, every row comes from the demos. ``select`` narrows the online rows (e.g. to
+    human-intervened ones; None = every valid row). With ``chunk_size`` H > 1 each batch also holds
+    ``action_chunk`` (N, H, A): the actions of the H transitions from each row on.
     """
 
-    def __init__(self, online: ReplayBuffer, demo: ReplayBuffer | None = None, demo_ratio: float = 0.5) -> None:
-        if not 0.0 <= demo_ratio < 1.0:
-            raise ValueError("demo_ratio must be in [0, 1)")
+    def __init__(
+        self,
+        online: ReplayBuffer,
+        demo: ReplayBuffer | None = None,
+        demo_ratio: float = 0.5,
+        select: Callable[[ReplayBuffer], np.ndarray | None] | None = None,
+        chunk_size: int = 1,
+    ) -> None:
+        if not 0.0 <= demo_ratio <= 1.0:
+            raise ValueError("demo_ratio must be in [0, 1]")
         self.online, self.demo, self.demo_ratio = online, demo, demo_ratio
+        self.select = select or (lambda _buffer: None)
+        self.chunk_size = chunk_size
 
-    def demo_rows(self, batch_size: int) -> int:
+    def _online_rows(self) -> np.ndarray | None:
+        return self.select(self.online)
+
+    def online_available(self) -> int:
+        """How many online transitions batches may draw from."""
+        rows = self._online_rows()
+        return len(self.online) if rows is None else len(rows)
+
+    def demo_rows(self, batch_size: int, online_available: int | None = None) -> int:
         """How many rows of a ``batch_size`` batch come from the demo buffer."""
         if self.demo is None or len(self.demo) == 0:
             return 0
-        return round(batch_size * self.demo_ratio)
+        available = self.online_available() if online_available is None else online_available
+        return batch_size if available == 0 else round(batch_size * self.demo_ratio)
 
     def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
         """A batch whose first rows are online transitions and last :meth:`demo_rows` rows demos."""
-        n_demo = self.demo_rows(batch_size)
-        online = self.online.sample(batch_size - n_demo, rng, device)
-        if n_demo == 0:
-            return online
-        assert self.demo is not None
-        return concat_batches([online, self.demo.sample(n_demo, rng, device)])
+        rows = self._online_rows()
+        n_demo = self.demo_rows(batch_size, len(self.online) if rows is None else len(rows))
+        parts = []
+        if n_demo < batch_size:
+            parts.append(self._gather(self.online, self.online.sample_indices(batch_size - n_demo, rng, rows), device))
+        if n_demo:
+            assert self.demo is not None
+            parts.append(self._gather(self.demo, self.demo.sample_indices(n_demo, rng), device))
+        return parts[0] if len(parts) == 1 else concat_batches(parts)
+
+    def _gather(self, buffer: ReplayBuffer, idx: np.ndarray, device: str | torch.device) -> Batch:
+        batch = buffer.gather(idx, device)
+        if self.chunk_size > 1:
+            actions, _intervened, _complete = buffer.chunk_actions(idx, self.chunk_size)
+            batch["action_chunk"] = _as_tensor(actions, torch.device(device))
+        return batch

@@ -1,9 +1,10 @@
 """The algorithm seam: one interface for every learning algorithm, and the registry by name.
 
 An algorithm is built from its YAML section (its ``Config`` dataclass) and the policy spec; the
-learner core asks it how many rows one update consumes and which share of them comes from the
-demo buffer, samples that batch, calls :meth:`Algorithm.update` (→ metrics), publishes
-:meth:`Algorithm.publish_state` and checkpoints :meth:`Algorithm.state_dict`.
+learner core asks it how many rows one update consumes, which share of them comes from the demo
+buffer and which online rows count (:meth:`Algorithm.select_online`), samples that batch, calls
+:meth:`Algorithm.update` (→ metrics), publishes :meth:`Algorithm.publish_state` and checkpoints
+:meth:`Algorithm.state_dict`.
 
 Checkpoint state is generic: every module in :meth:`Algorithm.checkpoint_modules`, every optimiser
 in ``self.optimizers``, the torch generator, the update count and :meth:`Algorithm.extra_state`,
@@ -20,10 +21,11 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from user_learner.replay_buffer import Batch
+from user_learner.replay_buffer import Batch, ReplayBuffer
 from user_policies.policies.base import Policy, build_policy
 from user_policies.policy_spec import PolicySpec
 from user_policies.registry import Registry
@@ -65,10 +67,19 @@ class Algorithm:
         """Batch rows one :meth:`update` consumes."""
         raise NotImplementedError
 
+    intervened_steps_as_demos: ClassVar[bool] = True
+    """Whether every human-intervened online step also joins the demo buffer (HIL-SERL's RLPD)."""
+    trains_on_demos_alone: ClassVar[bool] = False
+    """Whether training may start from demos before ``min_buffer`` online rows exist."""
+
     @property
     def demo_ratio(self) -> float:
         """Share of every batch drawn from the demo buffer (0 = online data only, no demo buffer)."""
         return 0.0
+
+    def select_online(self, buffer: ReplayBuffer) -> np.ndarray | None:
+        """The online rows batches are drawn from (None = every valid transition)."""
+        return None
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One learner update on :attr:`rows_per_update` rows; returns scalar metrics by name."""

@@ -95,6 +95,18 @@ class Policy(nn.Module):
         """Action chunks (N, H, A) for a batched observation dict."""
         raise NotImplementedError
 
+    def imitation_loss(
+        self, obs: Mapping[str, torch.Tensor], chunks: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Behaviour-cloning loss (a scalar to minimise) of target action chunks (N, H, A) in [-1, 1]
+        given a batched observation dict: what behaviour cloning and HG-DAgger train."""
+        raise NotImplementedError(f"policy kind {self.spec.kind!r} has no imitation loss")
+
+
+def pre_tanh(actions: torch.Tensor, limit: float = 0.995) -> torch.Tensor:
+    """atanh of actions clipped to ±``limit`` (a full-scale human command is ±1, whose atanh is infinite)."""
+    return torch.atanh(actions.clamp(-limit, limit))
+
 
 class StochasticPolicy(Policy):
     """A policy SAC-family algorithms can train: reparameterised single actions with log-probabilities."""

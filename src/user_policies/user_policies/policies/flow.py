@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from user_policies.policies.base import POLICIES, StochasticPolicy
+from user_policies.policies.base import POLICIES, StochasticPolicy, pre_tanh
 from user_policies.policies.gaussian import gaussian_log_density, tanh_log_det
 from user_policies.policy_spec import PolicySpec
 
@@ -112,10 +112,12 @@ class FlowPolicy(StochasticPolicy):
         return torch.stack([proj(part) for proj, part in zip(self.memory_in, parts, strict=True)], dim=1)
 
     def velocity(
-        self, x: torch.Tensor, step: int, memory: torch.Tensor
+        self, x: torch.Tensor, step: int | torch.Tensor, memory: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(velocity, log σ or None) at Euler step ``step`` for noisy actions x (N, H, A)."""
-        time = self.time_mlp(self.time_features[step : step + 1])  # (1, d)
+        """(velocity, log σ or None) at Euler step ``step`` (one for all, or one per row) for noisy actions
+        x (N, H, A)."""
+        steps = torch.as_tensor(step, device=x.device).reshape(-1)
+        time = self.time_mlp(self.time_features[steps])  # (1 or N, d)
         h = self.action_in(x) + time[:, None, :] + self.positions
         h = self.out_norm(self.decoder(h, memory))
         v = self.head(h)
@@ -175,6 +177,20 @@ class FlowPolicy(StochasticPolicy):
         """Reparameterised (chunk flattened to (N, H·A) in (-1, 1), log-prob) with the training noise."""
         x, log_prob = self.rollout(features, self.options.noise_std_train, generator)
         return torch.tanh(x).flatten(1), log_prob
+
+    def imitation_loss(
+        self, obs: Mapping[str, torch.Tensor], chunks: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Flow matching on the Euler grid: from x₀ ~ N(0, I) to the target chunk's pre-tanh x₁, the
+        velocity at x_t = (1 - t) x₀ + t x₁ (t = k/K, k uniform) should be x₁ - x₀."""
+        target = pre_tanh(chunks)
+        x0 = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
+        steps = torch.randint(
+            0, self.options.flow_steps, (target.shape[0],), generator=generator, device=target.device
+        )
+        t = (steps.to(target.dtype) / self.options.flow_steps)[:, None, None]
+        v, _ = self.velocity((1 - t) * x0 + t * target, steps, self.memory(self.encoder(obs)))
+        return torch.nn.functional.mse_loss(v, target - x0)
 
     def act_batch(self, batch: Mapping[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
         """(N, H, A): the noiseless flow from x₀ = 0 (deterministic) or a rollout-noise sample."""

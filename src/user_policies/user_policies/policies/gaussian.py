@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from user_policies.models.mlp import MLP
-from user_policies.policies.base import POLICIES, StochasticPolicy
+from user_policies.policies.base import POLICIES, StochasticPolicy, pre_tanh
 from user_policies.policy_spec import PolicySpec
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -94,6 +94,14 @@ class GaussianPolicy(StochasticPolicy):
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         pre_tanh = mean + log_std.exp() * eps
         return torch.tanh(pre_tanh), tanh_log_prob(pre_tanh, eps, log_std)
+
+    def imitation_loss(
+        self, obs: Mapping[str, torch.Tensor], chunks: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Negative log-likelihood of the target actions (N, 1, A) under the tanh-Gaussian."""
+        mean, log_std = self(obs)
+        target = pre_tanh(chunks[:, 0])
+        return -tanh_log_prob(target, (target - mean) / log_std.exp(), log_std).mean()
 
     def act_batch(self, batch: Mapping[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
         """(N, 1, A): tanh of the mean (deterministic) or of a sample."""

@@ -1,0 +1,124 @@
+"""HG-DAgger: which rows it learns from, and that every registered policy kind learns by imitation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from user_learner.algorithms.base import ALGORITHMS
+from user_learner.algorithms.hg_dagger import HGDAggerConfig, select_intervened
+from user_learner.replay_buffer import MixedSampler, ReplayBuffer
+from user_policies.policies.base import policy_kinds
+from user_policies.policy_spec import PolicySpec
+
+STATE, ACTION = 3, 2
+
+
+def add_episode(buf: ReplayBuffer, stream: str, intervened: list[bool], success: bool, rng) -> list[int]:
+    """One episode of len(intervened) steps; returns its transitions' rows (marked successful if it was)."""
+    rows = []
+    obs = {"state": rng.normal(size=STATE).astype(np.float32)}
+    for flag in intervened:
+        nxt = {"state": rng.normal(size=STATE).astype(np.float32)}
+        rows.append(buf.add(obs, rng.uniform(-1, 1, ACTION), 0.0, nxt, False, flag, stream=stream))
+        obs = nxt
+    if success:
+        buf.mark_success(rows)
+    return [r for r, _gen in rows]
+
+
+def test_selection_takes_intervened_steps_and_each_option_narrows_it_as_named() -> None:
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(500, {"state": (STATE,)}, ACTION)
+    failed = add_episode(buf, "a", [False, True, True, True, False, True], success=False, rng=rng)
+    won = add_episode(buf, "a", [True, True, False, True, True, True, True, False], success=True, rng=rng)
+    robot = add_episode(buf, "b", [False] * 5, success=True, rng=rng)
+
+    every = set(select_intervened(buf))
+    assert every == {failed[i] for i in (1, 2, 3, 5)} | {won[i] for i in (0, 1, 3, 4, 5, 6)}
+    assert not every & set(robot)
+    assert set(select_intervened(buf, only_successful=True)) == {won[i] for i in (0, 1, 3, 4, 5, 6)}
+    # chunks of 3 steps, each step intervened and inside the episode
+    assert set(select_intervened(buf, chunk_size=3, only_full_chunks=True)) == {failed[1], won[3], won[4]}
+    assert set(select_intervened(buf, chunk_size=3)) == every  # the option is off
+    assert set(select_intervened(buf, window=3)) == {won[i] for i in (4, 5, 6)}  # the newest three
+
+
+def test_a_chunk_stops_at_its_episode_end_and_a_reused_row_is_not_marked() -> None:
+    rng = np.random.default_rng(1)
+    buf = ReplayBuffer(500, {"state": (STATE,)}, ACTION)
+    rows = add_episode(buf, "a", [True, True], success=True, rng=rng)
+    actions, intervened, complete = buf.chunk_actions(np.array(rows), 3)
+    assert complete.tolist() == [False, False]
+    np.testing.assert_array_equal(actions[0, :2], buf.action[rows])
+    np.testing.assert_array_equal(actions[0, 2], buf.action[rows[1]])  # repeats the last action
+    assert intervened.tolist() == [[True, True, False], [True, False, False]]
+    small = ReplayBuffer(4, {"state": (STATE,)}, ACTION)
+    state = {"state": np.zeros(STATE, np.float32)}
+    early = small.add(state, np.zeros(ACTION), 0.0, state, False, True, stream="a")  # rows 0 -> 1
+    add_episode(small, "b", [False], success=False, rng=rng)  # rows 2 -> 3
+    add_episode(small, "c", [False], success=False, rng=rng)  # rows 0 -> 1 again
+    small.mark_success([early])  # its episode ended in success, after its row was reused
+    assert not small.success.any()
+
+
+def test_batches_hold_intervened_rows_and_demos_at_the_ratio_and_only_demos_before_a_takeover() -> None:
+    rng = np.random.default_rng(2)
+    online = ReplayBuffer(1000, {"state": (STATE,)}, ACTION)
+    demo = ReplayBuffer(1000, {"state": (STATE,)}, ACTION)
+    add_episode(demo, "d", [False] * 50, success=True, rng=rng)
+    add_episode(online, "a", [False] * 40, success=False, rng=rng)
+    sampler = MixedSampler(online, demo, 0.25, select=select_intervened)
+    batch = sampler.sample(64, rng)
+    assert batch["obs_ref"][:, 0].eq(demo.uid).all()  # no takeover yet: demos only
+
+    taken = add_episode(online, "a", [False, True, True, False, True], success=True, rng=rng)
+    batch = sampler.sample(64, rng)
+    sources = batch["obs_ref"][:, 0]
+    assert int((sources == demo.uid).sum()) == 16
+    online_rows = batch["obs_ref"][sources == online.uid, 1].tolist()
+    assert set(online_rows) <= {taken[i] for i in (1, 2, 4)} and batch["intervened"][:48].all()
+
+
+KIND_SPECS = {
+    "mlp": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="mlp", hidden_dims=(64, 64)),
+    "cnn": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="cnn", cameras=("wrist",), image_size=(16, 16),
+                      hidden_dims=(64, 64)),
+    "flow": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="flow", chunk_size=4,
+                       options={"d_model": 32, "n_heads": 2, "n_layers": 1, "flow_steps": 4}),
+}
+
+
+def expert(state: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """A smooth expert: chunks (N, H, A) from the state, well inside (-1, 1)."""
+    base = torch.stack([0.6 * torch.tanh(state[:, 0] - state[:, 1]), 0.5 * torch.sin(state[:, 2])], dim=-1)
+    steps = torch.arange(chunk_size, dtype=torch.float32)[None, :, None]
+    return base[:, None, :] * (1.0 - 0.1 * steps)
+
+
+@pytest.mark.parametrize("kind", sorted(policy_kinds()))
+def test_every_policy_kind_imitates_through_hg_dagger(kind: str) -> None:
+    spec = KIND_SPECS[kind]
+    rows = 16 if spec.cameras else 128  # (a CPU-sized ResNet-10 batch)
+    algo = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(batch_size=rows, lr=3e-3), spec, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    states = torch.randn(rows, STATE, generator=gen)
+    obs = {"state": states}
+    for camera in spec.cameras:
+        obs[camera] = torch.randint(0, 255, (rows, *spec.image_size, 3), generator=gen, dtype=torch.uint8)
+    target = expert(states, spec.chunk_size)
+    batch = {"obs": obs, "action": target[:, 0], "intervened": torch.ones(rows, dtype=torch.bool)}
+    if spec.chunk_size > 1:
+        batch["action_chunk"] = target
+
+    def error() -> float:
+        with torch.no_grad():
+            return float((algo.policy.act_batch(obs, deterministic=True) - target).abs().mean())
+
+    before, first = error(), algo.validation_loss(batch)
+    for _ in range(100):
+        metrics = algo.update(batch)
+    assert metrics["intervened_share"] == 1.0
+    assert algo.validation_loss(batch) < first
+    assert error() < 0.5 * before, (kind, before, error())
