@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +98,24 @@ class _OpenEpisode:
     intervened_steps: int = 0
     takeovers: int = 0
     missing_steps: int = 0
+
+
+def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
+    """A :class:`StepRecord` from anything with the Transition fields (a message or a bag step)."""
+    return StepRecord(
+        robot_id=robot_id,
+        episode_id=episode_id,
+        step=int(step.step),
+        obs=obs,
+        action=np.asarray(step.action, dtype=np.float32),
+        reward=float(step.reward),
+        terminated=bool(step.terminated),
+        truncated=bool(step.truncated),
+        intervened=bool(step.intervened),
+        end_reason=int(step.end_reason),
+        policy_version=int(step.policy_version),
+    )
+
 
 
 class EpisodeAssembler:

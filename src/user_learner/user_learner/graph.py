@@ -82,6 +82,7 @@ class GraphOptions:
     obs: str = _opt("state", "observation: state vector only, or camera pixels too", ("state", "pixels"))
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
+    init: str = _opt("", "start the learner's policy from this checkpoint (or log dir), e.g. `user-rl pretrain`'s")
     expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, or partial takeovers",
                        ("off", "always", "partial"))
     seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
@@ -275,6 +276,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             "pipeline": opts.pipeline,
             "log_dir": opts.log_dir,
             "resume": opts.resume,
+            "init": opts.init,
             "robots": opts.robots,
             "seed": opts.seed,
             **({"demos": list(opts.demos)} if opts.demos else {}),

@@ -115,7 +115,8 @@ class LearnerCore:
         self._start = time.monotonic()
 
     # --- data
-    def _keep(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def keep_observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The observation keys this learner's policy reads (``ValueError`` naming a missing one)."""
         shapes = self.spec.observation_shapes()
         missing = [k for k in shapes if k not in obs]
         if missing:
@@ -125,7 +126,7 @@ class LearnerCore:
     def ingest(self, record: StepRecord, raw: bytes | None = None) -> EpisodeStats | None:
         """Add one received step (logged first when its serialized message ``raw`` is given); returns the
         episode's stats when this message ended it."""
-        record = dataclasses.replace(record, obs=self._keep(dict(record.obs)))
+        record = dataclasses.replace(record, obs=self.keep_observation(dict(record.obs)))
         with self.lock:
             if raw is not None:
                 self.wal.append(raw)
@@ -159,7 +160,7 @@ class LearnerCore:
         assembler = EpisodeAssembler()
         added = 0
         for record in records:
-            record = dataclasses.replace(record, obs=self._keep(dict(record.obs)))
+            record = dataclasses.replace(record, obs=self.keep_observation(dict(record.obs)))
             for t in assembler.add(record)[0]:
                 self.demo.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=f"demo:{t.robot_id}")
                 added += 1
@@ -278,6 +279,23 @@ class LearnerCore:
         """fsync the transition log (the learner node does it once a second)."""
         with self.lock:
             self.wal.sync()
+
+    def init_policy(self, checkpoint: str | Path) -> Path:
+        """Start from the policy of ``checkpoint`` (a checkpoint or a log dir: its newest), e.g. a cloned
+        one; returns the checkpoint used. Its policy must be this learner's (kind, sizes, options)."""
+        from user_learner.checkpoint import resolve_checkpoint
+        from user_learner.evaluation import load_checkpoint_algorithm
+
+        path = resolve_checkpoint(checkpoint)
+        source = load_checkpoint_algorithm(path)
+        if source.spec != self.spec:
+            raise ValueError(
+                f"{path}: its policy ({source.spec.to_json()}) is not this learner's ({self.spec.to_json()}): "
+                f"start from a checkpoint made with the same policy settings"
+            )
+        with self.lock:
+            self.algorithm.policy.load_state_dict(source.policy.state_dict())
+        return path
 
     def resume(self) -> bool:
         """Restore the newest checkpoint under :attr:`checkpoint_root`; False when there is none."""

@@ -104,10 +104,13 @@ class HGDAgger(Algorithm):
         return {"imitation_loss": float(loss.detach()), "intervened_share": float(batch["intervened"].float().mean())}
 
     @torch.no_grad()
-    def validation_loss(self, batch: Batch) -> float:
-        """The imitation loss on a batch without training on it (held-out validation)."""
+    def validation_metrics(self, batch: Batch) -> dict[str, float]:
+        """On a batch it does not train on (held-out demos): the imitation ``loss`` and ``action_error``,
+        the mean absolute error of the deterministic chunk (comparable across policy kinds)."""
         chunks = batch.get("action_chunk")
         if chunks is None:
             chunks = batch["action"][:, None, :]
         self.policy.eval()
-        return float(self.policy.imitation_loss(batch["obs"], chunks, self.generator))
+        loss = float(self.policy.imitation_loss(batch["obs"], chunks, self.generator))
+        error = float((self.policy.act_batch(batch["obs"], deterministic=True) - chunks).abs().mean())
+        return {"loss": loss, "action_error": error}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from user_learner.bags.images import array_to_image, header, image_to_array, stamp_ns
 from user_learner.bags.recording import open_recording
 from user_learner.bags.typestore import typestore
+from user_learner.episode_assembler import StepRecord, step_record
 from user_robot.config_loader import UsageError
 from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 
@@ -288,6 +289,13 @@ def read_episodes(
                 yield open_episodes.pop(key)
     if not complete_only:
         yield from open_episodes.values()
+
+
+def episode_records(episodes: Iterable[Episode]) -> Iterator[StepRecord]:
+    """The steps of recorded episodes as the learner's :class:`StepRecord` s (images as read)."""
+    for episode in episodes:
+        for step in episode.steps:
+            yield step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images})
 
 
 def check_recording(path: str | Path) -> str:

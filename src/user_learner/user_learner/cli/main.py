@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("user_learner.cli.info", "show the environment: ROS 2, interfaces, tasks, robots, algorithms"),
     "sim": ("user_learner.cli.sim", "run sim-cell episodes with the scripted expert or a random policy"),
     "collect": ("user_learner.cli.collect", "record scripted-expert (SpaceMouse) demos to a rosbag2 file"),
+    "pretrain": ("user_learner.cli.pretrain", "clone a policy from demo recordings (behaviour cloning)"),
     "train": ("user_learner.cli.train", "train a policy online: robot side + learner, async or sync"),
     "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95% CI"),
     "bag": ("user_learner.cli.bag", "inspect recordings (info) and import `ros2 bag record` demos (import)"),

@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
 from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
-from user_learner.episode_assembler import StepRecord
+from user_learner.episode_assembler import StepRecord, step_record
 from user_learner.learner_core import LearnerCore
 from user_learner.transition_log import read_segment
 from user_policies.nodes.messages import image_array
@@ -38,23 +37,6 @@ from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
 from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
-
-
-def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
-    """A :class:`StepRecord` from anything with the Transition fields (a message or a bag step)."""
-    return StepRecord(
-        robot_id=robot_id,
-        episode_id=episode_id,
-        step=int(step.step),
-        obs=obs,
-        action=np.asarray(step.action, dtype=np.float32),
-        reward=float(step.reward),
-        terminated=bool(step.terminated),
-        truncated=bool(step.truncated),
-        intervened=bool(step.intervened),
-        end_reason=int(step.end_reason),
-        policy_version=int(step.policy_version),
-    )
 
 
 def message_record(msg: Transition) -> StepRecord:
@@ -105,8 +87,11 @@ class Learner(Node):
                 f"resumed from checkpoint: {self.core.counters.updates} updates, v{self.core.counters.version}, "
                 f"{len(self.core.online)} online transitions"
             )
-        elif not self.core.counters.demo_transitions:
-            self._load_demos(p["demos"])
+        else:
+            if p["init"]:
+                self.get_logger().info(f"policy initialised from {self.core.init_policy(p['init'])}")
+            if not self.core.counters.demo_transitions:
+                self._load_demos(p["demos"])
         self.running_marker.parent.mkdir(parents=True, exist_ok=True)
         self.running_marker.write_text(f"{os.getpid()}\n")
         self.secret = load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None
@@ -125,8 +110,8 @@ class Learner(Node):
         self._ups = 0.0
         self._trainer = threading.Thread(target=self._train_loop, name="trainer", daemon=True)
         self._trainer.start()
-        if self.core.counters.version:
-            self._publish_weights()  # a resumed learner re-publishes at once, as a newer version
+        if self.core.counters.version or p["init"]:
+            self._publish_weights()  # a resumed (or initialised) learner publishes at once, as a newer version
         self.get_logger().info(
             f"learner ready: {self.core.policy_id} on {self.core.device}, learner_id={self.core.learner_id}"
             f"{' (signed weights)' if self.secret else ''}, pipeline={self.pipeline}, "
@@ -142,6 +127,8 @@ class Learner(Node):
             "pipeline": ("async", "async: train continuously; sync: train after every episode"),
             "log_dir": ("logs", "TensorBoard logs and checkpoints"),
             "resume": (False, "resume from the newest checkpoint in log_dir"),
+            "init": ("", "a checkpoint (or log dir) whose policy a fresh learner starts from, e.g. a cloned "
+                         "one (`user-rl pretrain`); ignored when resuming"),
             "demos": ([""], "demo recordings (rosbag2) for the demo buffer"),
             "robot": ("sim", "robot config name whose embodiment the weights serve"),
             "seed": (0, "random seed"),
@@ -176,15 +163,10 @@ class Learner(Node):
     def _load_demos(self, paths: list[str]) -> None:
         if not paths:
             return
-        from user_learner.bags.transition_bag import read_episodes
+        from user_learner.bags.transition_bag import episode_records, read_episodes
 
         images = bool(self.core.spec.image_keys)
-        records = (
-            step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images})
-            for path in paths
-            for episode in read_episodes(path, images=images)
-            for step in episode.steps
-        )
+        records = episode_records(episode for path in paths for episode in read_episodes(path, images=images))
         added = self.core.add_demos(records)
         self.get_logger().info(f"loaded {added} demo transitions from {len(paths)} recording(s)")
 

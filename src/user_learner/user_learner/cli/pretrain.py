@@ -1,0 +1,76 @@
+"""``user-rl pretrain``: clone a policy from demo recordings (behaviour cloning, no robot needed).
+
+Trains the task's policy (or ``--policy <kind>``) on the demos' actions with the imitation
+algorithm's loss (negative log-likelihood for Gaussian policies, flow matching for flow and chunked
+ones), holding out whole episodes for a validation loss, and writes a learner checkpoint under
+``--log-dir``: ``user-rl eval --checkpoint <log-dir>`` measures it and ``user-rl train --algo
+hg_dagger --init <log-dir>`` fine-tunes it online. Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from user_robot.config_loader import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``user-rl pretrain`` flags."""
+    parser.add_argument("--task", required=True, help="task config name, e.g. pick_and_place")
+    parser.add_argument("--demos", required=True, nargs="+", help="demo recordings (rosbag2)")
+    parser.add_argument("--algo", default="hg_dagger", help="imitation recipe (config/algorithms/<algo>.yaml)")
+    parser.add_argument("--policy", default="", help="policy kind replacing the recipe's (e.g. flow)")
+    parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="what the policy observes")
+    parser.add_argument("--robot", default="sim", help="robot config whose embodiment the weights serve")
+    parser.add_argument("--updates", type=int, default=2000, help="gradient steps")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of demo episodes held out")
+    parser.add_argument("--log-dir", default="logs/pretrain", help="checkpoint and TensorBoard directory")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (network init, batches, the split)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Clone and print the summary line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from user_learner.bags.transition_bag import read_episodes
+    from user_learner.learner_core import LearnerCore
+    from user_learner.pretrain import Pretrainer, split_episodes
+    from user_robot.robot_config import load_robot
+    from user_robot.task_config import load_task
+
+    if args.updates < 1 or not 0.0 <= args.val_fraction < 1.0:
+        raise UsageError("need --updates >= 1 and 0 <= --val-fraction < 1")
+    task, robot = load_task(args.task), load_robot(args.robot)
+    for path in args.demos:
+        if not Path(path).exists():
+            raise UsageError(f"{path}: no such recording")
+    images = args.obs == "pixels"
+    episodes = [e for path in args.demos for e in read_episodes(path, images=images, progress=True)]
+    foreign = sorted({e.task for e in episodes if e.task and e.task != task.name})
+    if foreign:
+        raise UsageError(f"the demos include other tasks ({', '.join(foreign)}) than {task.name}")
+    train, val = split_episodes(episodes, args.val_fraction, args.seed)
+    core = LearnerCore(task, args.algo, args.obs, [robot.embodiment], args.log_dir, seed=args.seed, policy=args.policy)
+    try:
+        cloner = Pretrainer(core, train, val)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    columns = (TextColumn("cloning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[losses]}"))
+    with Progress(*columns, transient=True) as bar:
+        job = bar.add_task("clone", total=args.updates, losses="")
+
+        def advance(losses: dict) -> None:
+            bar.update(job, advance=1, losses=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+
+        result = cloner.run(args.updates, advance=advance)
+    core.close()
+    before, after = result.val_before, result.val_after
+    val_text = "".join(f" val_{k}={before[k]:.4f}->{after[k]:.4f}" for k in after) or " val=- (no held-out episode)"
+    print(
+        f"pretrain task={task.name} algo={args.algo} policy={core.spec.kind} obs={args.obs} "
+        f"episodes={result.train_episodes}+{result.val_episodes} transitions={result.demo_transitions} "
+        f"updates={result.updates} train_loss={result.train_loss:.4f}{val_text} checkpoint={result.checkpoint}"
+    )
+    return 0
