@@ -83,8 +83,9 @@ class GraphOptions:
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
     init: str = _opt("", "start the learner's policy from this checkpoint (or log dir), e.g. `user-rl pretrain`'s")
-    expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, or partial takeovers",
-                       ("off", "always", "partial"))
+    expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, partial takeovers, "
+                              "or human (a simulated human taking over when the policy drifts or stalls)",
+                       ("off", "always", "partial", "human"))
     seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
     real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only); "
                                         "with lockstep, the top speed")

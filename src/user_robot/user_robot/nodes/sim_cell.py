@@ -40,7 +40,7 @@ from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
 from user_robot.nodes.qos import CONTROL, PROFILES
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
-from user_robot.sim.expert import ExpertSchedule, VirtualSpaceMouse, make_expert
+from user_robot.sim.expert import ExpertSchedule, SimulatedHuman, VirtualSpaceMouse, make_expert
 from user_robot.sim.lockstep import LockstepGate, lockstep_period
 from user_robot.task_config import load_task
 
@@ -99,8 +99,10 @@ class SimCellNode(Node):
         self.episode = 0
         self.cell.reset_scene(self.seed, self.episode)
         self.expert = make_expert(self.task)
-        self.schedule = ExpertSchedule(p["expert"], p["expert_takeover_probability"], p["expert_on_steps"],
-                                       p["expert_off_steps"])
+        human = p["expert"] == "human"  # the simulated human: takes over when the policy goes wrong
+        self.human = SimulatedHuman(self.expert) if human else None
+        self.schedule = ExpertSchedule("off" if human else p["expert"], p["expert_takeover_probability"],
+                                       p["expert_on_steps"], p["expert_off_steps"])
         self.schedule.start_episode(self.seed, self.episode)
         self.expert_override: bool | None = None
         self.mouse = VirtualSpaceMouse(self.robot.teleop)
@@ -170,7 +172,8 @@ class SimCellNode(Node):
                 description="wall seconds to wait for a silent participant before going on without it",
                 floating_point_range=number(0.05, 60.0))),
             ("expert", "off", ParameterDescriptor(description="scripted expert on the virtual SpaceMouse: "
-                                                  "off, always or partial")),
+                                                  "off, always, partial (random periods) or human "
+                                                  "(takes over when the policy drifts or stalls)")),
             ("expert_takeover_probability", 0.5, ParameterDescriptor(
                 description="partial: probability that the expert takes over an episode",
                 floating_point_range=number(0.0, 1.0))),
@@ -221,6 +224,8 @@ class SimCellNode(Node):
             self.episode += 1
             self.cell.reset_scene(self.seed, self.episode)
             self.expert.reset()
+            if self.human is not None:
+                self.human.reset()
             self.mouse.reset()
             self.schedule.start_episode(self.seed, self.episode)
             self._step = 0
@@ -327,10 +332,15 @@ class SimCellNode(Node):
         self.success_pub.publish(Bool(data=cell.success()))
 
     def _expert_tick(self) -> None:
-        active = self.expert_override if self.expert_override is not None else self.schedule.active(self._step)
+        command = None
+        if self.human is not None and self.expert_override is None:
+            command = self.human.tick(self.cell)
+        elif self.expert_override if self.expert_override is not None else self.schedule.active(self._step):
+            command = self.expert.act(self.cell)
         self._step += 1
-        if active:
-            action, grip = self.expert.act(self.cell)
+        active = command is not None
+        if command is not None:
+            action, grip = command
             self._publish_mouse(self.mouse.twist(action), self.mouse.buttons(grip))
         elif self._expert_was_active:
             self._publish_mouse([0.0] * 6, self.mouse.buttons(0))  # let go: the device reads zero

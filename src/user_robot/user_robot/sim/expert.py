@@ -7,8 +7,9 @@ action then travels the same path a human's would: :class:`VirtualSpaceMouse` tu
 spacenav Twist axes and Joy buttons that the teleop node reads.
 
 :class:`ExpertSchedule` decides when the expert has the SpaceMouse: always, never, or part of
-the time (per-episode takeover probability and on/off periods), for HG-DAgger and intervention
-tests.
+the time (per-episode takeover probability and on/off periods), for intervention tests; and
+:class:`SimulatedHuman` takes it the way a person supervising HG-DAgger does: when the policy goes
+wrong.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ if TYPE_CHECKING:
 CLOSE, OPEN, KEEP = 1, -1, 0
 """Gripper intents."""
 
-COMMON_DEFAULTS: dict[str, Any] = {"gain": 0.5}
-"""Expert settings shared by every task (``gain``: fraction of the remaining way moved per tick)."""
+COMMON_DEFAULTS: dict[str, Any] = {
+    "gain": 0.5,
+    "human_window": 10,
+    "human_min_progress": 0.01,
+    "human_tolerance": 0.015,
+    "human_handback": 15,
+}
+"""Expert settings shared by every task: ``gain``, the fraction of the remaining way moved per tick;
+``human_*``, the simulated human's thresholds (:class:`SimulatedHuman`)."""
 
 
 def wrap_period(angle: float, period: float) -> float:
@@ -64,6 +72,7 @@ class Expert:
     def reset(self) -> None:
         """Forget the episode's progress: back to the first phase."""
         self.phase, self.ticks = self.START_PHASE, 0
+        self.last_goal = np.zeros(3)  # the (clipped) TCP goal of the last act()
 
     def _go(self, phase: str) -> None:
         self.phase, self.ticks = phase, 0
@@ -82,7 +91,8 @@ class Expert:
         self.ticks += 1
         goal_xyz, goal_yaw, grip = self.goal(cell)
         gain = self.p["gain"]
-        goal_xyz = xyz + gain * (self.workspace.clip_xyz(goal_xyz) - xyz)
+        self.last_goal = self.workspace.clip_xyz(goal_xyz)
+        goal_xyz = xyz + gain * (self.last_goal - xyz)
         goal_quat = self.workspace.from_relative_rpy(np.array([0.0, 0.0, goal_yaw]))
         turn = rotvec_from_quat(quat_multiply(goal_quat, quat_conjugate(quat)))
         goal_quat = quat_multiply(quat_from_rotvec(gain * turn), quat)
@@ -354,3 +364,51 @@ class ExpertSchedule:
 
 
 
+
+
+class SimulatedHuman:
+    """The scripted expert watching the policy, as a person supervising HG-DAgger: it takes the SpaceMouse
+    when the TCP has come less than ``human_min_progress`` (m) closer to where the expert would take it
+    over the last ``human_window`` control ticks while still farther than ``human_tolerance`` from it
+    (drifting away, or stalled), drives for ``human_handback`` ticks, and lets go. The thresholds are
+    the task YAML's ``expert:`` keys. The expert follows the episode all along (its phase machine sees
+    every tick), so its goal is the one it would pursue from here."""
+
+    def __init__(self, expert: Expert) -> None:
+        self.expert = expert
+        self.window = int(expert.p["human_window"])
+        self.min_progress = float(expert.p["human_min_progress"])
+        self.tolerance = float(expert.p["human_tolerance"])
+        self.handback = int(expert.p["human_handback"])
+        if self.window < 1 or self.handback < 1 or self.min_progress < 0 or self.tolerance < 0:
+            raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and "
+                             f"human_min_progress, human_tolerance >= 0")
+        self.takeovers = 0  # (over all episodes)
+        self.driven = 0  # control ticks it drove (over all episodes)
+        self.reset()
+
+    def reset(self) -> None:
+        """Episode start: not driving, nothing watched yet."""
+        self.driving = 0  # ticks left before handing back (0: the policy drives)
+        self.positions: list[np.ndarray] = []  # the TCP over the last window
+        self.phase = ""
+
+    def tick(self, cell: SimCell) -> tuple[np.ndarray, int] | None:
+        """Watch one control tick: the expert's (action, gripper intent) while it drives, else None."""
+        action, grip = self.expert.act(cell)
+        if self.expert.phase != self.phase:  # a new sub-goal: progress is measured afresh
+            self.phase, self.positions = self.expert.phase, []
+        self.positions = [*self.positions[-self.window:], cell.tcp_pose()[0].copy()]
+        if self.driving:
+            self.driving -= 1
+            if not self.driving:
+                self.positions = []
+            self.driven += 1
+            return action, grip
+        goal = self.expert.last_goal  # (progress toward where it wants to go now: its goal may move)
+        then, now = (float(np.linalg.norm(goal - p)) for p in (self.positions[0], self.positions[-1]))
+        stuck = len(self.positions) > self.window and now > self.tolerance and then - now < self.min_progress
+        if not stuck:
+            return None
+        self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
+        return action, grip

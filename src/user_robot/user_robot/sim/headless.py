@@ -20,7 +20,7 @@ from user_robot.action_mapping import GRIPPER_CLOSE
 from user_robot.robot_config import RobotConfig, load_robot
 from user_robot.safety import GripperDebouncer, Pose, SafetyCounters, SafetyFilter
 from user_robot.sim.cell import SimCell
-from user_robot.sim.expert import Expert, VirtualSpaceMouse, make_expert
+from user_robot.sim.expert import Expert, SimulatedHuman, VirtualSpaceMouse, make_expert
 from user_robot.task_config import TaskConfig, load_task
 from user_robot.teleop_core import TeleopCore
 
@@ -37,23 +37,54 @@ class EpisodeResult:
     wall_s: float
 
 
-def expert_policy(task: TaskConfig, robot: RobotConfig) -> tuple[Expert, Policy]:
-    """The task's scripted expert as a policy, through the virtual SpaceMouse and teleop mapping."""
-    expert = make_expert(task)
+def _spacemouse(task: TaskConfig, robot: RobotConfig) -> Callable[[int, tuple[np.ndarray, int] | None], np.ndarray]:
+    """An expert's (action, gripper intent) → the normalized action, through the virtual SpaceMouse and
+    teleop mapping at control tick ``step``; ``None`` lets go of the device."""
     mouse = VirtualSpaceMouse(robot.teleop)
     teleop = TeleopCore(robot.teleop, task.action.dims)
 
-    def policy(cell: SimCell, step: int) -> np.ndarray:
+    def command(step: int, expert: tuple[np.ndarray, int] | None) -> np.ndarray:
         if step == 0:
-            expert.reset()
             mouse.reset()
-        action, grip = expert.act(cell)
         now = step / task.control_rate_hz
+        action, grip = expert if expert is not None else (np.zeros(task.action.dims), 0)
         teleop.twist(mouse.twist(action), now)
         teleop.joy(mouse.buttons(grip))
         return teleop.tick(now).action.astype(np.float64)
 
+    return command
+
+
+def expert_policy(task: TaskConfig, robot: RobotConfig) -> tuple[Expert, Policy]:
+    """The task's scripted expert as a policy, through the virtual SpaceMouse and teleop mapping."""
+    expert = make_expert(task)
+    spacemouse = _spacemouse(task, robot)
+
+    def policy(cell: SimCell, step: int) -> np.ndarray:
+        if step == 0:
+            expert.reset()
+        return spacemouse(step, expert.act(cell))
+
     return expert, policy
+
+
+def supervised_policy(task: TaskConfig, robot: RobotConfig, policy: Policy) -> tuple[SimulatedHuman, Policy]:
+    """``policy`` watched by the simulated human, who takes over through the SpaceMouse when it goes wrong
+    (its ``takeovers`` and ``driven`` count what it did)."""
+    human = SimulatedHuman(make_expert(task))
+    spacemouse = _spacemouse(task, robot)
+
+    def supervised(cell: SimCell, step: int) -> np.ndarray:
+        if step == 0:
+            human.expert.reset()
+            human.reset()
+        command = human.tick(cell)
+        if command is None:
+            spacemouse(step, None)  # (the device reads zero)
+            return policy(cell, step)
+        return spacemouse(step, command)
+
+    return human, supervised
 
 
 def random_policy(dims: int, seed: int) -> Policy:
