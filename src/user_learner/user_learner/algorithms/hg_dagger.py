@@ -61,6 +61,12 @@ def select_intervened(
     return rows
 
 
+def target_chunks(batch: Batch) -> torch.Tensor:
+    """The batch's executed action chunks (N, H, A): ``action_chunk``, or its single actions as chunks of one."""
+    chunks = batch.get("action_chunk")
+    return batch["action"][:, None, :] if chunks is None else chunks
+
+
 @ALGORITHMS.register("hg_dagger")
 class HGDAgger(Algorithm):
     """Imitation of the human's takeovers (see the module docstring)."""
@@ -89,9 +95,7 @@ class HGDAgger(Algorithm):
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of the imitation loss on the batch's (intervened or demo) action chunks."""
-        chunks = batch.get("action_chunk")
-        if chunks is None:
-            chunks = batch["action"][:, None, :]
+        chunks = target_chunks(batch)
         self.policy.train()
         loss = self.policy.imitation_loss(batch["obs"], chunks, self.generator)
         optimizer = self.optimizers["policy"]
@@ -107,9 +111,7 @@ class HGDAgger(Algorithm):
     def validation_metrics(self, batch: Batch) -> dict[str, float]:
         """On a batch it does not train on (held-out demos): the imitation ``loss`` and ``action_error``,
         the mean absolute error of the deterministic chunk (comparable across policy kinds)."""
-        chunks = batch.get("action_chunk")
-        if chunks is None:
-            chunks = batch["action"][:, None, :]
+        chunks = target_chunks(batch)
         self.policy.eval()
         loss = float(self.policy.imitation_loss(batch["obs"], chunks, self.generator))
         error = float((self.policy.act_batch(batch["obs"], deterministic=True) - chunks).abs().mean())
