@@ -209,7 +209,12 @@ def _require_config(kind: str, name: str) -> None:
 
 def check_configs(task: str, opts: GraphOptions) -> None:
     """Load every config file the graph's nodes will read, so that a mistake fails before any node starts."""
-    load_task(task)
+    from user_policies.observation import check_privileged_state
+
+    try:
+        check_privileged_state(load_task(task), load_robot(opts.robot))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if opts.side != "robot":
         from user_learner.learner_core import load_algorithm
 

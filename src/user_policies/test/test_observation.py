@@ -51,3 +51,22 @@ def test_keys_follow_the_task_order_and_scales() -> None:
     state = StateEncoder(task, gripper_max_width=0.08).encode(_sample(task.target.xyz, force=(0.0, 0.0, -10.0)))
     assert state.shape == (12,)
     assert state[2] == pytest.approx(-0.5)  # force / 20 N, first because the task lists it first
+
+
+def test_the_privileged_object_state_joins_the_state_in_task_order_and_only_on_a_sim_cell() -> None:
+    from user_policies.observation import check_privileged_state
+    from user_robot.robot_config import load_robot
+
+    base = load_task("pick_and_place")
+    task = dataclasses.replace(base, observation=dataclasses.replace(base.observation,
+                                                                     state=("object_state", "gripper")))
+    assert state_dim(task) == 6 + 1  # one duck: position, yaw (sin, cos), in the bin
+    encoder = StateEncoder(task, gripper_max_width=0.08)
+    objects = np.arange(6, dtype=np.float32)
+    np.testing.assert_array_equal(encoder.encode(_sample(task.target.xyz), objects), [0, 1, 2, 3, 4, 5, 0.0])
+    with pytest.raises(ValueError, match="no object state came"):
+        encoder.encode(_sample(task.target.xyz))
+    check_privileged_state(task, load_robot("sim"))
+    with pytest.raises(ValueError, match="'object_state' is the simulator's ground truth and robot 'franka' is a real"):
+        check_privileged_state(task, load_robot("franka"))
+    check_privileged_state(base, load_robot("franka"))  # without the key a real cell is fine

@@ -10,6 +10,10 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``tcp_vel`` | 6 | linear (m/s, ×10) and angular (rad/s) velocity |
 | ``gripper`` | 1 | opening as a fraction of the maximum width, mapped to [-1, 1] |
 | ``wrench`` | 6 | force (N, ÷20) and torque (N·m, ÷2) at the TCP |
+| ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
+
+``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
+CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it.
 
 Rotations are rotation vectors of the pose relative to the target (or to the identity), which
 are continuous where quaternions flip sign and Euler angles wrap.
@@ -22,10 +26,14 @@ import dataclasses
 import numpy as np
 
 from user_robot.pose_math import quat_conjugate, quat_from_rpy, quat_multiply, rotvec_from_quat
+from user_robot.robot_config import RobotConfig
 from user_robot.task_config import TaskConfig
 
-STATE_KEYS: dict[str, int] = {"tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6}
-"""Size of each state key."""
+STATE_KEYS: dict[str, int] = {"tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "object_state": -1}
+"""Size of each state key (-1: set by the task's sim scene)."""
+
+PRIVILEGED_KEY = "object_state"
+"""The sim-only state key: ground truth no real cell has."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +52,28 @@ class ArmSample:
 
 def state_dim(task: TaskConfig) -> int:
     """Length of the state vector for ``task``."""
-    return sum(STATE_KEYS[key] for key in task.observation.state)
+    return sum(object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key] for key in task.observation.state)
+
+
+def object_state_dim(task: TaskConfig) -> int:
+    """Length of the sim-only ``object_state`` key for ``task``."""
+    from user_robot.sim.tasks import make_task
+
+    return make_task(task).object_state_size()
+
+
+def uses_privileged_state(task: TaskConfig) -> bool:
+    """Whether ``task`` observes the sim-only privileged ``object_state``."""
+    return PRIVILEGED_KEY in task.observation.state
+
+
+def check_privileged_state(task: TaskConfig, robot: RobotConfig) -> None:
+    """``ValueError`` when a real robot would be given the sim-only ``object_state`` key."""
+    if uses_privileged_state(task) and robot.backend != "sim":
+        raise ValueError(
+            f"task {task.name}: observation.state key '{PRIVILEGED_KEY}' is the simulator's ground truth and "
+            f"robot {robot.name!r} is a real cell ({robot.backend}): remove it, or observe cameras (--obs pixels)"
+        )
 
 
 class StateEncoder:
@@ -66,8 +95,8 @@ class StateEncoder:
         self.gripper_max_width = gripper_max_width
         self.dim = state_dim(task)
 
-    def encode(self, arm: ArmSample) -> np.ndarray:
-        """The state vector (float32) of one arm sample."""
+    def encode(self, arm: ArmSample, objects: np.ndarray | None = None) -> np.ndarray:
+        """The state vector (float32) of one arm sample (and, for ``object_state``, the sim's object state)."""
         parts: list[np.ndarray] = []
         for key in self.keys:
             if key == "tcp_pose":
@@ -77,6 +106,10 @@ class StateEncoder:
                 parts += [arm.linear_velocity * 10.0, arm.angular_velocity]
             elif key == "gripper":
                 parts.append(np.array([2.0 * arm.gripper_width / self.gripper_max_width - 1.0]))
+            elif key == PRIVILEGED_KEY:
+                if objects is None:
+                    raise ValueError("observation.state has the sim-only 'object_state' key but no object state came")
+                parts.append(np.asarray(objects, dtype=np.float64))
             else:  # wrench
                 parts += [arm.force / 20.0, arm.torque / 2.0]
         return np.concatenate(parts).astype(np.float32)

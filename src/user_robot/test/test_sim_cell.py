@@ -14,6 +14,7 @@ from user_robot.pose_math import quat_angle, quat_from_rpy
 from user_robot.robot_config import load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import CLOSE, OPEN, ExpertSchedule, VirtualSpaceMouse
+from user_robot.sim.headless import expert_policy, run_episode
 from user_robot.task_config import load_task
 from user_robot.teleop_core import TeleopCore
 
@@ -148,3 +149,14 @@ def test_gl_backend_is_chosen_automatically() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     expected = "egl" if gl._has_gpu() and gl._has_lib("EGL") else "osmesa"
     assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("name", ["pick_and_place", "table_cleanup", "peg_insertion", "cap_tightening"])
+def test_the_object_state_tracks_the_objects_as_the_expert_moves_them(name: str) -> None:
+    task, robot = load_task(name), load_robot("sim")
+    cell = SimCell(task, robot)
+    cell.reset(0, 0)
+    first = cell.object_state()
+    assert first.shape == (cell.task.object_state_size(),) and np.isfinite(first).all()
+    result = run_episode(cell, expert_policy(task, robot)[1], 0, 0)
+    assert result.success and not np.allclose(cell.object_state(), first, atol=1e-3)  # the expert moved them

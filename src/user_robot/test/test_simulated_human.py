@@ -49,3 +49,4 @@ def test_thresholds_come_from_the_task_yaml_and_bad_ones_name_the_task() -> None
     assert (human.window, human.handback) == (3, 4)
     with pytest.raises(ValueError, match="pick_and_place: need human_window"):
         SimulatedHuman(make_expert(dataclasses.replace(task, expert={**task.expert, "human_window": 0})))
+

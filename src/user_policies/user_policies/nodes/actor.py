@@ -25,7 +25,7 @@ from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalRespons
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
-from std_msgs.msg import Bool, Header
+from std_msgs.msg import Bool, Float32MultiArray, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -33,7 +33,7 @@ from user_interfaces.action import ResetArm, RunEpisode
 from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
 from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
-from user_policies.observation import StateEncoder
+from user_policies.observation import StateEncoder, check_privileged_state, uses_privileged_state
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region
 from user_policies.weights_codec import load_secret
@@ -78,6 +78,12 @@ class Actor(Node):
         if self.task.reward.source not in ACTOR_REWARD_SOURCES:
             raise ValueError(f"reward source {self.task.reward.source!r} is not available in the actor yet")
         self.encoder = StateEncoder(self.task, self.robot.gripper_max_width)
+        check_privileged_state(self.task, self.robot)
+        if uses_privileged_state(self.task):
+            self.get_logger().warning(
+                f"task {self.task.name} observes the sim-only privileged key 'object_state' (object poses from the "
+                f"simulator's ground truth): a CPU-scale stand-in for cameras, not a real-robot observation"
+            )
         self.policy = PolicySlot(
             embodiment=self.robot.embodiment,
             state_dim=self.encoder.dim,
@@ -105,6 +111,9 @@ class Actor(Node):
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
         if self.task.reward.source == "sim":
             self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
+        self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
+        if uses_privileged_state(self.task):
+            self.create_subscription(Float32MultiArray, "sim/object_state", self._on_objects, CONTROL)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
         self._weights_arrived = threading.Condition()
         threading.Thread(target=self._load_weights, name="weights", daemon=True).start()
@@ -191,6 +200,9 @@ class Actor(Node):
     def _on_success(self, msg: Bool) -> None:
         self._sim_success = (bool(msg.data), time.monotonic())
 
+    def _on_objects(self, msg: Float32MultiArray) -> None:
+        self._objects = (np.asarray(msg.data, dtype=np.float32), time.monotonic())
+
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
             if param.name == "learner_id":
@@ -250,6 +262,10 @@ class Actor(Node):
                 self.stale_reason = f"camera(s) {', '.join(stale)} older than {self._max_age():.2f} s"
                 return None
             images = {name: frame for name, (frame, _stamp) in self.cameras.latest().items()}
+        objects, received = self._objects
+        if uses_privileged_state(self.task) and (objects is None or time.monotonic() - received > 1.0):
+            self.stale_reason = "no object state from the sim cell (sim/object_state) for 1 s"
+            return None
         if self.task.reward.source == "sim":
             solved, received = self._sim_success
             solved = solved and time.monotonic() - received < 1.0
@@ -258,7 +274,7 @@ class Actor(Node):
         else:
             solved = False
         return Observation(
-            state=self.encoder.encode(sample),
+            state=self.encoder.encode(sample, objects),
             images=images,
             xyz=sample.xyz,
             solved=solved,

@@ -4,7 +4,8 @@ Runs in the robot namespace (``-r __ns:=/robot_0``); every topic name comes from
 ``config/robots/<robot>.yaml`` (relative names resolve under the namespace). The sim loop runs on
 the main thread: each state period (``state_rate_hz``) it applies the latest equilibrium pose and
 gripper width, advances the physics, and publishes the driver state (current pose, external
-wrench, joint states, gripper joint states) and the ground-truth ``sim/success``; camera images
+wrench, joint states, gripper joint states) and the ground-truth ``sim/success`` (and, while an actor
+observes it, the sim-only privileged ``sim/object_state``: object poses); camera images
 at each camera's rate; the scripted expert's SpaceMouse twist and joy at the task's control rate
 while the expert has control. ROS callbacks run on a second thread and only store commands.
 
@@ -32,7 +33,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
-from std_msgs.msg import Bool, Float64, Header
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Header
 from std_srvs.srv import SetBool, Trigger
 
 from user_interfaces.msg import ArmState
@@ -120,6 +121,8 @@ class SimCellNode(Node):
         self.joints_pub = self.create_publisher(JointState, drv.joint_states, state_qos)
         self.gripper_pub = self.create_publisher(JointState, drv.gripper_joint_states, CONTROL)
         self.success_pub = self.create_publisher(Bool, "sim/success", CONTROL)
+        # the sim-only privileged observation (object poses), for tasks whose observation.state asks for it
+        self.objects_pub = self.create_publisher(Float32MultiArray, "sim/object_state", CONTROL)
         self.joint_names, self.finger_names = names
         teleop = self.robot.teleop
         self.twist_pub = self.create_publisher(Twist, teleop.twist_topic, PROFILES[teleop.qos])
@@ -330,6 +333,8 @@ class SimCellNode(Node):
         fingers.header.stamp = stamp
         self.gripper_pub.publish(fingers)
         self.success_pub.publish(Bool(data=cell.success()))
+        if self.objects_pub.get_subscription_count():  # (only an actor observing object_state asks for it)
+            self.objects_pub.publish(Float32MultiArray(data=cell.object_state().tolist()))
 
     def _expert_tick(self) -> None:
         command = None

@@ -301,6 +301,10 @@ class SimCell:
         """Object state for the scripted expert (poses of task objects, joint angles, flags)."""
         return self.task.privileged(self)
 
+    def object_state(self) -> np.ndarray:
+        """The task's sim-only privileged observation (float32): object poses from ground truth."""
+        return self.task.object_state(self).astype(np.float32)
+
     # --- rendering --------------------------------------------------------------------------------
 
     def render(self, camera: str, height: int, width: int) -> np.ndarray:

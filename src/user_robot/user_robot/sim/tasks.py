@@ -77,6 +77,25 @@ class SimTask:
         """What the scripted expert may know about the objects."""
         raise NotImplementedError
 
+    def object_state_size(self) -> int:
+        """Length of :meth:`object_state` (known from the config alone)."""
+        raise NotImplementedError
+
+    def object_state(self, cell: SceneAccess) -> np.ndarray:
+        """The sim-only privileged observation (the ``object_state`` key): object poses from ground truth,
+        positions relative to the target in the task's ``position_scale`` units, yaws as the sine and
+        cosine of the yaw over the object's symmetry period (continuous where the object looks the same)."""
+        raise NotImplementedError
+
+    def _position(self, xyz: np.ndarray) -> np.ndarray:
+        return (np.asarray(xyz, dtype=np.float64) - self.target) * self.cfg.observation.position_scale
+
+
+def periodic(angle: float, period: float) -> np.ndarray:
+    """(sin, cos) of ``angle`` over ``period``: continuous, and equal for angles a period apart."""
+    phase = 2 * math.pi * angle / period
+    return np.array([math.sin(phase), math.cos(phase)])
+
 
 def yaw_of(quat_xyzw: np.ndarray) -> float:
     """Yaw (rad) of an orientation's x axis in the base frame."""
@@ -191,6 +210,14 @@ class InsertionTask(SimTask):
             "symmetry": self.symmetry,
             "held": cell.held == "part",
         }
+
+    def object_state_size(self) -> int:
+        return 5
+
+    def object_state(self, cell: SceneAccess) -> np.ndarray:
+        """The part's tip (3) and its yaw relative to the hole (2)."""
+        yaw = yaw_of(cell.body_pose("part")[1]) - self.target_yaw
+        return np.concatenate([self._position(self.tip_position(cell)), periodic(yaw, self.symmetry)])
 
 
 
@@ -322,6 +349,20 @@ class PickPlaceTask(SimTask):
             "lid_hinge": np.array([self.centre[0] + self.half[0] + self.params["wall"], self.centre[1], self.height]),
         }
 
+    def object_state_size(self) -> int:
+        return 6 * len(self.objects) + int(bool(self.params["lid"]))
+
+    def object_state(self, cell: SceneAccess) -> np.ndarray:
+        """Per object its position (3), yaw (2) and whether it is in the container (1); then the lid angle."""
+        parts = []
+        for name in self.objects:
+            pos, quat = cell.body_pose(name)
+            symmetry = OBJECT_KINDS[self.kinds[name]][3]
+            parts += [self._position(pos), periodic(yaw_of(quat), symmetry), [float(self.inside(cell, name))]]
+        if self.params["lid"]:
+            parts.append([self.lid_angle(cell)])
+        return np.concatenate(parts)
+
 
 class CapTask(SimTask):
     """A cap on a fixed bottle turns about the vertical against friction; tighten it to a target angle.
@@ -375,6 +416,13 @@ class CapTask(SimTask):
             "goal_angle": -float(self.params["tighten_angle"]),
             "held": cell.held == "cap",
         }
+
+    def object_state_size(self) -> int:
+        return 2
+
+    def object_state(self, cell: SceneAccess) -> np.ndarray:
+        """The cap's angle (sine, cosine)."""
+        return periodic(cell.joint("cap_hinge"), 2 * math.pi)
 
 
 TASKS: dict[str, type[SimTask]] = {
