@@ -24,11 +24,11 @@ def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
             finished = {r.episode_id for r in watcher.results}
             watcher.wait("the next episode under way",
                          lambda: any(m.step >= 20 and m.episode_id not in finished for m in list(watcher.steps)), 60)
-            actor.popen.kill()  # kill -9, mid-episode
-            actor.popen.wait()
             seen = len(bridge)
-            watcher.wait("the bridge to hold the arm", lambda: any("watchdog" in m for m in bridge[seen:]), 30)
+            actor.popen.kill()  # kill -9, mid-episode, and started again at once (as launch's respawn does)
+            actor.popen.wait()
             actor.start()
+            watcher.wait("the bridge to hold the arm", lambda: any("watchdog" in m for m in bridge[seen:]), 30)
             watcher.wait("the restarted actor", lambda: actor.log_path.read_text().count("actor ready") >= 2, 120)
             ready = time.monotonic()
             before = {m.episode_id for m in list(watcher.steps)}
@@ -40,5 +40,6 @@ def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
     finally:
         procs.stop()
         watcher.close()
-    # the goal on the dead actor is given up after 5 s without its beat, then the next one goes out at once
-    assert resumed - ready <= 8.0, f"episodes resumed {resumed - ready:.1f} s after the restarted actor was ready"
+    # the driver asks for the episode's result every 5 s: the restarted actor does not know the goal, so the
+    # episode goes to it (whether or not the beat was silent for 5 s); then a reset, then step 0
+    assert resumed - ready <= 5.0, f"episodes resumed {resumed - ready:.1f} s after the restarted actor was ready"

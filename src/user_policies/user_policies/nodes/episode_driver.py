@@ -5,10 +5,11 @@ trained on it and published newer weights, and asks the actor to start the next 
 it runs them (goal ``min_policy_version``): the collect → train → sync → collect baseline that the
 asynchronous pipeline is measured against.
 
-It survives a restarted actor: the actor beats on ``actor/tick`` at its control rate; when the
-beat stops for ``actor_silence_s`` during an episode, the episode's result is asked for again once
-an actor beats: the same actor (stalled, not dead) answers when the episode ends; a restarted one
-answers that it does not know the goal, and the episode is sent to it. An action response can be
+It survives a restarted actor: during an episode its result is asked for again every
+``actor_silence_s``; the actor running it answers when the episode ends, a restarted actor answers
+at once that it does not know the goal, and the episode is sent to it. The actor beats on
+``actor/tick`` at its control rate: while the beat is silent (a dead actor, or one a loaded machine
+stalls) the driver waits for an actor before asking again. An action response can be
 lost while DDS discovery settles (a goal's answer, or its result, requested before the actor's
 action services had matched this client): an unanswered goal is sent again after ``GOAL_ANSWER_S``,
 and an episode whose result response never comes counts as ended once the actor has published its
@@ -53,7 +54,8 @@ class EpisodeDriver(Node):
             "max_steps": (0, "steps per episode (0 = the task's episode length)"),
             "sync": (False, "wait for newer learner weights after every episode (synchronous pipeline)"),
             "sync_timeout_s": (600.0, "longest wait for the learner in sync mode"),
-            "actor_silence_s": (5.0, "wall seconds without an actor tick after which a running goal is lost "
+            "actor_silence_s": (5.0, "wall seconds without an actor tick after which the driver waits for an actor, "
+                                     "and the period at which a running episode's result is asked for again "
                                      "(longer than the lockstep sim's timeout, so a paused sim is not a dead actor)"),
         }
         p = declare(self, described)
@@ -137,12 +139,14 @@ class EpisodeDriver(Node):
     def _episode_ended(self, goal: RunEpisode.Goal, goal_handle, published_before: int) -> bool:
         """Wait for the episode's end; False on shutdown.
 
-        A silent actor is not yet a lost one (a loaded machine can stall it for seconds): once an actor
-        beats again, the episode's result is asked for again. The actor that runs it answers when it
-        ends; a restarted actor answers at once that it does not know the goal, and the episode goes to it."""
-        result = goal_handle.get_result_async()
+        The result is asked for again every ``actor_silence_s``: the actor running the episode answers
+        every request when it ends, a restarted actor answers at once that it does not know the goal
+        (then the episode goes to it), so a restart is noticed even when it is quicker than the silence
+        limit. A silent actor is waited for (a loaded machine can stall it for seconds)."""
+        result, asked = goal_handle.get_result_async(), time.monotonic()
         while True:
-            response = _wait(result, lambda n=published_before: self._result_pending(n))
+            response = _wait(result, lambda n=published_before, t=asked: self._result_pending(n)
+                             and time.monotonic() - t < self.actor_silence_s)
             if response is not None and response.status != GoalStatus.STATUS_UNKNOWN:
                 return True
             if not rclpy.ok():
@@ -154,13 +158,13 @@ class EpisodeDriver(Node):
                 if sent is None:
                     return False
                 goal_handle, published_before = sent
-            elif self._published_results > published_before:
+            elif self._published_results > published_before and not self._result_pending(published_before):
                 self.get_logger().warning("the episode ended (episode_result) but its action result never came")
                 return True
-            else:
+            elif not self._actor_alive():
                 self.get_logger().warning(f"no actor tick for {self.actor_silence_s:.1f} s; waiting for an actor")
                 self._wait_for_actor()
-            result = goal_handle.get_result_async()
+            result, asked = goal_handle.get_result_async(), time.monotonic()
 
     def _wait_for_actor(self) -> None:
         while rclpy.ok() and not self._actor_alive():
