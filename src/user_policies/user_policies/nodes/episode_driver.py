@@ -54,6 +54,8 @@ class EpisodeDriver(Node):
             "max_steps": (0, "steps per episode (0 = the task's episode length)"),
             "sync": (False, "wait for newer learner weights after every episode (synchronous pipeline)"),
             "sync_timeout_s": (600.0, "longest wait for the learner in sync mode"),
+            "min_policy_version": (0, "every episode starts only once the actor runs weights of at least this "
+                                      "version (an evaluation's: 1)"),
             "actor_silence_s": (5.0, "wall seconds without an actor tick after which the driver waits for an actor, "
                                      "and the period at which a running episode's result is asked for again "
                                      "(longer than the lockstep sim's timeout, so a paused sim is not a dead actor)"),
@@ -61,6 +63,7 @@ class EpisodeDriver(Node):
         p = declare(self, described)
         self.episodes, self.mode, self.max_steps = p["episodes"], p["mode"], p["max_steps"]
         self.sync, self.sync_timeout = p["sync"], p["sync_timeout_s"]
+        self.min_version = p["min_policy_version"]
         self.actor_silence_s = p["actor_silence_s"]
         self._last_beat = time.monotonic()
         self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_beat, CONTROL)
@@ -106,9 +109,9 @@ class EpisodeDriver(Node):
         count = 0
         while rclpy.ok() and (self.episodes == 0 or count < self.episodes):
             version_before = self._learner_version
-            goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps)
+            goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps, min_policy_version=self.min_version)
             if self.sync:  # the episode runs entirely on the weights trained on every episode before it
-                goal.min_policy_version = version_before
+                goal.min_policy_version = max(version_before, self.min_version)
             sent = self._send(goal)
             if sent is None:
                 break

@@ -1,0 +1,106 @@
+"""HG-DAgger on the sim cell: clone a policy from a few demos, fine-tune it online with the simulated
+human, and measure both with ``user-rl eval`` — the seed's before/after table.
+
+    python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000]
+                                    [--eval-episodes 60] [--privileged] [--log-dir D]
+
+Runs the user-facing commands one after the other: ``user-rl collect`` (scripted-expert demos),
+``user-rl pretrain`` (behaviour cloning on all of them), ``user-rl eval`` of the clone, ``user-rl
+train --algo hg_dagger --init <clone> --expert human`` for ``--steps`` environment steps, and
+``user-rl eval`` of the result (same seed, deterministic). ``--privileged`` adds the sim-only
+``object_state`` key (object poses from the simulator's ground truth) to the task's state, for a
+CPU-scale run where the policy cannot learn from images; the table says so. Prints the table
+(task, observation, before, after, interventions by window of episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+STATE = ["tcp_pose", "tcp_vel", "gripper", "wrench"]
+
+
+def user_rl(*args: str, env: dict[str, str]) -> str:
+    """Run one ``user-rl`` command; its last output line (the summary)."""
+    out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", *args], capture_output=True, text=True,
+                         env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"user-rl {args[0]} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def intervention_windows(actor_log: Path, window: int) -> list[str]:
+    """'episodes a-b: success s/n, intervened i/l steps (p%)' per window of the training episodes."""
+    rows = re.findall(r"success=(\w+) return=\S+ length=(\d+) intervened=(\d+)", actor_log.read_text())
+    out = []
+    for start in range(0, len(rows), window):
+        chunk = rows[start : start + window]
+        steps, human = sum(int(r[1]) for r in chunk), sum(int(r[2]) for r in chunk)
+        wins = sum(r[0] == "True" for r in chunk)
+        share = 100 * human / max(steps, 1)
+        out.append(f"{start + 1}-{start + len(chunk)}: {wins}/{len(chunk)} ok, {share:.0f}% human")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="pick_and_place")
+    parser.add_argument("--demos", type=int, default=3)
+    parser.add_argument("--pretrain-updates", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=6000, help="HG-DAgger environment steps")
+    parser.add_argument("--eval-episodes", type=int, default=60)
+    parser.add_argument("--eval-seed", type=int, default=1)
+    parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
+    parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
+    parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from user_robot.config_loader import write_config_copy
+
+    with tempfile.TemporaryDirectory(prefix="bench_hg_dagger_") as tmp:
+        root = Path(args.log_dir or tmp)
+        env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+        env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
+        observation = "state"
+        if args.privileged:
+            state = [*STATE, "object_state"]
+            env["USER_CONFIG_DIR"] = str(write_config_copy(root / "config", {f"tasks/{args.task}": {
+                "observation.state": state}}))
+            observation = "state + object_state (sim-only privileged)"
+        demos, clone, online = root / "demos.mcap", root / "clone", root / "hg_dagger"
+        print(user_rl("collect", "--task", args.task, "--episodes", str(args.demos), "--seed", "500",
+                      "--out", str(demos), "--log-dir", str(root / "logs"), env=env))
+        print(user_rl("pretrain", "--task", args.task, "--demos", str(demos), "--updates", str(args.pretrain_updates),
+                      "--val-fraction", "0", "--log-dir", str(clone), env=env))
+        evaluate = ("eval", "--task", args.task, "--episodes", str(args.eval_episodes), "--seed", str(args.eval_seed))
+        before = user_rl(*evaluate, "--checkpoint", str(clone), "--log-dir", str(root / "eval_clone"), env=env)
+        print(before)
+        trained = user_rl("train", "--task", args.task, "--algo", "hg_dagger", "--init", str(clone), "--demos",
+                          str(demos), "--expert", "human", "--steps", str(args.steps), "--log-dir", str(online),
+                          env=env)
+        print(trained)
+        after = user_rl(*evaluate, "--checkpoint", str(online), "--log-dir", str(root / "eval_online"), env=env)
+        print(after)
+
+        def rate(line: str) -> str:
+            return re.search(r"success=(\S+ \(\S+\))", line).group(1)
+
+        table = Table(title=f"HG-DAgger on the sim cell ({args.demos} demos, {args.steps} online steps)")
+        for column in ("task", "observation", "clone (before)", "after HG-DAgger", "training: success, human share"):
+            table.add_column(column)
+        windows = intervention_windows(online / "ros" / "robot_0.actor.log", args.window)
+        table.add_row(args.task, observation, rate(before), rate(after), "\n".join(windows))
+        Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
