@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from user_robot.contracts import END_SUCCESS
+from user_robot.contracts import END_SUCCESS, TRUTH_SOLVED, TRUTH_UNKNOWN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,8 @@ class StepRecord:
     intervened: bool = False
     end_reason: int = 0
     policy_version: int = 0
+    solved: bool = False  # the reward source's verdict on this observation
+    truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth on it
 
     @property
     def is_final(self) -> bool:
@@ -82,11 +84,25 @@ class EpisodeStats:
     missing_steps: int
     policy_version: int
     takeovers: int = 0  # runs of consecutive intervened steps (how often a human took over)
+    truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth on the final observation
+    reward_confusion: tuple[int, int, int, int] = (0, 0, 0, 0)  # frames with ground truth: (tp, fp, tn, fn)
 
     @property
     def intervention_rate(self) -> float:
         """Share of the episode's steps whose action came from a human."""
         return self.intervened_steps / self.length if self.length else 0.0
+
+    @property
+    def false_positive_rate(self) -> float | None:
+        """Share of the ground-truth unsolved frames the reward source called solved (None: none known)."""
+        _, fp, tn, _ = self.reward_confusion
+        return fp / (fp + tn) if fp + tn else None
+
+    @property
+    def false_negative_rate(self) -> float | None:
+        """Share of the ground-truth solved frames the reward source missed (None: none known)."""
+        tp, _, _, fn = self.reward_confusion
+        return fn / (fn + tp) if fn + tp else None
 
 
 @dataclasses.dataclass
@@ -98,6 +114,13 @@ class _OpenEpisode:
     intervened_steps: int = 0
     takeovers: int = 0
     missing_steps: int = 0
+    confusion: list[int] = dataclasses.field(default_factory=lambda: [0, 0, 0, 0])  # tp, fp, tn, fn
+
+    def judge(self, record: StepRecord) -> None:
+        """Count the reward source's verdict on this frame against the ground truth, where there is one."""
+        if record.truth != TRUTH_UNKNOWN:
+            truth = record.truth == TRUTH_SOLVED
+            self.confusion[(0 if record.solved else 3) if truth else (1 if record.solved else 2)] += 1
 
 
 def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
@@ -114,6 +137,8 @@ def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.nda
         intervened=bool(step.intervened),
         end_reason=int(step.end_reason),
         policy_version=int(step.policy_version),
+        solved=bool(getattr(step, "solved", False)),  # (absent from recordings made before it existed)
+        truth=int(getattr(step, "truth", TRUTH_UNKNOWN)),
     )
 
 
@@ -178,6 +203,7 @@ class EpisodeAssembler:
 
         out: list[Transition] = []
         last = episode.last
+        episode.judge(record)
         if resumed:  # its transitions up to this step are in the checkpoint; the next one starts here
             episode.missing_steps = 0
             episode.last = record
@@ -212,6 +238,8 @@ class EpisodeAssembler:
             takeovers=episode.takeovers,
             missing_steps=episode.missing_steps,
             policy_version=last.policy_version if last is not None else record.policy_version,
+            truth=record.truth,
+            reward_confusion=tuple(episode.confusion),
         )
         return out, stats
 

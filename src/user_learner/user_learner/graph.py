@@ -83,6 +83,8 @@ class GraphOptions:
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
     init: str = _opt("", "start the learner's policy from this checkpoint (or log dir), e.g. `user-rl pretrain`'s")
+    reward_classifier: str = _opt("", "success classifier directory for a task whose reward.source is classifier "
+                                      "(empty: the task's reward.classifier)")
     expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, partial takeovers, "
                               "or human (a simulated human taking over when the policy drifts or stalls)",
                        ("off", "always", "partial", "human"))
@@ -211,10 +213,23 @@ def check_configs(task: str, opts: GraphOptions) -> None:
     """Load every config file the graph's nodes will read, so that a mistake fails before any node starts."""
     from user_policies.observation import check_privileged_state
 
+    task_cfg = load_task(task)
     try:
-        check_privileged_state(load_task(task), load_robot(opts.robot))
+        check_privileged_state(task_cfg, load_robot(opts.robot))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if task_cfg.reward.source == "classifier" and opts.side != "learner":
+        from user_policies.success_classifier import check_classifier, load_classifier
+
+        path = opts.reward_classifier or task_cfg.reward.classifier
+        if not path:
+            raise UsageError(f"task {task}: reward.source is classifier but no model is given "
+                             f"(reward.classifier in the task, or --reward-classifier)")
+        try:
+            model = load_classifier(path)
+            check_classifier(model.spec, task, task_cfg.observation.cameras, task_cfg.observation.image_size)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     if opts.side != "robot":
         from user_learner.learner_core import load_algorithm
 
@@ -232,6 +247,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     robot_cfg = load_robot(opts.robot)
     check_configs(task, opts)
     sim = robot_cfg.backend == "sim"
+    learned_reward = load_task(task).reward.source == "classifier"
     if opts.real_time_factor != 1.0 and not sim:
         raise UsageError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
     if sim and opts.real_time_factor != 1.0 and opts.robots > 1:
@@ -256,13 +272,15 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                     # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
                     "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
                     "expert": opts.expert,
-                    "cameras": opts.obs == "pixels",
+                    "cameras": opts.obs == "pixels" or learned_reward,
                     **common,
                 }
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
             actor = {**cell, "obs": opts.obs, "seed": opts.seed + i}
+            if opts.reward_classifier:
+                actor["reward_classifier"] = opts.reward_classifier
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
             driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, "sync": opts.pipeline == "sync",
                       **common}

@@ -32,6 +32,7 @@ from user_policies.policies.base import POLICIES
 from user_policies.policy_spec import SPEC_METADATA_KEY
 from user_policies.weights_codec import WeightsPacket, encode_weights
 from user_robot.config_loader import config_names
+from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.task_config import TaskConfig
 
 
@@ -106,6 +107,7 @@ class LearnerCore:
         self.wal = TransitionLog(self.log_dir / "wal")
         self.counters = LearnerCounters(version=self._published_version())
         self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
+        self.recent_truth: collections.deque[bool] = collections.deque(maxlen=20)  # the sim's verdicts, where known
         self.lock = threading.Lock()
         self.writer = None
         if tensorboard:
@@ -183,6 +185,12 @@ class LearnerCore:
             },
             step,
         )
+        judged = {"reward/false_positive_rate": stats.false_positive_rate,
+                  "reward/false_negative_rate": stats.false_negative_rate}
+        if stats.truth != TRUTH_UNKNOWN:
+            self.recent_truth.append(stats.truth == TRUTH_SOLVED)
+            judged["env/ground_truth_success_rate_20"] = sum(self.recent_truth) / len(self.recent_truth)
+        self.scalars({k: v for k, v in judged.items() if v is not None}, step)
 
     def success_rate(self) -> float:
         """Success over the last 20 episodes."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from user_policies.episode import Episode, Observation
-from user_policies.reward import LABEL_FAILURE, RewardTracker, in_success_region
+from user_policies.reward import LABEL_FAILURE, LABEL_SUCCESS, RewardTracker, in_success_region, within_pose_gate
 from user_robot.contracts import END_FAILURE, END_STALE_INPUT, END_SUCCESS, END_TIME_LIMIT
 from user_robot.pose_math import quat_from_rpy
 from user_robot.task_config import load_task
@@ -82,6 +82,41 @@ def test_failure_label_terminates() -> None:
     ep.tick(obs(0), policy)
     records = ep.tick(obs(1), policy, label=LABEL_FAILURE).records
     assert records[-1].terminated and records[-1].end_reason == END_FAILURE and records[0].reward == 0.0
+
+
+def test_success_needs_hold_steps_consecutive_solved_frames() -> None:
+    """success_hold_steps=3: a solved streak broken before 3 goes on; three in a row end it."""
+    import dataclasses
+
+    task = dataclasses.replace(TASK, reward=dataclasses.replace(TASK.reward, success_hold_steps=3))
+    ep = Episode(RewardTracker(task), 6, max_steps=50)
+    pattern = [False, True, True, False, True, True, True, False]
+    records = run(ep, [obs(i, solved=s) for i, s in enumerate(pattern)])
+    assert records[-1].end_reason == END_SUCCESS and records[-1].obs.state[0] == 6
+    assert [r.obs.solved for r in records] == pattern[:7]  # every frame carries its verdict
+    assert [r.reward for r in records[:-1]] == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_a_success_label_marks_the_frame_it_was_given_for() -> None:
+    """A person's success label (label service, SpaceMouse button, key) ends the episode on that frame,
+    which is then recorded as solved although the task's own check says no."""
+    ep = Episode(RewardTracker(TASK), 6, max_steps=50)
+    ep.tick(obs(0), policy)
+    ep.tick(obs(1), policy)
+    records = ep.tick(obs(2), policy, label=LABEL_SUCCESS).records
+    final = records[-1]
+    assert final.end_reason == END_SUCCESS and final.obs.state[0] == 2 and final.obs.solved
+    assert not records[0].obs.solved and records[0].reward == 1.0
+
+
+def test_pose_gate() -> None:
+    import dataclasses
+
+    target = np.asarray(TASK.target.xyz)
+    assert within_pose_gate(TASK, target + 1.0)  # 0 = off
+    gated = dataclasses.replace(TASK, reward=dataclasses.replace(TASK.reward, pose_gate=0.01))
+    assert within_pose_gate(gated, target + np.array([0.0, 0.0, 0.009]))
+    assert not within_pose_gate(gated, target + np.array([0.0, 0.0, 0.011]))
 
 
 def test_pose_region() -> None:

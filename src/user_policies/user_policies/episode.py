@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from user_policies.reward import LABEL_FAILURE, RewardTracker
+from user_policies.reward import LABEL_FAILURE, LABEL_SUCCESS, RewardTracker
 from user_robot.contracts import (
     END_ABORTED,
     END_FAILURE,
@@ -27,6 +27,7 @@ from user_robot.contracts import (
     END_STALE_INPUT,
     END_SUCCESS,
     END_TIME_LIMIT,
+    TRUTH_UNKNOWN,
 )
 
 
@@ -40,6 +41,7 @@ class Observation:
     solved: bool  # the task's success check on this observation
     gripper_closed: bool | None = None
     stamp: float = 0.0
+    truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth for this observation, where one runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,7 @@ class EpisodeSummary:
     end_reason: int = END_NONE
     policy_versions: set[int] = dataclasses.field(default_factory=set)
     nonfinite_actions: int = 0
+    truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth on the final observation
 
 
 PolicyFn = Callable[[Observation], tuple[np.ndarray, int]]
@@ -112,6 +115,8 @@ class Episode:
         if obs is None:
             return self._end_stale()
         records: list[StepRecord] = []
+        if label == LABEL_SUCCESS:  # a person's success label marks the frame it was given for
+            obs = dataclasses.replace(obs, solved=True)
         pending = self._pending
         if pending is not None:
             outcome = self.tracker.step(obs.solved, obs.xyz, label, obs.gripper_closed)
@@ -182,6 +187,7 @@ class Episode:
         self.ended = True
         self._pending = None
         self.summary.end_reason = reason
+        self.summary.truth = obs.truth
         return StepRecord(
             step=step,
             obs=obs,

@@ -39,6 +39,12 @@ def in_success_region(task: TaskConfig, xyz: np.ndarray, quat: np.ndarray) -> bo
     return abs(float(rpy_from_quat(rel)[2])) <= r.success_yaw_tolerance
 
 
+def within_pose_gate(task: TaskConfig, xyz: np.ndarray) -> bool:
+    """The classifier's pose gate: TCP within ``reward.pose_gate`` of the target (always, when 0)."""
+    gate = task.reward.pose_gate
+    return gate <= 0.0 or float(np.linalg.norm(np.asarray(xyz) - np.asarray(task.target.xyz))) <= gate
+
+
 class RewardTracker:
     """Per-episode reward state: success hold counting, dense shaping and gripper penalties."""
 

@@ -26,3 +26,6 @@ REWARD_SIM, REWARD_POSE_REGION, REWARD_HUMAN, REWARD_CLASSIFIER = range(4)
 REWARD_SOURCES = {"sim": REWARD_SIM, "pose_region": REWARD_POSE_REGION, "human": REWARD_HUMAN,
                   "classifier": REWARD_CLASSIFIER}
 """Task YAML ``reward.source`` → ``Transition.reward_source``."""
+
+TRUTH_UNKNOWN, TRUTH_UNSOLVED, TRUTH_SOLVED = range(3)
+"""``Transition.truth`` values: the sim cell's ground truth for a message's observation."""

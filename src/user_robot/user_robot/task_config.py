@@ -69,6 +69,15 @@ class RewardConfig:
     dense: bool = False  # exp(-dense_scale * |dxyz|^2) instead of 0 when not successful
     dense_scale: float = 500.0
     gripper_toggle_penalty: float = 0.0  # subtracted for every gripper state change
+    classifier: str = ""  # classifier: model directory (user-rl reward train --out)
+    classifier_threshold: float = 0.0  # classifier: P(success) threshold (0 = the one chosen at training)
+    pose_gate: float = 0.0  # classifier: success also needs |tcp xyz - target| <= this (m; 0 = off)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.classifier_threshold < 1.0:
+            raise ValueError("classifier_threshold must be in [0, 1)")
+        if self.pose_gate < 0.0 or self.success_hold_steps < 1:
+            raise ValueError("pose_gate must be >= 0 and success_hold_steps >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,11 @@ def header(stamp: int, frame_id: str = "") -> Any:
 def stamp_ns(msg_header: Any) -> int:
     """Nanoseconds of a header's stamp."""
     return int(msg_header.stamp.sec) * 1_000_000_000 + int(msg_header.stamp.nanosec)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write an ``HxWx3`` uint8 RGB image as PNG (parent directories created)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path)

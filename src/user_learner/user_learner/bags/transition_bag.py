@@ -27,7 +27,7 @@ from user_learner.bags.recording import open_recording
 from user_learner.bags.typestore import typestore
 from user_learner.episode_assembler import StepRecord, step_record
 from user_robot.config_loader import UsageError
-from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
+from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, TRUTH_UNKNOWN, WEIGHTS_TOPIC
 
 TRANSITION = "user_interfaces/msg/Transition"
 EPISODE_RESULT = "user_interfaces/msg/EpisodeResult"
@@ -56,6 +56,14 @@ class Step:
     intervention_action: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     policy_version: int = 0
     reward_source: int = 0
+    solved: bool = False  # the reward source judged this observation solved
+    truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth for this observation
+
+    @property
+    def labelled_success(self) -> bool:
+        """This observation counts as a success frame (its own verdict; in recordings made before
+        ``solved`` existed, the final observation of a successful episode)."""
+        return self.solved or (self.terminated and self.end_reason == END_SUCCESS)
 
 
 @dataclasses.dataclass
@@ -126,6 +134,8 @@ def transition_message(episode: Episode, step: Step, camera_names: list[str] | N
         intervened=step.intervened,
         intervention_action=np.asarray(step.intervention_action, dtype=np.float32),
         reward_source=step.reward_source,
+        solved=step.solved,
+        truth=step.truth,
     )
 
 
@@ -147,6 +157,7 @@ def episode_result_message(episode: Episode, mode: str = "demo") -> Any:
         end_reason=last.end_reason,
         policy_versions=np.unique(np.array([s.policy_version for s in episode.steps], dtype=np.uint64)),
         duration_s=(last.stamp_ns - first.stamp_ns) * 1e-9,
+        truth=last.truth,
     )
 
 
@@ -248,6 +259,8 @@ def step_from_message(msg: Any, images: bool = True) -> Step:
         intervention_action=np.asarray(msg.intervention_action, dtype=np.float32),
         policy_version=int(msg.policy_version),
         reward_source=int(msg.reward_source),
+        solved=bool(getattr(msg, "solved", False)),  # (absent from recordings made before it existed)
+        truth=int(getattr(msg, "truth", TRUTH_UNKNOWN)),
     )
 
 

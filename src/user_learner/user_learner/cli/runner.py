@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from user_learner.graph import NodeSpec, to_ros_args
+from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
+from user_robot.task_config import load_task
 
 
 class NodeProcess:
@@ -128,6 +130,7 @@ class EpisodeLog:
         self.versions: set[int] = set()
         self.steps = 0
         self.learner = None  # newest LearnerStatus
+        self.learned_reward = False  # the task's reward is not the sim's: report the ground truth beside it
 
     def add(self, msg) -> None:
         """Record one ``EpisodeResult``."""
@@ -142,16 +145,27 @@ class EpisodeLog:
             recent = self.results[-last:]
         return sum(r.success for r in recent) / len(recent) if recent else 0.0
 
+    def ground_truth_success_rate(self, last: int = 20) -> float | None:
+        """The sim cell's verdict over the last ``last`` episodes (None when a result lacks it: a real cell)."""
+        with self._lock:
+            recent = self.results[-last:]
+        if not recent or any(getattr(r, "truth", TRUTH_UNKNOWN) == TRUTH_UNKNOWN for r in recent):
+            return None
+        return sum(r.truth == TRUTH_SOLVED for r in recent) / len(recent)
+
     def summary(self) -> str:
-        """One line: episodes, steps, success over the last 20, weight versions the actors used."""
+        """One line: episodes, steps, success over the last 20, weight versions the actors used (and the sim's
+        ground truth over the last 20 where the reward is not the sim's: ``ground_truth_success=``)."""
         with self._lock:
             n, steps, versions = len(self.results), self.steps, len(self.versions)
             interventions = sum(r.intervened_steps for r in self.results)
             returns = collections.deque((r.episode_return for r in self.results), maxlen=20)
         mean_return = sum(returns) / len(returns) if returns else 0.0
+        truth = self.ground_truth_success_rate()
+        truth_text = "" if truth is None or not self.learned_reward else f" ground_truth_success={truth:.3f}"
         return (
             f"episodes={n} steps={steps} success_rate={self.success_rate():.3f} "
-            f"mean_return={mean_return:.3f} intervened_steps={interventions} weight_versions={versions}"
+            f"mean_return={mean_return:.3f} intervened_steps={interventions} weight_versions={versions}{truth_text}"
         )
 
 
@@ -200,6 +214,9 @@ def run_graph(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     log = EpisodeLog()
+    log.learned_reward = any(
+        s.executable == "actor" and load_task(s.parameters["task"]).reward.source != "sim" for s in specs
+    )
     procs = GraphProcesses(specs, log_dir)
     rclpy.init(args=[])
     monitor = make_monitor(robots, log)

@@ -31,11 +31,13 @@ from visualization_msgs.msg import MarkerArray
 
 from user_interfaces.action import ResetArm, RunEpisode
 from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
+from user_policies.classifier_reward import ClassifierReward
 from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
 from user_policies.observation import StateEncoder, check_privileged_state, uses_privileged_state
 from user_policies.policy_slot import PolicySlot
-from user_policies.reward import RewardTracker, in_success_region
+from user_policies.reward import RewardTracker, in_success_region, within_pose_gate
+from user_policies.success_classifier import SuccessClassifier, check_classifier, load_classifier
 from user_policies.weights_codec import load_secret
 from user_robot.action_mapping import command_frame
 from user_robot.contracts import (
@@ -46,6 +48,9 @@ from user_robot.contracts import (
     TICK_COMMANDED,
     TICK_IDLE,
     TRANSITIONS_TOPIC,
+    TRUTH_SOLVED,
+    TRUTH_UNKNOWN,
+    TRUTH_UNSOLVED,
     WEIGHTS_TOPIC,
 )
 from user_robot.diagnostics import WARN, diagnostic_array
@@ -58,8 +63,10 @@ from user_robot.task_config import load_task
 WEIGHTS_WAIT_S = 30.0
 """Longest an episode start waits for the weights a synchronous goal asks for."""
 RESET_ATTEMPTS = 3
-ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human")
+ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human", "classifier")
 """Reward sources the actor computes itself."""
+TRUTH_MAX_AGE_S = 1.0
+"""The sim cell's success signal older than this is no ground truth."""
 
 
 class Actor(Node):
@@ -102,14 +109,16 @@ class Actor(Node):
         self._label = 0
         self._sim_success: tuple[bool, float] = (False, -1.0)
         self.cameras = None
-        if self.record_images:
+        judge = self._load_classifier(p["reward_classifier"] or self.task.reward.classifier)
+        if self.record_images or judge is not None:
             from user_robot.nodes.cameras import CameraSet
 
             self.cameras = CameraSet(self, self.robot, self.task)
+        self.classifier = None if judge is None else ClassifierReward(*judge, self.cameras.latest).start()
 
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
-        if self.task.reward.source == "sim":
+        if self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
             self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
         if uses_privileged_state(self.task):
@@ -164,6 +173,8 @@ class Actor(Node):
             "obs": ("state", "policy observation: state | pixels"),
             "record_images": (False, "put camera images into transitions even for state policies"),
             "seed": (0, "seed of resets and exploration"),
+            "reward_classifier": ("", "success classifier directory for reward source 'classifier' (empty = the "
+                                      "task's reward.classifier)"),
             "weights_secret_file": ("", "file holding the learner's shared secret: only weights signed with it are "
                                         "taken (empty = unsigned weights are taken)"),
         }
@@ -187,6 +198,27 @@ class Actor(Node):
         return values
 
     # --- inputs (cached; the tick reads them)
+    def _load_classifier(self, path: str) -> tuple[SuccessClassifier, float] | None:
+        """The success classifier of reward source 'classifier', checked against the task, and its threshold."""
+        reward = self.task.reward
+        if reward.source != "classifier":
+            return None
+        if not path:
+            raise ValueError(
+                f"config/tasks/{self.task.name}.yaml: reward.classifier: reward source 'classifier' needs a model "
+                f"directory (user-rl reward train --out), or the actor parameter reward_classifier"
+            )
+        model = load_classifier(path)
+        obs = self.task.observation
+        check_classifier(model.spec, self.task.name, obs.cameras, obs.image_size)
+        threshold = reward.classifier_threshold or model.spec.threshold
+        self.get_logger().info(
+            f"reward from success classifier {path} (cameras {', '.join(model.spec.cameras)}, threshold "
+            f"{threshold:.3f}, hold {reward.success_hold_steps} steps, pose gate "
+            f"{reward.pose_gate or 'off'}; held-out precision {model.spec.metrics.get('precision', '-')})"
+        )
+        return model, threshold
+
     def _on_arm(self, msg: ArmState) -> None:
         self._arm = msg
 
@@ -261,16 +293,23 @@ class Actor(Node):
             if stale:
                 self.stale_reason = f"camera(s) {', '.join(stale)} older than {self._max_age():.2f} s"
                 return None
-            images = {name: frame for name, (frame, _stamp) in self.cameras.latest().items()}
+            if self.record_images:
+                images = {name: frame for name, (frame, _stamp) in self.cameras.latest().items()}
         objects, received = self._objects
         if uses_privileged_state(self.task) and (objects is None or time.monotonic() - received > 1.0):
             self.stale_reason = "no object state from the sim cell (sim/object_state) for 1 s"
             return None
-        if self.task.reward.source == "sim":
-            solved, received = self._sim_success
-            solved = solved and time.monotonic() - received < 1.0
-        elif self.task.reward.source == "pose_region":
+        truth_solved, received = self._sim_success
+        truth = TRUTH_UNKNOWN
+        if time.monotonic() - received < TRUTH_MAX_AGE_S:
+            truth = TRUTH_SOLVED if truth_solved else TRUTH_UNSOLVED
+        source = self.task.reward.source
+        if source == "sim":
+            solved = truth == TRUTH_SOLVED
+        elif source == "pose_region":
             solved = in_success_region(self.task, sample.xyz, sample.quat)
+        elif source == "classifier":
+            solved = self.classifier.solved(now, self._max_age()) and within_pose_gate(self.task, sample.xyz)
         else:
             solved = False
         return Observation(
@@ -280,6 +319,7 @@ class Actor(Node):
             solved=solved,
             gripper_closed=bool(arm.gripper_closed) if self.task.action.gripper == "binary" else None,
             stamp=stamp_seconds(arm.header.stamp),
+            truth=truth,
         )
 
     def _human(self) -> tuple[np.ndarray | None, int]:
@@ -487,7 +527,7 @@ class Actor(Node):
         s = episode.summary
         self._publish_result(s)
         result.success, result.episode_return, result.length = s.success, s.episode_return, s.length
-        result.intervened_steps, result.end_reason = s.intervened_steps, s.end_reason
+        result.intervened_steps, result.end_reason, result.truth = s.intervened_steps, s.end_reason, s.truth
         result.policy_versions = sorted(s.policy_versions)
         result.episode_id = self._episode_meta["episode_id"]
         if goal_handle.is_cancel_requested:
@@ -516,7 +556,7 @@ class Actor(Node):
         msg.robot_id, msg.embodiment, msg.task = self.robot_id, self.robot.embodiment, self.task.name
         msg.episode_id, msg.mode = self._episode_meta["episode_id"], self._episode_meta["mode"]
         msg.success, msg.episode_return, msg.length = s.success, s.episode_return, s.length
-        msg.intervened_steps, msg.end_reason = s.intervened_steps, s.end_reason
+        msg.intervened_steps, msg.end_reason, msg.truth = s.intervened_steps, s.end_reason, s.truth
         msg.policy_versions = sorted(s.policy_versions)
         msg.duration_s = self._now() - self._episode_meta["start"]
         self.result_pub.publish(msg)

@@ -77,4 +77,5 @@ def transition_msg(
     if record.intervention_action is not None:
         msg.intervention_action = np.asarray(record.intervention_action, dtype=np.float32).tolist()
     msg.reward_source = reward_source
+    msg.solved, msg.truth = bool(record.obs.solved), record.obs.truth
     return msg
