@@ -18,21 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from config_overrides import user_rl
+
 STATE = ["tcp_pose", "tcp_vel", "gripper", "wrench"]
-
-
-def user_rl(*args: str, env: dict[str, str]) -> str:
-    """Run one ``user-rl`` command; its last output line (the summary)."""
-    out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", *args], capture_output=True, text=True,
-                         env=env, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"user-rl {args[0]} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
-    return out.stdout.strip().splitlines()[-1]
 
 
 def intervention_windows(actor_log: Path, window: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Run a benchmark against a copy of config/ with some algorithm keys changed.
+"""Run a benchmark against a copy of config/ with some algorithm keys changed; run ``user-rl`` commands.
 
 ``--set sac.num_critics=2 --set utd=0`` style overrides (values parsed as YAML) are written into a
 temporary copy of the config directory, which the graph's processes read through
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,3 +47,12 @@ def algorithm_overrides(workdir: Path, algo: str, sets: Mapping[str, Any]) -> It
             os.environ.pop(CONFIG_DIR_ENV)
         else:
             os.environ[CONFIG_DIR_ENV] = before
+
+
+def user_rl(*args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run one ``user-rl`` command in its own process; its last output line (the summary). Exits on failure."""
+    out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", *args], capture_output=True, text=True,
+                         env=None if env is None else dict(env), check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"user-rl {args[0]} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()[-1]
