@@ -11,6 +11,11 @@ window first reaches 80% and the learner's updates per second; then ``user-rl ev
 untrained and of the final policy over ``--eval-episodes`` episodes (deterministic, same seed). The
 bars: RLPD >= 80% success over the last 20 episodes within 15k environment steps, SAC Flow within
 20k, on a 2-core CPU.
+
+``--reward-classifier DIR`` runs the same benchmark with the task's reward from a success
+classifier on the cameras (``user-rl reward train``; the policy still observes state): demos and
+training episodes are rewarded and ended by the classifier, and every success figure is the sim
+cell's ground truth (the classifier's own verdicts are printed beside it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from config_overrides import algorithm_overrides, parse_sets
+from config_overrides import config_overrides, parse_sets
 
 from user_learner.cli.collect import record_demos
 from user_learner.cli.eval import evaluate
@@ -30,6 +35,7 @@ from user_learner.cli.sim import run_episodes
 from user_learner.cli.train import samples_demos
 from user_learner.evaluation import eval_line
 from user_learner.graph import algorithm_choices, build_graph
+from user_robot.contracts import TRUTH_SOLVED
 
 
 def main() -> None:
@@ -47,15 +53,21 @@ def main() -> None:
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of config/algorithms/<algo>.yaml, e.g. rlpd.num_critics=2")
+    parser.add_argument("--reward-classifier", default="", metavar="DIR",
+                        help="reward from this success classifier instead of the sim's ground truth")
     args = parser.parse_args()
     sets = parse_sets(args.set)
+    changes = {f"algorithms/{args.algo}": sets}
+    if args.reward_classifier:
+        changes[f"tasks/{args.task}"] = {"reward.source": "classifier",
+                                         "reward.classifier": str(Path(args.reward_classifier).resolve())}
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
     from rich.console import Console
     from rich.table import Table
 
-    with tempfile.TemporaryDirectory(prefix="bench_learning_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_learning_") as tmp, config_overrides(Path(tmp), changes):
         root = Path(args.log_dir or tmp)
         random_log, _ = run_episodes(args.task, args.robot, 20, expert=False, log_dir=root / "random")
         demos: tuple[str, ...] = ()
@@ -64,50 +76,58 @@ def main() -> None:
             if not bag.exists():
                 record_demos(args.task, args.robot, args.demos, bag, seed=10_000, log_dir=root)
             demos = (str(bag),)
-        with algorithm_overrides(root, args.algo, sets):
-            specs = build_graph(
-                args.task,
-                robot=args.robot,
-                algo=args.algo,
-                real_time_factor=args.real_time_factor,
-                log_dir=str(root / "train"),
-                demos=demos,
-            )
-            start = time.monotonic()
-            log, code = run_graph(
-                specs,
-                root / "train",
-                robots=1,
-                done=lambda log: log.steps >= args.steps,
-                total=args.steps,
-                unit="steps",
-            )
-            wall = time.monotonic() - start
-            if code != 0:
-                raise SystemExit(f"training failed (exit {code})")
-            evals = evaluate_before_after(args, root) if args.eval_episodes else {}
+        specs = build_graph(
+            args.task,
+            robot=args.robot,
+            algo=args.algo,
+            real_time_factor=args.real_time_factor,
+            log_dir=str(root / "train"),
+            demos=demos,
+        )
+        start = time.monotonic()
+        log, code = run_graph(
+            specs,
+            root / "train",
+            robots=1,
+            done=lambda log: log.steps >= args.steps,
+            total=args.steps,
+            unit="steps",
+        )
+        wall = time.monotonic() - start
+        if code != 0:
+            raise SystemExit(f"training failed (exit {code})")
+        evals = evaluate_before_after(args, root) if args.eval_episodes else {}
 
-    baseline = random_log.success_rate(last=20)
+    def won(result) -> bool:  # with a learned reward, the sim's ground truth decides
+        return result.truth == TRUTH_SOLVED if args.reward_classifier else result.success
+
+    baseline = sum(won(r) for r in random_log.results[-20:]) / max(len(random_log.results[-20:]), 1)
     changed = "".join(f", {k}={v}" for k, v in sets.items())
+    reward = ", reward: success classifier" if args.reward_classifier else ""
     table = Table(
-        title=f"{args.task}, {args.algo}{changed}, {args.demos} demos, state obs, sim x{args.real_time_factor}"
+        title=f"{args.task}, {args.algo}{changed}, {args.demos} demos, state obs{reward}, sim x{args.real_time_factor}"
     )
-    for col in ("episodes", "env steps (end)", "success", "vs random"):
+    columns = ["episodes", "env steps (end)", "success", "vs random"]
+    if args.reward_classifier:
+        columns[2:3] = ["success (ground truth)", "classifier said"]
+    for col in columns:
         table.add_column(col)
     steps = 0
     results = log.results
     for i in range(0, len(results), args.window):
         chunk = results[i : i + args.window]
         steps += sum(r.length for r in chunk)
-        rate = sum(r.success for r in chunk) / len(chunk)
+        rate = sum(won(r) for r in chunk) / len(chunk)
+        said = [f"{sum(r.success for r in chunk) / len(chunk):.2f}"] if args.reward_classifier else []
         table.add_row(
             f"{i + 1}-{i + len(chunk)}",
             str(steps),
             f"{rate:.2f}",
+            *said,
             f"{rate / baseline:.1f}x" if baseline else f"+{rate:.2f}",
         )
     Console(width=120).print(table)
-    first = first_window_at(results, args.window, 0.8)
+    first = first_window_at([won(r) for r in results], [r.length for r in results], args.window, 0.8)
     updates = log.learner.updates if log.learner else 0
     print(
         f"random policy success={baseline:.2f}; {log.summary()}; wall={wall / 60:.1f} min; updates={updates} "
@@ -137,13 +157,13 @@ def evaluate_before_after(args: argparse.Namespace, root: Path) -> dict[str, tup
     return out
 
 
-def first_window_at(results: list, window: int, rate: float) -> tuple[int, int] | None:
+def first_window_at(wins: list[bool], lengths: list[int], window: int, rate: float) -> tuple[int, int] | None:
     """(episode, env steps) at the end of the first sliding ``window`` of episodes with success >= ``rate``."""
     steps = 0
-    for i, result in enumerate(results):
-        steps += result.length
-        recent = results[max(0, i + 1 - window) : i + 1]
-        if len(recent) == window and sum(r.success for r in recent) / window >= rate:
+    for i, length in enumerate(lengths):
+        steps += length
+        recent = wins[max(0, i + 1 - window) : i + 1]
+        if len(recent) == window and sum(recent) / window >= rate:
             return i + 1, steps
     return None
 

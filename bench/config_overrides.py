@@ -34,10 +34,17 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 @contextlib.contextmanager
 def algorithm_overrides(workdir: Path, algo: str, sets: Mapping[str, Any]) -> Iterator[None]:
     """Within the block, ``config/algorithms/<algo>.yaml`` has the dotted keys ``sets`` replaced."""
-    if not sets:
+    with config_overrides(workdir, {f"algorithms/{algo}": dict(sets)} if sets else {}):
+        yield
+
+
+@contextlib.contextmanager
+def config_overrides(workdir: Path, changes: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
+    """Within the block, every ``config/<file>.yaml`` named in ``changes`` has its dotted keys replaced."""
+    if not any(changes.values()):
         yield
         return
-    config = write_config_copy(workdir / "config", {f"algorithms/{algo}": dict(sets)})
+    config = write_config_copy(workdir / "config", {name: dict(keys) for name, keys in changes.items()})
     before = os.environ.get(CONFIG_DIR_ENV)
     os.environ[CONFIG_DIR_ENV] = str(config)
     try:

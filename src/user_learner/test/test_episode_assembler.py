@@ -126,3 +126,22 @@ def test_after_a_resume_the_replay_adds_only_what_the_checkpoint_lacks() -> None
 def test_takeovers_and_intervention_rate() -> None:
     _, (stats,) = feed(EpisodeAssembler(), messages("r0", "e0", 8, terminated=True, intervened={0, 2, 3, 7}))
     assert stats.intervened_steps == 4 and stats.takeovers == 3 and stats.intervention_rate == 0.5
+
+
+def test_a_learned_reward_is_scored_against_the_ground_truth_frame_by_frame() -> None:
+    """Frames with ground truth count toward the reward source's false positive / negative rates."""
+    import dataclasses
+
+    from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN, TRUTH_UNSOLVED
+
+    records = messages("r0", "e0", 5, terminated=True)
+    # frame:     0      1     2     3     4     5 (final)
+    solved = [False, True, False, False, True, True]
+    truth = [TRUTH_UNSOLVED, TRUTH_UNSOLVED, TRUTH_SOLVED, TRUTH_UNKNOWN, TRUTH_SOLVED, TRUTH_SOLVED]
+    records = [dataclasses.replace(r, solved=s, truth=t) for r, s, t in zip(records, solved, truth, strict=True)]
+    _, (stats,) = feed(EpisodeAssembler(), records)
+    assert stats.reward_confusion == (2, 1, 1, 1)  # tp (4, 5), fp (1), tn (0), fn (2); frame 3 has no truth
+    assert stats.false_positive_rate == 0.5 and stats.false_negative_rate == 1 / 3
+    assert stats.truth == TRUTH_SOLVED
+    _, (real,) = feed(EpisodeAssembler(), messages("r0", "e1", 3, terminated=True))
+    assert real.false_positive_rate is None and real.false_negative_rate is None  # a real cell: nothing to score

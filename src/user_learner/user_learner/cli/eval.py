@@ -5,6 +5,7 @@ learner, publishes the checkpoint's policy on the weights topic, and runs ``--ep
 ``eval`` mode: deterministic actions, no exploration, no transitions published. The sim runs in
 strict lockstep (physics waits for every command), so a seed gives the same resets and the same
 timing whatever the machine's load. Prints ``eval success=k/N (p%) 95% CI [lo%, hi%]`` (Wilson).
+With a learned reward (a success classifier) on the sim cell, success is the sim's ground truth.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from user_learner.cli.runner import run_graph
 from user_learner.evaluation import checkpoint_weights, eval_line
 from user_learner.graph import build_graph
+from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.robot_config import load_robot
 
 EVAL_LOCKSTEP_TIMEOUT_S = 15.0
@@ -89,6 +91,11 @@ def evaluate(
         print(f"{len(without)} episodes did not run the checkpoint's policy alone (e.g. {without[0]}); "
               "see the actor's log", flush=True)
         code = code or 1
+    if log.learned_reward and all(r.truth != TRUTH_UNKNOWN for r in results):
+        said = sum(r.success for r in results)
+        print(f"learned reward: success counted by the sim cell's ground truth (the reward source said {said}/"
+              f"{len(results)})", flush=True)
+        return sum(r.truth == TRUTH_SOLVED for r in results), len(results), code
     return sum(r.success for r in results), len(results), code
 
 
