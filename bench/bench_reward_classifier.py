@@ -1,15 +1,18 @@
-"""Success classifiers on the sim cell: precision and recall on held-out episodes, with the confusion matrix.
+"""Success classifiers on the sim cell: precision and recall on unseen episodes, with the confusion matrix.
 
-    python bench/bench_reward_classifier.py [--tasks peg_insertion,pick_and_place] [--train-episodes 30]
-                                            [--test-episodes 30] [--hold 10] [--epochs 20] [--out D]
+    python bench/bench_reward_classifier.py [--tasks peg_insertion,pick_and_place] [--train-expert 20]
+                                            [--train-random 10] [--test-expert 30] [--test-random 10]
+                                            [--hold 10] [--epochs 20] [--out D]
 
-Per task, through the user-facing commands: ``user-rl collect --obs pixels`` records the scripted
-expert's episodes with camera images (``--train-episodes`` at seed 0, ``--test-episodes`` at seed
-1000, other object placements); every frame is labelled by the sim cell's ground truth as it was
-recorded (``reward.success_hold_steps: --hold`` keeps each episode running on the success frames,
-as a person holding the success pose while recording does). ``user-rl reward train`` trains on
-the first recording (a quarter of its episodes held out to pick the threshold for precision 0.97),
-and ``user-rl reward eval`` measures the model on the second, which it never saw. Prints the table.
+Per task, through the user-facing commands: ``user-rl collect --obs pixels`` records episodes with
+camera images, of the scripted expert (success and the approach to it) and of a uniformly random
+policy (``--random``: the failures a learning policy wanders through); the training set at seeds
+0 / 100, the test set at seeds 1000 / 1100 (other placements). Every frame is labelled by the sim
+cell's ground truth as it was recorded (``reward.success_hold_steps: --hold`` keeps each expert
+episode running on the success pose, as a person holding it while recording does).
+``user-rl reward train`` trains on the training recordings (a quarter of the episodes held out to
+pick the threshold for precision 0.97) and ``user-rl reward eval`` measures the model on the test
+recordings, which it never saw. Prints the table.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ def figures(line: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="peg_insertion,pick_and_place")
-    parser.add_argument("--train-episodes", type=int, default=30)
-    parser.add_argument("--test-episodes", type=int, default=30)
+    parser.add_argument("--train-expert", type=int, default=20)
+    parser.add_argument("--train-random", type=int, default=10)
+    parser.add_argument("--test-expert", type=int, default=30)
+    parser.add_argument("--test-random", type=int, default=10)
     parser.add_argument("--hold", type=int, default=10, help="success frames recorded per episode")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--encoder", default="conv", choices=("conv", "resnet10"))
@@ -49,22 +54,27 @@ def main() -> None:
     rows = []
     for task in tasks:
         start = time.monotonic()
-        bags = {}
-        for name, episodes, seed in (("train", args.train_episodes, 0), ("test", args.test_episodes, 1000)):
-            bags[name] = root / f"{task}_{name}"
-            if not bags[name].exists():
+        bags: dict[str, list[str]] = {"train": [], "test": []}
+        plan = (("train", "expert", args.train_expert, 0), ("train", "random", args.train_random, 100),
+                ("test", "expert", args.test_expert, 1000), ("test", "random", args.test_random, 1100))
+        for split, driver, episodes, seed in plan:
+            bag = root / f"{task}_{split}_{driver}"
+            if episodes and not bag.exists():
                 print(user_rl("collect", "--task", task, "--episodes", str(episodes), "--seed", str(seed), "--obs",
-                              "pixels", "--real-time-factor", "4", "--out", str(bags[name]), "--log-dir",
-                              str(root / "logs"), env=env), flush=True)
+                              "pixels", "--real-time-factor", "4", "--out", str(bag), "--log-dir",
+                              str(root / "logs"), *(["--random"] if driver == "random" else []), env=env), flush=True)
+            if episodes:
+                bags[split].append(str(bag))
         model = root / f"{task}_model"
-        trained = user_rl("reward", "train", "--task", task, "--bags", str(bags["train"]), "--out", str(model),
+        trained = user_rl("reward", "train", "--task", task, "--bags", *bags["train"], "--out", str(model),
                           "--epochs", str(args.epochs), "--encoder", args.encoder, env=env)
         print(trained, flush=True)
-        tested = user_rl("reward", "eval", "--model", str(model), "--bags", str(bags["test"]), env=env)
+        tested = user_rl("reward", "eval", "--model", str(model), "--bags", *bags["test"], env=env)
         print(tested, flush=True)
         rows.append((task, figures(trained), figures(tested), time.monotonic() - start))
-    print(f"\nsuccess classifiers ({args.encoder} encoder, {args.epochs} epochs, cameras wrist+front 128x128, "
-          f"{args.train_episodes} labelled training episodes, {args.test_episodes} unseen test episodes)")
+    print(f"\nsuccess classifiers ({args.encoder} encoder, {args.epochs} epochs, cameras wrist+front 128x128; "
+          f"trained on {args.train_expert} expert + {args.train_random} random labelled episodes, tested on "
+          f"{args.test_expert} expert + {args.test_random} random unseen episodes)")
     head = ("task", "threshold", "held-out P/R", "test P", "test R", "TP", "FP", "TN", "FN", "wall")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

@@ -4,7 +4,8 @@ The episodes travel the same path a human's would (virtual SpaceMouse → teleop
 arm bridge), and the recording holds exactly what the actor sent: ``/user/transitions``, each
 robot's episode results and interventions, written as they arrive (never the weights topic).
 It stops once every requested episode's final step and result are written, and each episode is
-put on disk as it ends, so a crash keeps every complete episode.
+put on disk as it ends, so a crash keeps every complete episode. ``--random`` records uniformly
+random actions instead (failure frames, e.g. for a success classifier).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_sim_arguments(parser, episodes=20)
     parser.add_argument("--out", required=True, help="output bag directory (rosbag2, MCAP)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="rosbag2 storage format")
+    parser.add_argument("--random", action="store_true",
+                        help="record uniformly random actions instead of the expert (e.g. failure frames for a "
+                             "success classifier)")
 
 
 def record_demos(
@@ -43,8 +47,9 @@ def record_demos(
     log_dir: Path = Path("logs"),
     storage: str = "mcap",
     timeout: float = 0.0,
+    expert: bool = True,
 ):
-    """Run ``episodes`` expert episodes on sim robot config ``robot`` and record them to ``out``."""
+    """Run ``episodes`` expert (else random-policy) episodes on sim robot config ``robot``; record them to ``out``."""
     from user_interfaces.msg import EpisodeResult, Intervention, Transition
     from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
 
@@ -77,7 +82,7 @@ def record_demos(
             task,
             robot,
             episodes,
-            expert=True,
+            expert=expert,
             seed=seed,
             obs=obs,
             real_time_factor=real_time_factor,
@@ -105,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         log_dir=Path(args.log_dir),
         storage=args.storage,
         timeout=args.timeout,
+        expert=not args.random,
     )
     print(f"collect task={args.task} robot={args.robot} out={args.out} {log.summary()}")
     return code
