@@ -53,14 +53,16 @@ def main() -> None:
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of config/algorithms/<algo>.yaml, e.g. rlpd.num_critics=2")
+    parser.add_argument("--task-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of config/tasks/<task>.yaml, e.g. reward.pose_gate=0.01")
     parser.add_argument("--reward-classifier", default="", metavar="DIR",
                         help="reward from this success classifier instead of the sim's ground truth")
     args = parser.parse_args()
     sets = parse_sets(args.set)
-    changes = {f"algorithms/{args.algo}": sets}
+    task_sets = parse_sets(args.task_set)
     if args.reward_classifier:
-        changes[f"tasks/{args.task}"] = {"reward.source": "classifier",
-                                         "reward.classifier": str(Path(args.reward_classifier).resolve())}
+        task_sets.update({"reward.source": "classifier", "reward.classifier": str(Path(args.reward_classifier).resolve())})
+    changes = {f"algorithms/{args.algo}": sets, f"tasks/{args.task}": task_sets}
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -102,7 +104,7 @@ def main() -> None:
         return result.truth == TRUTH_SOLVED if args.reward_classifier else result.success
 
     baseline = sum(won(r) for r in random_log.results[-20:]) / max(len(random_log.results[-20:]), 1)
-    changed = "".join(f", {k}={v}" for k, v in sets.items())
+    changed = "".join(f", {k}={v}" for k, v in {**sets, **parse_sets(args.task_set)}.items())
     reward = ", reward: success classifier" if args.reward_classifier else ""
     table = Table(
         title=f"{args.task}, {args.algo}{changed}, {args.demos} demos, state obs{reward}, sim x{args.real_time_factor}"
