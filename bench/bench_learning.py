@@ -61,7 +61,8 @@ def main() -> None:
     sets = parse_sets(args.set)
     task_sets = parse_sets(args.task_set)
     if args.reward_classifier:
-        task_sets.update({"reward.source": "classifier", "reward.classifier": str(Path(args.reward_classifier).resolve())})
+        model = str(Path(args.reward_classifier).resolve())
+        task_sets.update({"reward.source": "classifier", "reward.classifier": model})
     changes = {f"algorithms/{args.algo}": sets, f"tasks/{args.task}": task_sets}
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
