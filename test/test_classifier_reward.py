@@ -6,7 +6,8 @@ classifier`` (hold 3 steps): every Transition says its reward came from the clas
 the classifier's verdict on its frame and the sim cell's ground truth beside it; rewards follow the
 verdicts and an episode ends exactly when the verdict has held for 3 frames. A success label given
 through the teleop ``label`` service early in an episode ends that episode on the frame it was
-given for, recorded as solved although the ground truth says not. A model for another task or
+given for, recorded as solved although the ground truth says not (and before the classifier
+could have ended it). A model for another task or
 image size is refused before any node starts.
 """
 
@@ -96,11 +97,11 @@ def test_classifier_reward_ends_episodes_on_held_verdicts_and_labels_reach_their
         for m, following in itertools.pairwise(steps):  # the reward of an action is the next frame's verdict
             assert m.reward == (1.0 if following.solved else 0.0), (episode_id, m.step)
         final = steps[-1]
-        if number == 2:  # labelled: ends on the frame after the label, solved by the person's word
-            assert final.end_reason == END_SUCCESS and final.solved
-            assert final.truth == TRUTH_UNSOLVED and final.step <= label_sent[0] + 3, final.step
-            continue
         completed = runs_of_solved(flags)
+        if number == 2:  # labelled: ended by the person's word on the frame it reached, not by the classifier
+            assert final.end_reason == END_SUCCESS and final.solved and final.truth == TRUTH_UNSOLVED, final.step
+            assert not runs_of_solved(flags[:-1]), flags
+            continue
         if final.end_reason == END_SUCCESS:  # ends exactly when the verdict has held HOLD frames
             assert completed == [len(flags) - 1], flags
         else:
