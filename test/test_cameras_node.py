@@ -49,6 +49,8 @@ def test_frames_crops_and_staleness(spawn, harness) -> None:
         assert 28 <= gradient[0] <= 38 and 215 <= gradient[-1] <= 228 and np.all(np.diff(gradient) >= 0)
     np.testing.assert_array_equal(frames["wrist"][0][:, :, 2], 200)  # rgb8: blue channel
     np.testing.assert_array_equal(frames["front"][0][:, :, 0], 200)  # bgr8 converted: red channel
+    arrived = cams.wait_newer(0, 10.0)  # arrivals are counted and waited for (the success classifier sleeps on it)
+    assert arrived > 0 and cams.wait_newer(arrived, 10.0) > arrived
 
     # The front camera stops: stale once its last frame is older than max_age; the wrist stays fresh.
     standins.set_parameters(node, "/camera/front/realsense_front", publishing=False)

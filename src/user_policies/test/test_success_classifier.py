@@ -79,14 +79,22 @@ def test_a_model_for_another_task_cameras_or_size_is_refused_naming_what_differs
 
 
 class Cameras:
-    """The newest frame per camera with a stamp, as CameraSet.latest gives them."""
+    """The newest frame per camera with a stamp, as CameraSet gives them (each new stamp is one arrival)."""
 
     def __init__(self) -> None:
         self.stamp = -1.0
         self.images = {c: np.zeros((32, 32, 3), np.uint8) for c in SPEC.cameras}
+        self.waits = 0
 
     def latest(self) -> dict[str, tuple[np.ndarray, float]]:
         return {} if self.stamp < 0 else {c: (img, self.stamp) for c, img in self.images.items()}
+
+    def wait_newer(self, seen: int, timeout_s: float) -> int:
+        self.waits += 1
+        arrivals = max(0, int(self.stamp))
+        if arrivals <= seen:
+            time.sleep(timeout_s)
+        return arrivals
 
 
 class Fixed(SuccessClassifier):
@@ -102,7 +110,7 @@ class Fixed(SuccessClassifier):
 
 def test_the_judge_runs_once_per_new_frame_set_and_its_verdict_ages() -> None:
     cams = Cameras()
-    judge = ClassifierReward(Fixed(SPEC), SPEC.threshold, cams.latest)
+    judge = ClassifierReward(Fixed(SPEC), SPEC.threshold, cams)
     assert judge.judge_once(-1.0) == -1.0 and not judge.solved(0.0, 1.0)  # no frames yet
     cams.stamp = 5.0
     cams.images = {c: np.full((32, 32, 3), 204, np.uint8) for c in SPEC.cameras}  # P = 0.8 >= 0.7
@@ -119,5 +127,8 @@ def test_the_judge_runs_once_per_new_frame_set_and_its_verdict_ages() -> None:
         probability, stamp, seconds = judge.latest()
         assert stamp == 6.0 and abs(probability - 0.6) < 0.01 and seconds >= 0.0
         assert not judge.solved(6.0, 0.25)
+        calls, waits = Fixed.calls, cams.waits
+        time.sleep(0.5)  # no new frame: the thread sleeps in wait_newer, it does not spin or judge again
+        assert Fixed.calls == calls and cams.waits - waits <= 7
     finally:
         judge.stop()

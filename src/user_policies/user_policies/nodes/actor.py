@@ -114,7 +114,7 @@ class Actor(Node):
             from user_robot.nodes.cameras import CameraSet
 
             self.cameras = CameraSet(self, self.robot, self.task)
-        self.classifier = None if judge is None else ClassifierReward(*judge, self.cameras.latest).start()
+        self.classifier = None if judge is None else ClassifierReward(*judge, self.cameras).start()
 
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)

@@ -86,6 +86,8 @@ class CameraSet:
         self.max_age_s = task.observation.max_age_s
         self._decode = _decoder()
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._arrivals = 0
         self._streams = {name: _Stream(robot.cameras[name]) for name in task.observation.cameras}
         self._bad_encoding: set[str] = set()
         for name, stream in self._streams.items():
@@ -118,6 +120,14 @@ class CameraSet:
         with self._lock:
             stream = self._streams[name]
             stream.msg, stream.stamp, stream.frame = msg, stamp, None
+            self._arrivals += 1
+            self._arrived.notify_all()
+
+    def wait_newer(self, seen: int, timeout_s: float) -> int:
+        """Block until more than ``seen`` frames have arrived (at most ``timeout_s``); the count of arrivals."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._arrivals > seen, timeout_s)
+            return self._arrivals
 
     def latest(self) -> dict[str, tuple[np.ndarray, float]]:
         """Newest ``(frame, stamp)`` per camera that has sent one; frame is ``(h, w, 3)`` RGB uint8."""
