@@ -31,7 +31,14 @@ from user_learner.reward_training import (
     write_labels,
 )
 from user_policies.success_classifier import ClassifierSpec, load_classifier
-from user_robot.contracts import END_SUCCESS, END_TIME_LIMIT, TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNSOLVED
+from user_robot.contracts import (
+    END_SUCCESS,
+    END_TIME_LIMIT,
+    TRANSITIONS_TOPIC,
+    TRUTH_SOLVED,
+    TRUTH_UNKNOWN,
+    TRUTH_UNSOLVED,
+)
 
 CAMERAS = ("wrist", "front")
 STEPS = 12
@@ -86,6 +93,15 @@ def test_frames_carry_the_recordings_verdict_and_a_persons_labels_win(tmp_path) 
     assert labelled_frames(episodes, CAMERAS, labels).positives == 2
     with pytest.raises(ValueError, match="has no side image"):
         labelled_frames(episodes, ("wrist", "side"))
+    # A learned reward's verdicts against the sim's ground truth: the truth labels (a false positive is a
+    # negative); without ground truth (a real cell) the verdict does.
+    judged = episode(2, 2)
+    judged.steps[3].solved = True  # the classifier's false positive
+    judged.steps[10].solved = False  # its miss
+    assert success_steps(judged) == set(range(SUCCESS_FROM, STEPS + 1))
+    for step in judged.steps:
+        step.truth = TRUTH_UNKNOWN
+    assert success_steps(judged) == {3} | set(range(SUCCESS_FROM, STEPS + 1)) - {10}
     (bag / "success_labels.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"success_labels\.json: expected"):
         read_labels(bag)

@@ -1,9 +1,12 @@
 """Train and measure success classifiers from labelled frames of our recordings (pure; no ROS).
 
 A frame is one Transition's observation (its camera images). Its label is, in order: the
-``success_labels.json`` a person wrote with ``user-rl reward label`` for that episode, else the
-recording's own verdict on it (``solved``: sim ground truth, the pose region, a label given with the
-``label`` service, SpaceMouse buttons or keys). Whole episodes are held out; the threshold is the
+``success_labels.json`` a person wrote with ``user-rl reward label`` for that episode, else the sim
+cell's ground truth where the recording has it (``truth``), else the recording's own verdict on it
+(``solved``: the pose region, a label given with the ``label`` service, SpaceMouse buttons or keys, a
+classifier). So the recordings of a run rewarded by a classifier are training data for the next
+classifier: in sim its false positives are negatives by themselves; on a real cell a person corrects
+them with ``reward label``, which proposes the recorded verdicts. Whole episodes are held out; the threshold is the
 lowest whose held-out precision reaches the target (so recall is as high as that precision allows).
 """
 

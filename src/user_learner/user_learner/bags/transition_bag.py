@@ -27,7 +27,7 @@ from user_learner.bags.recording import open_recording
 from user_learner.bags.typestore import typestore
 from user_learner.episode_assembler import StepRecord, step_record
 from user_robot.config_loader import UsageError
-from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, TRUTH_UNKNOWN, WEIGHTS_TOPIC
+from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNKNOWN, WEIGHTS_TOPIC
 
 TRANSITION = "user_interfaces/msg/Transition"
 EPISODE_RESULT = "user_interfaces/msg/EpisodeResult"
@@ -61,8 +61,11 @@ class Step:
 
     @property
     def labelled_success(self) -> bool:
-        """This observation counts as a success frame (its own verdict; in recordings made before
-        ``solved`` existed, the final observation of a successful episode)."""
+        """This observation counts as a success frame: the sim cell's ground truth where it was recorded
+        (a learned reward's false positives become negatives), else the reward source's verdict (in
+        recordings made before ``solved`` existed, the final observation of a successful episode)."""
+        if self.truth != TRUTH_UNKNOWN:
+            return self.truth == TRUTH_SOLVED
         return self.solved or (self.terminated and self.end_reason == END_SUCCESS)
 
 
