@@ -130,6 +130,17 @@ def test_fast_sim_publishes_clock_and_every_node_uses_sim_time() -> None:
         build_graph("peg_insertion", real_time_factor=4.0, robots=2)
 
 
+def test_record_images_renders_the_cameras_and_puts_them_into_a_state_policys_transitions() -> None:
+    def sim_and_actor(**options):
+        specs = {s.executable: s for s in build_graph("peg_insertion", **options)}
+        return specs["sim_cell"].parameters, specs["actor"].parameters
+
+    sim, actor = sim_and_actor()
+    assert sim["cameras"] is False and actor["record_images"] is False and actor["obs"] == "state"
+    sim, actor = sim_and_actor(record_images=True)
+    assert sim["cameras"] is True and actor["record_images"] is True and actor["obs"] == "state"
+
+
 def test_rejections_are_clear() -> None:
     assert {"sac", "rlpd", "sac_flow"} <= set(option_choices(GRAPH_FIELDS["algo"]))
     assert build_graph("peg_insertion", algo="sac_flow")[-1].parameters["algo"] == "sac_flow"

@@ -85,6 +85,8 @@ class GraphOptions:
     init: str = _opt("", "start the learner's policy from this checkpoint (or log dir), e.g. `user-rl pretrain`'s")
     reward_classifier: str = _opt("", "success classifier directory for a task whose reward.source is classifier "
                                       "(empty: the task's reward.classifier)")
+    record_images: bool = _opt(False, "put the cameras' images into every transition even for a state policy "
+                                      "(recordings to train a success classifier on)")
     expert: str = _opt("off", "sim cell's scripted expert on its virtual SpaceMouse: off, always, partial takeovers, "
                               "or human (a simulated human taking over when the policy drifts or stalls)",
                        ("off", "always", "partial", "human"))
@@ -272,13 +274,13 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                     # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
                     "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
                     "expert": opts.expert,
-                    "cameras": opts.obs == "pixels" or learned_reward,
+                    "cameras": opts.obs == "pixels" or learned_reward or opts.record_images,
                     **common,
                 }
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
-            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i}
+            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images}
             if opts.reward_classifier:
                 actor["reward_classifier"] = opts.reward_classifier
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
