@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from rosbags.rosbag2 import Writer
+from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from user_learner.bags.recording import open_recording
 from user_learner.bags.transition_bag import (
     TRANSITION,
     Episode,
@@ -107,14 +108,16 @@ def test_frames_carry_the_recordings_verdict_and_a_persons_labels_win(tmp_path) 
         read_labels(bag)
 
 
-def test_a_recording_made_before_the_verdict_field_existed_still_labels_its_final_frame(tmp_path) -> None:
-    """Read with the definitions it was written with: the final frame of a successful episode is a success."""
+@pytest.mark.parametrize("cut", [False, True], ids=["intact", "writer_died"])
+def test_a_recording_made_before_the_verdict_field_existed_still_labels_its_final_frame(tmp_path, cut) -> None:
+    """Read with the definitions it was written with (also when its index is lost and the MCAP is scanned):
+    the final frame of a successful episode is a success."""
     text = (interface_msg_dir() / "Transition.msg").read_text()
     old_text = text[: text.index("# --- success as judged")]
     store = get_typestore(Stores.ROS2_KILTED)
     store.register(get_types_from_msg(old_text, TRANSITION))
     new = episode(0, 0)
-    writer = Writer(tmp_path / "old", version=9)
+    writer = Writer(tmp_path / "old", version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     conn = writer.add_connection(TRANSITIONS_TOPIC, TRANSITION, typestore=store)
     for step in new.steps:
@@ -122,6 +125,10 @@ def test_a_recording_made_before_the_verdict_field_existed_still_labels_its_fina
         msg = store.types[TRANSITION](**{f: getattr(current, f) for f in store.types[TRANSITION].__dataclass_fields__})
         writer.write(conn, step.stamp_ns, store.serialize_cdr(msg, TRANSITION))
     writer.close()
+    if cut:  # the MCAP's closing magic lost: no index, the records are scanned
+        (mcap,) = (tmp_path / "old").glob("*.mcap")
+        mcap.write_bytes(mcap.read_bytes()[:-8])
+        assert open_recording(tmp_path / "old").damage
     (old,) = read_episodes(tmp_path / "old")
     assert [s.solved for s in old.steps] == [False] * (STEPS + 1)
     assert success_steps(old) == {STEPS}

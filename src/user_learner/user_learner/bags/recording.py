@@ -4,7 +4,8 @@ A bag closed cleanly has ``metadata.yaml`` and an MCAP summary, and ``rosbags`` 
 that index. A writer killed mid-recording (``kill -9``, a crash, power loss) leaves neither, and a
 copy cut short loses the MCAP's end; :func:`open_recording` then scans the MCAP data records in
 file order with the ``mcap`` package's stream reader (which needs no summary) up to the first
-incomplete record, and says so in :attr:`Recording.damage`. Our writer closes an MCAP chunk at the
+incomplete record, and says so in :attr:`Recording.damage`; messages are then read with the
+definitions the MCAP's schemas carry (an older recording's, not ours). Our writer closes an MCAP chunk at the
 end of every episode (:class:`user_learner.bags.transition_bag.TransitionBagWriter`), so every
 complete episode before the cut is still there.
 """
@@ -15,6 +16,9 @@ import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
 
 from user_learner.bags.typestore import typestore
 from user_robot.config_loader import UsageError
@@ -35,6 +39,7 @@ class Recording:
 
     path: Path
     damage: str = ""  # why the index could not be used ("" = the bag is intact)
+    definitions: dict[str, str] = dataclasses.field(default_factory=dict)  # msgtype -> ros2msg text (scanned)
 
     @property
     def mcap_files(self) -> list[Path]:
@@ -62,9 +67,22 @@ class Recording:
                 for conn, _, raw in reader.messages(connections=conns):
                     yield conn.topic, reader.deserialize(raw, conn.msgtype)
             return
+        scanned = None
         for topic, msgtype, data in self._scan():
             if msgtype in msgtypes:
-                yield topic, store.deserialize_cdr(data, msgtype)
+                scanned = scanned or self._scanned_typestore(store)
+                yield topic, scanned.deserialize_cdr(data, msgtype)
+
+    def _scanned_typestore(self, fallback: Typestore) -> Typestore:
+        """The message definitions of the schemas scanned so far (``fallback`` where the file has none)."""
+        types: dict = {}
+        for msgtype, text in self.definitions.items():
+            types.update(get_types_from_msg(text, msgtype))
+        if not types:
+            return fallback
+        store = get_typestore(Stores.EMPTY)
+        store.register(types)
+        return store
 
     def _reader(self):
         from rosbags.highlevel import AnyReader
@@ -84,6 +102,8 @@ class Recording:
                     for record in StreamReader(stream, validate_crcs=True).records:
                         if isinstance(record, Schema):
                             schemas[record.id] = record.name
+                            if record.encoding == "ros2msg" and record.data:
+                                self.definitions.setdefault(record.name, record.data.decode())
                         elif isinstance(record, Channel):
                             channels[record.id] = (record.topic, schemas.get(record.schema_id, ""))
                         elif isinstance(record, Message) and record.channel_id in channels:
