@@ -72,7 +72,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench_learning_") as tmp, config_overrides(Path(tmp), changes):
         root = Path(args.log_dir or tmp)
-        random_log, _ = run_episodes(args.task, args.robot, 20, expert=False, log_dir=root / "random")
+        random_log, _ = run_episodes(args.task, args.robot, 20, expert="off", log_dir=root / "random")
         demos: tuple[str, ...] = ()
         if samples_demos(args.algo):
             bag = root / "demos"

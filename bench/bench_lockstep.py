@@ -39,7 +39,7 @@ def run_case(task: str, episodes: int, lockstep: bool, burners: int) -> dict[str
     try:
         with tempfile.TemporaryDirectory(prefix="bench_lockstep_") as tmp:
             start = time.monotonic()
-            log, code = run_episodes(task, "sim", episodes, expert=True, lockstep=lockstep, log_dir=Path(tmp))
+            log, code = run_episodes(task, "sim", episodes, expert="always", lockstep=lockstep, log_dir=Path(tmp))
             wall = time.monotonic() - start
     finally:
         stop.set()

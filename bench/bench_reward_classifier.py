@@ -1,13 +1,15 @@
 """Success classifiers on the sim cell: precision and recall on unseen episodes, with the confusion matrix.
 
-    python bench/bench_reward_classifier.py [--tasks peg_insertion,pick_and_place] [--train-expert 20]
-                                            [--train-random 10] [--test-expert 30] [--test-random 10]
-                                            [--hold 10] [--epochs 20] [--out D]
+    python bench/bench_reward_classifier.py [--tasks peg_insertion,pick_and_place] [--train-expert 15]
+                                            [--train-partial 10] [--train-random 5] [--test-expert 30]
+                                            [--test-random 10] [--hold 10] [--epochs 20] [--out D]
 
 Per task, through the user-facing commands: ``user-rl collect --obs pixels`` records episodes with
-camera images, of the scripted expert (success and the approach to it) and of a uniformly random
-policy (``--random``: the failures a learning policy wanders through); the training set at seeds
-0 / 100, the test set at seeds 1000 / 1100 (other placements). Every frame is labelled by the sim
+camera images, of the scripted expert (success and the approach to it), of a uniformly random
+policy (``--driver random``: the failures a learning policy wanders through) and of random actions
+with the expert taking over part of the time (``--driver partial``: near misses, as a person records
+failures close to success); the training set at seeds 0 / 300 / 100, the test set (expert and
+random) at seeds 1000 / 1100 (other placements). Every frame is labelled by the sim
 cell's ground truth as it was recorded (``reward.success_hold_steps: --hold`` keeps each expert
 episode running on the success pose, as a person holding it while recording does).
 ``user-rl reward train`` trains on the training recordings (a quarter of the episodes held out to
@@ -37,8 +39,9 @@ def figures(line: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="peg_insertion,pick_and_place")
-    parser.add_argument("--train-expert", type=int, default=20)
-    parser.add_argument("--train-random", type=int, default=10)
+    parser.add_argument("--train-expert", type=int, default=15)
+    parser.add_argument("--train-partial", type=int, default=10)
+    parser.add_argument("--train-random", type=int, default=5)
     parser.add_argument("--test-expert", type=int, default=30)
     parser.add_argument("--test-random", type=int, default=10)
     parser.add_argument("--hold", type=int, default=10, help="success frames recorded per episode")
@@ -55,14 +58,15 @@ def main() -> None:
     for task in tasks:
         start = time.monotonic()
         bags: dict[str, list[str]] = {"train": [], "test": []}
-        plan = (("train", "expert", args.train_expert, 0), ("train", "random", args.train_random, 100),
-                ("test", "expert", args.test_expert, 1000), ("test", "random", args.test_random, 1100))
+        plan = (("train", "expert", args.train_expert, 0), ("train", "partial", args.train_partial, 300),
+                ("train", "random", args.train_random, 100), ("test", "expert", args.test_expert, 1000),
+                ("test", "random", args.test_random, 1100))
         for split, driver, episodes, seed in plan:
             bag = root / f"{task}_{split}_{driver}"
             if episodes and not bag.exists():
                 print(user_rl("collect", "--task", task, "--episodes", str(episodes), "--seed", str(seed), "--obs",
                               "pixels", "--real-time-factor", "4", "--out", str(bag), "--log-dir",
-                              str(root / "logs"), *(["--random"] if driver == "random" else []), env=env), flush=True)
+                              str(root / "logs"), "--driver", driver, env=env), flush=True)
             if episodes:
                 bags[split].append(str(bag))
         model = root / f"{task}_model"
@@ -73,7 +77,8 @@ def main() -> None:
         print(tested, flush=True)
         rows.append((task, figures(trained), figures(tested), time.monotonic() - start))
     print(f"\nsuccess classifiers ({args.encoder} encoder, {args.epochs} epochs, cameras wrist+front 128x128; "
-          f"trained on {args.train_expert} expert + {args.train_random} random labelled episodes, tested on "
+          f"trained on {args.train_expert} expert + {args.train_partial} partial + {args.train_random} random "
+          f"labelled episodes, tested on "
           f"{args.test_expert} expert + {args.test_random} random unseen episodes)")
     head = ("task", "threshold", "held-out P/R", "test P", "test R", "TP", "FP", "TN", "FN", "wall")
     print("| " + " | ".join(head) + " |")

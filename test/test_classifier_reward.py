@@ -82,7 +82,7 @@ def test_classifier_reward_ends_episodes_on_held_verdicts_and_labels_reach_their
         with lock:
             return sum(m.terminated or m.truncated for m in messages) >= 3
 
-    log, code = run_episodes(TASK, "sim", 3, expert=True, real_time_factor=4.0, log_dir=tmp_path / "run",
+    log, code = run_episodes(TASK, "sim", 3, expert="always", real_time_factor=4.0, log_dir=tmp_path / "run",
                              timeout=300.0, setup_monitor=setup, done=finished)
     assert code == 0, log.summary()
     assert "ground_truth_success=" in log.summary()

@@ -4,8 +4,9 @@ The episodes travel the same path a human's would (virtual SpaceMouse → teleop
 arm bridge), and the recording holds exactly what the actor sent: ``/user/transitions``, each
 robot's episode results and interventions, written as they arrive (never the weights topic).
 It stops once every requested episode's final step and result are written, and each episode is
-put on disk as it ends, so a crash keeps every complete episode. ``--random`` records uniformly
-random actions instead (failure frames, e.g. for a success classifier).
+put on disk as it ends, so a crash keeps every complete episode. ``--driver random`` records uniformly
+random actions instead, ``--driver partial`` random actions with the expert taking over part of the
+time (failures, near misses and successes: frames for a success classifier).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from user_learner.cli.sim import SIM_ROBOTS, add_common_sim_arguments, run_episo
 from user_learner.graph import build_graph
 from user_robot.config_loader import UsageError
 
+DRIVERS = {"expert": "always", "random": "off", "partial": "partial"}
+"""``collect --driver`` values and the sim cell's expert mode each runs."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl collect`` flags."""
     add_common_sim_arguments(parser, episodes=20)
     parser.add_argument("--out", required=True, help="output bag directory (rosbag2, MCAP)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="rosbag2 storage format")
-    parser.add_argument("--random", action="store_true",
-                        help="record uniformly random actions instead of the expert (e.g. failure frames for a "
+    parser.add_argument("--driver", default="expert", choices=tuple(DRIVERS),
+                        help="who moves the arm: the scripted expert (demos), uniformly random actions, or random "
+                             "actions with the expert taking over part of the time (near misses; frames for a "
                              "success classifier)")
 
 
@@ -47,9 +52,9 @@ def record_demos(
     log_dir: Path = Path("logs"),
     storage: str = "mcap",
     timeout: float = 0.0,
-    expert: bool = True,
+    driver: str = "expert",
 ):
-    """Run ``episodes`` expert (else random-policy) episodes on sim robot config ``robot``; record them to ``out``."""
+    """Run ``episodes`` episodes of ``driver`` (:data:`DRIVERS`) on sim robot config ``robot``; record them."""
     from user_interfaces.msg import EpisodeResult, Intervention, Transition
     from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
 
@@ -82,7 +87,7 @@ def record_demos(
             task,
             robot,
             episodes,
-            expert=expert,
+            expert=DRIVERS[driver],
             seed=seed,
             obs=obs,
             real_time_factor=real_time_factor,
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         log_dir=Path(args.log_dir),
         storage=args.storage,
         timeout=args.timeout,
-        expert=not args.random,
+        driver=args.driver,
     )
     print(f"collect task={args.task} robot={args.robot} out={args.out} {log.summary()}")
     return code

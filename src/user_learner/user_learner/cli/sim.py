@@ -43,7 +43,7 @@ def run_episodes(
     robot: str,
     episodes: int,
     *,
-    expert: bool,
+    expert: str,
     seed: int = 0,
     obs: str = "state",
     real_time_factor: float = 2.0,
@@ -55,6 +55,9 @@ def run_episodes(
 ) -> tuple[EpisodeLog, int]:
     """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``.
 
+    ``expert`` is the graph's option: ``always`` (demo episodes), ``off`` (the untrained policy:
+    uniformly random actions), ``partial`` (the expert takes over part of the time) or ``human``.
+
     It stops once ``episodes`` results have arrived, or when ``done(log)`` says so if given.
     """
     specs = build_graph(
@@ -62,8 +65,8 @@ def run_episodes(
         robot=robot,
         side="robot",
         obs=obs,
-        expert="always" if expert else "off",
-        mode="demo" if expert else "train",
+        expert=expert,
+        mode="demo" if expert == "always" else "train",
         episodes=episodes,
         seed=seed,
         real_time_factor=real_time_factor,
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         args.task,
         SIM_ROBOTS[args.robot],
         args.episodes,
-        expert=args.expert,
+        expert="always" if args.expert else "off",
         seed=args.seed,
         obs=args.obs,
         real_time_factor=args.real_time_factor,
