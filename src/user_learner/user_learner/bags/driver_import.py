@@ -36,9 +36,10 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from user_learner.bags.images import fields, stamp_ns
-from user_learner.bags.transition_bag import Episode, Step, TransitionBagWriter, progress_bar
+from user_learner.bags.transition_bag import Episode, Step, TransitionBagWriter
 from user_learner.bags.typestore import typestore
 from user_learner.graph import resolve_topic
+from user_learner.progress import progress as show_progress
 from user_policies.observation import ArmSample, StateEncoder
 from user_robot.action_mapping import action_toward
 from user_robot.arm_state_core import VelocityEstimator, gripper_width
@@ -201,9 +202,10 @@ def _read(bag: Path, streams: dict[str, _Stream], progress: bool) -> None:
             raise BagImportError(f"{bag}: missing topic(s) {names}; the bag has: {', '.join(sorted(reader.topics))}")
         by_topic = {s.topic: (key, s) for key, s in streams.items()}
         conns = [c for c in reader.connections if c.topic in by_topic]
-        with progress_bar(progress, sum(c.msgcount for c in conns), f"reading {bag.name}") as advance:
+        total = sum(c.msgcount for c in conns)
+        with show_progress(f"reading {bag.name}", total, "messages", enabled=progress) as report:
             for conn, log_time, raw in reader.messages(connections=conns):
-                advance()
+                report.advance()
                 key, stream = by_topic[conn.topic]
                 if key.startswith("camera:"):  # images are decoded later, only where the timeline needs them
                     stream.stamps.append(_cdr_header_stamp(raw))

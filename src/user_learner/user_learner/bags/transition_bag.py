@@ -12,10 +12,9 @@ numpy arrays, for the learner's demo buffer.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from user_learner.bags.images import array_to_image, header, image_to_array, sta
 from user_learner.bags.recording import open_recording
 from user_learner.bags.typestore import typestore
 from user_learner.episode_assembler import StepRecord, step_record
+from user_learner.progress import progress as show_progress
 from user_robot.config_loader import UsageError
 from user_robot.contracts import END_SUCCESS, TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNKNOWN, WEIGHTS_TOPIC
 
@@ -284,9 +284,9 @@ def read_episodes(
         raise UsageError(f"{path}: no {TRANSITION} messages (topics: {names})")
     results = {(m.robot_id, m.episode_id): m for _, m in recording.messages((EPISODE_RESULT,))}
     total = sum(t.count for t in topics if t.msgtype == TRANSITION)
-    with progress_bar(progress, total, f"reading {Path(path).name}") as advance:
+    with show_progress(f"reading {Path(path).name}", total, "messages", enabled=progress) as report:
         for _, msg in recording.messages((TRANSITION,)):
-            advance()
+            report.advance()
             key = (msg.robot_id, msg.episode_id)
             episode = open_episodes.get(key)
             if episode is None:
@@ -323,15 +323,3 @@ def check_recording(path: str | Path) -> str:
     note = f" (truncated recording, read up to the cut: {damage})" if damage else ""
     return f"{path}: {count} complete episodes{note}"
 
-
-@contextlib.contextmanager
-def progress_bar(enabled: bool, total: int, description: str) -> Iterator[Callable[[], None]]:
-    """A transient rich progress bar; yields its ``advance()`` (a no-op when disabled)."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)

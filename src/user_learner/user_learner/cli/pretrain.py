@@ -31,11 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Clone and print the summary line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from user_learner.bags.transition_bag import read_episodes
     from user_learner.learner_core import LearnerCore
     from user_learner.pretrain import Pretrainer, split_episodes
+    from user_learner.progress import progress
     from user_robot.robot_config import load_robot
     from user_robot.task_config import load_task
 
@@ -56,13 +55,10 @@ def run(args: argparse.Namespace) -> int:
         cloner = Pretrainer(core, train, val)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    columns = (TextColumn("cloning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[losses]}"))
-    with Progress(*columns, transient=True) as bar:
-        job = bar.add_task("clone", total=args.updates, losses="")
+    with progress("cloning", args.updates, "updates") as report:
 
         def advance(losses: dict) -> None:
-            bar.update(job, advance=1, losses=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+            report.update(advance=1, status=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
 
         result = cloner.run(args.updates, advance=advance)
     core.close()

@@ -76,9 +76,8 @@ def _frames(episodes, cameras, labels):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from user_learner.pretrain import split_episodes
+    from user_learner.progress import progress
     from user_learner.reward_training import train_classifier
     from user_policies.success_classifier import ClassifierSpec, save_classifier
     from user_robot.task_config import load_task
@@ -96,13 +95,11 @@ def _train(args: argparse.Namespace) -> int:
     spec = ClassifierSpec(task.name, cameras, size, encoder=args.encoder, freeze_encoder=args.freeze_encoder)
     print(f"frames: train {len(train)} ({train.positives} success) from {len(train_eps)} episodes, held out "
           f"{len(val) if val else 0} ({val.positives if val else 0} success) from {len(val_eps)} episodes")
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
-        job = bar.add_task("train", total=args.epochs)
+    with progress("training", args.epochs, "epochs") as report:
         try:
             result = train_classifier(spec, train, val, epochs=args.epochs, batch=args.batch, lr=args.lr,
                                       target_precision=args.target_precision, seed=args.seed,
-                                      advance=lambda: bar.advance(job))
+                                      advance=report.advance)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     held = result.held_out

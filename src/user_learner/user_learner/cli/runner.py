@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from user_learner.graph import NodeSpec, to_ros_args
+from user_learner.progress import progress
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.task_config import load_task
 
@@ -211,7 +212,6 @@ def run_graph(
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     log = EpisodeLog()
     log.learned_reward = any(
@@ -230,23 +230,15 @@ def run_graph(
     procs.start()
     finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            transient=not sys.stderr.isatty(),
-        ) as progress:
-            bar = progress.add_task(unit, total=total, status="starting")
+        with progress(unit, total) as report:
             while not done(log):
                 executor.spin_once(timeout_sec=0.2)
                 value = log.steps if unit == "steps" else len(log.results)
                 learner = log.learner
-                status = f"success(20)={log.success_rate():.2f}"
+                status = f"steps={log.steps} episodes={len(log.results)} success(20)={log.success_rate():.2f}"
                 if learner is not None:
                     status += f" updates={learner.updates} v{learner.version}"
-                progress.update(bar, completed=min(value, total), status=status)
+                report.update(value, status=status)
                 dead = procs.dead(ignore=finished_driver)
                 for node in [n for n in dead if n.spec.name in RESTARTS and n.restarts < RESTARTS[n.spec.name]]:
                     node.restarts += 1
