@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from user_interfaces.msg import PolicyWeights
@@ -134,3 +135,22 @@ def test_a_resumed_learner_takes_a_replayed_history_once(tmp_path) -> None:
         resumed.ingest(record)
     assert len(resumed.online) == 12 + 15  # each transition once, the open episode completed
     assert resumed.assembler.duplicates == 13 + 5
+
+
+def test_policy_lag_is_the_newest_version_minus_each_transitions_version(tmp_path) -> None:
+    core = LearnerCore(TASK, "rlpd", "state", ["franka_panda"], tmp_path, tensorboard=True)
+    for _ in range(3):
+        core.weights_packet()  # versions 1, 2, 3 published
+    versions = [3, 3, 2, 1, 0, 3]  # 0: before any weights (no lag to count)
+    records = [dataclasses.replace(r, policy_version=v) for r, v in zip(episode("robot_0", 5), versions, strict=True)]
+    for record in records:
+        core.ingest(record)
+    core.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    (mean,) = events.Scalars("time/policy_lag")
+    assert mean.value == pytest.approx(np.mean([0, 0, 1, 2, 0]))
+    (histogram,) = events.Histograms("time/policy_lag")
+    assert histogram.histogram_value.num == 5 and histogram.histogram_value.max == 2

@@ -108,6 +108,7 @@ class LearnerCore:
         self.counters = LearnerCounters(version=self._published_version())
         self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
         self.recent_truth: collections.deque[bool] = collections.deque(maxlen=20)  # the sim's verdicts, where known
+        self._lags: list[int] = []  # policy lag of each transition received since the last episode end
         self.lock = threading.Lock()
         self.writer = None
         if tensorboard:
@@ -133,6 +134,8 @@ class LearnerCore:
             if raw is not None:
                 self.wal.append(raw)
             self.counters.transitions_received += 1
+            if record.policy_version > 0:  # (0: no learned weights drove it yet)
+                self._lags.append(self.counters.version - record.policy_version)
             transitions, stats = self.assembler.add(record)
             for t in transitions:
                 row = self.online.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=t.robot_id)
@@ -146,8 +149,9 @@ class LearnerCore:
                 rows = self._episode_rows.pop(stats.episode_id, [])
                 if stats.success:
                     self.online.mark_success(rows)
+                lags, self._lags = self._lags, []
         if stats is not None:
-            self._episode_done(stats)
+            self._episode_done(stats, lags)
         return stats
 
     def _sampler(self) -> MixedSampler:
@@ -169,7 +173,9 @@ class LearnerCore:
         self.counters.demo_transitions += added
         return added
 
-    def _episode_done(self, stats: EpisodeStats) -> None:
+    def _episode_done(self, stats: EpisodeStats, lags: list[int]) -> None:
+        """Episode statistics to TensorBoard, and ``time/policy_lag`` (the learner's newest weight version minus
+        the version that produced each transition received since the last episode end: mean and histogram)."""
         self.counters.episodes += 1
         self.recent_success.append(stats.success)
         step = self.counters.transitions_added
@@ -191,6 +197,10 @@ class LearnerCore:
             self.recent_truth.append(stats.truth == TRUTH_SOLVED)
             judged["env/ground_truth_success_rate_20"] = sum(self.recent_truth) / len(self.recent_truth)
         self.scalars({k: v for k, v in judged.items() if v is not None}, step)
+        if lags:
+            self.scalars({"time/policy_lag": float(np.mean(lags))}, step)
+            if self.writer is not None:
+                self.writer.add_histogram("time/policy_lag", np.asarray(lags), step)
 
     def success_rate(self) -> float:
         """Success over the last 20 episodes."""
