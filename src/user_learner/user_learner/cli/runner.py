@@ -22,7 +22,7 @@ from typing import Any
 
 from user_learner.graph import NodeSpec, to_ros_args
 from user_learner.progress import progress
-from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
+from user_robot.contracts import TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNKNOWN, WEIGHTS_TOPIC
 from user_robot.task_config import load_task
 
 
@@ -170,6 +170,48 @@ class EpisodeLog:
         )
 
 
+class SideWatch:
+    """What one half of a split deployment waits for, each said once (on stderr).
+
+    The learner side (``--side learner``) waits for robots: it names each actor it sees publishing
+    transitions. The robot side (``--side robot``) waits for the learner: it says when a weights
+    publisher appears and when the actors first run learned weights. ``all`` says nothing.
+    """
+
+    def __init__(self, side: str, say: Callable[[str], None] | None = None) -> None:
+        self.side = side
+        self.say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.seen: set[str] = set()
+        self.started = False
+
+    def check(self, transition_publishers: list[str], weight_publishers: list[str], versions: set[int]) -> None:
+        """Say what is new: publishers are node names (``/robot_0/actor``), ``versions`` those the actors ran."""
+        domain = os.environ.get("ROS_DOMAIN_ID", "0")
+        if self.side == "learner":
+            if not self.started:
+                self.say(f"learner side: waiting for robots (actors publishing {TRANSITIONS_TOPIC}, "
+                         f"ROS_DOMAIN_ID={domain})")
+            for name in sorted(set(transition_publishers) - self.seen):
+                self.say(f"learner side: sees robot {name}")
+                self.seen.add(name)
+        elif self.side == "robot":
+            if not self.started:
+                self.say(f"robot side: waiting for the learner's weights ({WEIGHTS_TOPIC}, ROS_DOMAIN_ID={domain}); "
+                         "the actors act at random until they arrive")
+            for name in sorted(set(weight_publishers) - self.seen):
+                self.say(f"robot side: sees the learner {name}")
+                self.seen.add(name)
+            if versions and "versions" not in self.seen:
+                self.say(f"robot side: the actors run learned weights (version {max(versions)})")
+                self.seen.add("versions")
+        self.started = True
+
+
+def publisher_names(node, topic: str) -> list[str]:
+    """Fully qualified names of the nodes publishing ``topic``, as the ROS graph knows them."""
+    return [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in node.get_publishers_info_by_topic(topic)]
+
+
 RESTARTS = {"learner": 3}
 """Nodes that ``run_graph`` restarts when they die (with ``resume``), and how often at most."""
 
@@ -208,7 +250,10 @@ def run_graph(
 ) -> tuple[EpisodeLog, int]:
     """Start the graph, show progress until ``done(log)``, stop it; returns the log and an exit code.
 
-    ``setup_monitor(node)`` may add subscriptions to the monitor node (e.g. a recorder).
+    ``unit`` is what the progress counts: ``steps`` or ``episodes`` of the robots, or ``transitions``
+    the learner received. ``setup_monitor(node)`` may add subscriptions to the monitor node (e.g. a
+    recorder). A graph of one half (all its nodes on side ``learner``, or none) says what it waits
+    for (:class:`SideWatch`).
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -229,12 +274,20 @@ def run_graph(
     drivers_done = 0.0  # when every episode driver had exited cleanly (0: not yet)
     procs.start()
     finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
+    sides = {s.side for s in specs}
+    watch = SideWatch("all" if len(sides) > 1 else sides.pop())
+    watched = 0.0
     try:
         with progress(unit, total) as report:
             while not done(log):
                 executor.spin_once(timeout_sec=0.2)
-                value = log.steps if unit == "steps" else len(log.results)
                 learner = log.learner
+                value = {"steps": log.steps, "episodes": len(log.results),
+                         "transitions": learner.transitions_received if learner is not None else 0}[unit]
+                if time.monotonic() - watched > 1.0:
+                    watched = time.monotonic()
+                    watch.check(publisher_names(monitor, TRANSITIONS_TOPIC), publisher_names(monitor, WEIGHTS_TOPIC),
+                                set(log.versions))
                 status = f"steps={log.steps} episodes={len(log.results)} success(20)={log.success_rate():.2f}"
                 if learner is not None:
                     status += f" updates={learner.updates} v{learner.version}"

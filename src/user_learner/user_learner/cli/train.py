@@ -2,10 +2,13 @@
 
 Starts the task graph (robot side + learner, the same nodes as ``launch/<task>.launch.py``; its
 flags are the graph's options) and runs until the actors have taken ``--steps`` environment
-steps. An algorithm that samples demos (RLPD, SAC Flow's default) on the sim cell without
-``--demos`` first records ``--demo-episodes`` scripted-expert demos (kept for the next run).
-Ends with one summary line: ``success_rate=`` over the last 20 episodes and ``weight_versions=``
-(new weight versions the actors loaded).
+steps. ``--side robot`` / ``--side learner`` start one half each, on two machines (same
+``ROS_DOMAIN_ID``): the robot side counts environment steps and waits for weights, the learner side
+counts the transitions it received and names the robots it sees. An algorithm that samples demos
+(RLPD, SAC Flow's default) on the sim cell without ``--demos`` first records ``--demo-episodes``
+scripted-expert demos (kept for the next run). Ends with one summary line: ``success_rate=`` over
+the last 20 episodes, ``weight_versions=`` (new weight versions the actors loaded) and, where the
+learner is seen, ``transitions_received=``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl train`` flags: the graph's options, then the run's."""
     parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
     add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
-    parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for")
+    parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
+                        "--side learner: transitions to receive")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
 
@@ -69,15 +73,22 @@ def run(args: argparse.Namespace) -> int:
     build_graph(args.task, **{**overrides, "demos": ()})  # every name and config file, before anything starts
     demos = ensure_demos(args, sim) if args.side != "robot" else ()
     specs = build_graph(args.task, **{**overrides, "demos": demos})
+    learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
     log, code = run_graph(
         specs,
         Path(args.log_dir),
         robots=args.robots,
-        done=lambda log: log.steps >= args.steps,
+        done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
+        if learner_only else (lambda log: log.steps >= args.steps),
         total=args.steps,
-        unit="steps",
+        unit="transitions" if learner_only else "steps",
         timeout_s=args.timeout,
     )
     policy = f" policy={args.policy}" if args.policy else ""
-    print(f"train task={args.task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} {log.summary()}")
+    learner = "" if log.learner is None else (
+        f" transitions_received={log.learner.transitions_received} updates={log.learner.updates}"
+        f" learner_version={log.learner.version}"
+    )
+    print(f"train task={args.task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} side={args.side} "
+          f"{log.summary()}{learner}")
     return code
