@@ -154,3 +154,17 @@ def test_policy_lag_is_the_newest_version_minus_each_transitions_version(tmp_pat
     assert mean.value == pytest.approx(np.mean([0, 0, 1, 2, 0]))
     (histogram,) = events.Histograms("time/policy_lag")
     assert histogram.histogram_value.num == 5 and histogram.histogram_value.max == 2
+
+
+def test_max_policy_lag_keeps_transitions_of_too_old_weights_out_of_the_buffer_but_never_a_humans(tmp_path) -> None:
+    core = small_core(tmp_path)
+    core.cfg = dataclasses.replace(core.cfg, max_policy_lag=1)
+    for _ in range(3):
+        core.weights_packet()  # newest version 3
+    versions = [3, 3, 2, 1, 0, 3]  # the step of version 1 is 2 versions old; 0 had no learned weights
+    for r, v in zip(episode("robot_0", 5), versions, strict=True):
+        core.ingest(dataclasses.replace(r, policy_version=v))
+    assert len(core.online) == 4 and core.counters.transitions_too_stale == 1
+    for r, v in zip(episode("robot_1", 5, intervened=True), versions, strict=True):
+        core.ingest(dataclasses.replace(r, policy_version=v))
+    assert len(core.online) == 4 + 5 and core.counters.transitions_too_stale == 1  # the human's steps all count

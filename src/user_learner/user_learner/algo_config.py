@@ -29,7 +29,9 @@ class AlgorithmConfig:
     """A learner recipe: the algorithm and its section (``params``), the policy, buffers, publishing.
 
     ``utd`` is the target number of algorithm updates per received transition (the learner
-    throttles to it; 0 means update as fast as possible).
+    throttles to it; 0 means update as fast as possible). ``max_policy_lag`` keeps a policy
+    transition out of the online buffer when the weights that produced it are more than this many
+    versions older than the newest (0 keeps all; a human's steps are always kept).
     """
 
     algorithm: str
@@ -43,12 +45,13 @@ class AlgorithmConfig:
     publish_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     checkpoint_every: int = 1000
     checkpoint_every_s: float = 60.0  # also checkpoint when this long has passed since the last one (0 = never)
+    max_policy_lag: int = 0
 
     def __post_init__(self) -> None:
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need utd >= 0 and min_buffer, publish_every, checkpoint_every >= 1")
-        if self.checkpoint_every_s < 0:
-            raise ValueError("checkpoint_every_s must be >= 0")
+        if self.checkpoint_every_s < 0 or self.max_policy_lag < 0:
+            raise ValueError("checkpoint_every_s and max_policy_lag must be >= 0")
         if self.buffer_capacity < 2 or self.demo_capacity < 2:
             raise ValueError("buffer capacities must be at least 2")
 

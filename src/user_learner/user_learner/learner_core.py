@@ -68,6 +68,7 @@ class LearnerCounters:
     updates: int = 0
     version: int = 0
     demo_transitions: int = 0
+    transitions_too_stale: int = 0  # policy transitions kept out of the buffer by ``max_policy_lag``
     last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
@@ -138,6 +139,9 @@ class LearnerCore:
                 self._lags.append(self.counters.version - record.policy_version)
             transitions, stats = self.assembler.add(record)
             for t in transitions:
+                if self._too_stale(t):
+                    self.counters.transitions_too_stale += 1
+                    continue
                 row = self.online.add(t.obs, t.action, t.reward, t.next_obs, t.done, t.intervened, stream=t.robot_id)
                 self._episode_rows.setdefault(t.episode_id, []).append(row)
                 while len(self._episode_rows) > self.assembler.max_open_episodes:  # (abandoned ones)
@@ -153,6 +157,12 @@ class LearnerCore:
         if stats is not None:
             self._episode_done(stats, lags)
         return stats
+
+    def _too_stale(self, t) -> bool:
+        """A policy transition from weights more than ``max_policy_lag`` versions old (never a human's)."""
+        bound = self.cfg.max_policy_lag
+        lag = self.counters.version - t.policy_version
+        return bool(bound and not t.intervened and t.policy_version and lag > bound)
 
     def _sampler(self) -> MixedSampler:
         return MixedSampler(
@@ -198,7 +208,8 @@ class LearnerCore:
             judged["env/ground_truth_success_rate_20"] = sum(self.recent_truth) / len(self.recent_truth)
         self.scalars({k: v for k, v in judged.items() if v is not None}, step)
         if lags:
-            self.scalars({"time/policy_lag": float(np.mean(lags))}, step)
+            self.scalars({"time/policy_lag": float(np.mean(lags)),
+                          "time/transitions_too_stale": float(self.counters.transitions_too_stale)}, step)
             if self.writer is not None:
                 self.writer.add_histogram("time/policy_lag", np.asarray(lags), step)
 
