@@ -247,13 +247,14 @@ def run_graph(
     unit: str,
     timeout_s: float = 0.0,
     setup_monitor: Callable[[Any], None] | None = None,
+    side: str = "all",
 ) -> tuple[EpisodeLog, int]:
     """Start the graph, show progress until ``done(log)``, stop it; returns the log and an exit code.
 
     ``unit`` is what the progress counts: ``steps`` or ``episodes`` of the robots, or ``transitions``
     the learner received. ``setup_monitor(node)`` may add subscriptions to the monitor node (e.g. a
-    recorder). A graph of one half (all its nodes on side ``learner``, or none) says what it waits
-    for (:class:`SideWatch`).
+    recorder). ``side`` (``robot`` or ``learner``: one half of a training graph) says what the half
+    waits for (:class:`SideWatch`).
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -274,8 +275,7 @@ def run_graph(
     drivers_done = 0.0  # when every episode driver had exited cleanly (0: not yet)
     procs.start()
     finished_driver = lambda n: n.spec.executable == "episode_driver" and n.popen.returncode == 0  # noqa: E731
-    sides = {s.side for s in specs}
-    watch = SideWatch("all" if len(sides) > 1 else sides.pop())
+    watch = SideWatch(side)
     watched = 0.0
     try:
         with progress(unit, total) as report:

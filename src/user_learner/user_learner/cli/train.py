@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         total=args.steps,
         unit="transitions" if learner_only else "steps",
         timeout_s=args.timeout,
+        side=args.side,
     )
     policy = f" policy={args.policy}" if args.policy else ""
     learner = "" if log.learner is None else (
