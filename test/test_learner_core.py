@@ -13,7 +13,7 @@ from user_learner.episode_assembler import StepRecord
 from user_learner.learner_core import LearnerCore
 from user_policies.observation import state_dim
 from user_policies.policy_slot import PolicySlot
-from user_policies.weights_codec import packet_to_msg
+from user_policies.weights_codec import FROZEN_METADATA_KEY, encode_weights, packet_to_msg
 from user_robot.task_config import load_task
 
 TASK = load_task("peg_insertion")
@@ -168,3 +168,36 @@ def test_max_policy_lag_keeps_transitions_of_too_old_weights_out_of_the_buffer_b
     for r, v in zip(episode("robot_1", 5, intervened=True), versions, strict=True):
         core.ingest(dataclasses.replace(r, policy_version=v))
     assert len(core.online) == 4 + 5 and core.counters.transitions_too_stale == 1  # the human's steps all count
+
+
+def test_weights_leave_a_frozen_encoder_out_and_the_actor_checks_its_own_by_hash(tmp_path) -> None:
+    torch.set_num_threads(1)
+    core = LearnerCore(TASK, "rlpd", "pixels", ["franka_panda"], tmp_path, tensorboard=False)
+    cams = TASK.observation.cameras
+    frozen = {n for n, p in core.algorithm.policy.named_parameters() if not p.requires_grad}
+    assert frozen and all(".backbone." in n for n in frozen)
+    packet = core.weights_packet()
+    full = encode_weights(core.algorithm.publish_state(), policy_id="p", version=1, embodiments=["franka_panda"],
+                          dtype=core.cfg.publish_dtype)
+    assert FROZEN_METADATA_KEY in packet.metadata and packet.byte_size < full.byte_size / 3
+    slot = PolicySlot("franka_panda", state_dim(TASK), TASK.action.dims, cams)
+    assert slot.load_message(packet_to_msg(packet, PolicyWeights())) == ""
+    rng = np.random.default_rng(0)
+    obs = {"state": rng.normal(size=state_dim(TASK)).astype(np.float32),
+           **{c: rng.integers(0, 256, (*TASK.observation.image_size, 3), dtype=np.uint8) for c in cams}}
+    chunk, version = slot.act(obs, deterministic=True)
+    np.testing.assert_allclose(chunk, core.algorithm.policy.act(obs, deterministic=True), atol=2e-2)  # (fp16)
+
+    other = core.weights_packet()  # an actor whose frozen encoder differs: refused, the old weights stay
+    other = dataclasses.replace(other, metadata={**other.metadata, FROZEN_METADATA_KEY: "0" * 64})
+    assert "frozen encoder differs" in slot.load_message(packet_to_msg(other, PolicyWeights()))
+    assert slot.version == version == 1
+
+    with torch.no_grad():  # frozen tensors no fresh process would build (an older checkpoint's): all are sent
+        next(iter(core.algorithm.policy.encoder.backbone.parameters())).add_(1.0)
+    resumed = LearnerCore(TASK, "rlpd", "pixels", ["franka_panda"], tmp_path / "b", tensorboard=False)
+    resumed.algorithm.policy.load_state_dict(core.algorithm.policy.state_dict())
+    whole = resumed.weights_packet()
+    assert FROZEN_METADATA_KEY not in whole.metadata and abs(whole.byte_size - full.byte_size) < 1000
+    fresh = PolicySlot("franka_panda", state_dim(TASK), TASK.action.dims, cams)
+    assert fresh.load_message(packet_to_msg(whole, PolicyWeights())) == ""

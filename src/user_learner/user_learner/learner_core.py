@@ -28,9 +28,9 @@ from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepR
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 from user_learner.transition_log import TransitionLog
 from user_policies.observation import state_dim
-from user_policies.policies.base import POLICIES
+from user_policies.policies.base import POLICIES, build_policy, frozen_state
 from user_policies.policy_spec import SPEC_METADATA_KEY
-from user_policies.weights_codec import WeightsPacket, encode_weights
+from user_policies.weights_codec import FROZEN_METADATA_KEY, WeightsPacket, encode_weights, tensors_sha256
 from user_robot.config_loader import config_names
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.task_config import TaskConfig
@@ -251,22 +251,41 @@ class LearnerCore:
 
         The version is also written to ``<log_dir>/weights_version``, so a learner restarted on the
         same log dir (resumed from an older checkpoint, or fresh) keeps the log dir's ``learner_id``
-        and publishes versions newer than any its predecessor sent.
+        and publishes versions newer than any its predecessor sent. A frozen encoder that every
+        actor rebuilds itself is left out (:attr:`frozen_digest`).
         """
         self.counters.version += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.log_dir / ".weights_version.tmp"
         tmp.write_text(str(self.counters.version))
         tmp.replace(self.log_dir / "weights_version")
+        state = self.algorithm.publish_state()
+        metadata = {SPEC_METADATA_KEY: self.spec.to_json(), "updates": self.counters.updates}
+        if self.frozen_digest is not None:
+            names, digest = self.frozen_digest
+            state = {k: v for k, v in state.items() if k not in names}
+            metadata[FROZEN_METADATA_KEY] = digest
         return encode_weights(
-            self.algorithm.publish_state(),
+            state,
             policy_id=self.policy_id,
             version=self.counters.version,
             embodiments=self.embodiments,
             dtype=self.cfg.publish_dtype,
-            metadata={SPEC_METADATA_KEY: self.spec.to_json(), "updates": self.counters.updates},
+            metadata=metadata,
             learner_id=self.learner_id,
         )
+
+    @functools.cached_property
+    def frozen_digest(self) -> tuple[frozenset[str], str] | None:
+        """(names, sha256) of the policy's frozen tensors when they are what any process builds from the spec
+        (the fixed-seed initialisation or the pretrained file): weights then leave them out. None (send
+        everything) when there are none, or when they came from elsewhere (an older checkpoint)."""
+        frozen = frozen_state(self.algorithm.policy)
+        if not frozen:
+            return None
+        digest = tensors_sha256(frozen)
+        rebuilt = tensors_sha256(frozen_state(build_policy(self.spec, load_pretrained=True)))
+        return (frozenset(frozen), digest) if digest == rebuilt else None
 
     @functools.cached_property
     def learner_id(self) -> str:

@@ -7,6 +7,10 @@ tick never sees half-loaded weights and a corrupted message changes nothing. Two
 kept (double buffering): building a CNN per update would hold the GIL for ~100 ms and stall the
 control loop; copying tensors into an existing one does not.
 
+Weights that leave a frozen encoder out (``frozen_sha256`` in their metadata) load into a network
+that built it itself (the fixed-seed initialisation, or the same local pretrained file), after its
+frozen tensors' hash matched the learner's.
+
 Weights are taken from one learner run at a time (its ``learner_id``): the first one heard, or the
 one configured; versions only need to grow within it, so a stray publisher (another learner, a
 test script, a replayed bag) can neither take the robot over nor lock the real learner out with a
@@ -23,9 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from user_policies.policies.base import build_policy
+from user_policies.policies.base import build_policy, frozen_state
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
-from user_policies.weights_codec import WeightsRejectedError, check_signature, decode_weights, packet_from_msg
+from user_policies.weights_codec import (
+    FROZEN_METADATA_KEY,
+    WeightsRejectedError,
+    check_signature,
+    decode_weights,
+    packet_from_msg,
+    tensors_sha256,
+)
 
 
 class PolicySlot:
@@ -51,6 +62,7 @@ class PolicySlot:
         self._current: tuple[torch.nn.Module, int, PolicySpec] | None = None
         self._spare: tuple[torch.nn.Module, PolicySpec] | None = None
         self._in_use: dict[int, threading.Lock] = {}
+        self._frozen: dict[int, tuple[frozenset[str], str]] = {}  # network -> its frozen tensors' names, sha256
         self._loaded_at = 0.0
         self._swap_lock = threading.Lock()
         self.rejected = 0
@@ -87,11 +99,15 @@ class PolicySlot:
                 raise WeightsRejectedError(f"version: {packet.version} is not newer than {self._newest}")
             spec = self._spec(packet.metadata)
             self._check_spec(spec)
-            network = self._spare_for(spec)
-            expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
+            frozen_sha = packet.metadata.get(FROZEN_METADATA_KEY)
+            network = self._spare_for(spec, frozen_sha)
+            left_out = self._frozen[id(network)][0] if frozen_sha else frozenset()
+            expected = {name: tuple(t.shape) for name, t in network.state_dict().items() if name not in left_out}
             tensors = decode_weights(packet, expected_shapes=expected, embodiment=self.embodiment)
             with self._in_use[id(network)]:  # a tick may still be using it (it was current before)
-                network.load_state_dict(tensors, strict=True)
+                network.load_state_dict(tensors, strict=not frozen_sha)
+            if not frozen_sha:
+                self._frozen.pop(id(network), None)  # its frozen tensors are now the learner's
         except (WeightsRejectedError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             self.rejected += 1
             return str(exc)
@@ -116,13 +132,34 @@ class PolicySlot:
         except (ValueError, TypeError, KeyError) as exc:
             raise WeightsRejectedError(f"metadata_json.{SPEC_METADATA_KEY}: not a policy spec ({exc})") from exc
 
-    def _spare_for(self, spec: PolicySpec) -> torch.nn.Module:
-        """The network to load into: the previous one if the architecture is unchanged, else a new one."""
-        if self._spare is None or self._spare[1] != spec:
-            network = build_policy(spec, load_pretrained=False).eval()
+    def _spare_for(self, spec: PolicySpec, frozen_sha: str | None) -> torch.nn.Module:
+        """The network to load into: the previous one if the architecture is unchanged (and, for weights
+        without the frozen encoder, its frozen tensors are the learner's), else a new one."""
+        spare = self._spare
+        if spare is None or spare[1] != spec or (frozen_sha and self._frozen_digest(spare[0]) != frozen_sha):
+            try:
+                network = build_policy(spec, load_pretrained=bool(frozen_sha)).eval()
+            except OSError as exc:
+                raise WeightsRejectedError(
+                    f"metadata_json.{FROZEN_METADATA_KEY}: the weights leave the frozen encoder out and this actor "
+                    f"cannot build it: {exc}"
+                ) from exc
             self._in_use[id(network)] = threading.Lock()
+            self._frozen.pop(id(network), None)  # (an entry of a collected network with the same id)
             self._spare = (network, spec)
+            if frozen_sha and self._frozen_digest(network) != frozen_sha:
+                raise WeightsRejectedError(
+                    f"metadata_json.{FROZEN_METADATA_KEY}: the learner's frozen encoder differs from the one this "
+                    f"actor builds (another pretrained_encoder file, or another version of the code)"
+                )
         return self._spare[0]
+
+    def _frozen_digest(self, network: torch.nn.Module) -> str:
+        """sha256 of ``network``'s frozen tensors (computed once per network and kept until a complete load)."""
+        if id(network) not in self._frozen:
+            frozen = frozen_state(network)
+            self._frozen[id(network)] = (frozenset(frozen), tensors_sha256(frozen))
+        return self._frozen[id(network)][1]
 
     def _check_spec(self, spec: PolicySpec) -> None:
         if spec.state_dim != self.state_dim or spec.action_dim != self.action_dim:

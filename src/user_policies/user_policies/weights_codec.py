@@ -24,6 +24,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 CODEC = "safetensors"
+FROZEN_METADATA_KEY = "frozen_sha256"
+"""Metadata key of weights that leave the policy's frozen tensors out: their :func:`tensors_sha256`,
+which the receiver's own frozen tensors must match."""
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -55,6 +58,16 @@ class WeightsPacket:
 def sha256_hex(payload: bytes) -> str:
     """Hex sha256 of ``payload``."""
     return hashlib.sha256(payload).hexdigest()
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 over names, dtypes, shapes and bytes of ``tensors`` (order-independent)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def encode_weights(

@@ -23,6 +23,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 STAGE_CHANNELS = (64, 128, 256, 512)
 
 
+FROZEN_BACKBONE_SEED = 0
+"""Seed of a frozen backbone's random initialisation (without a pretrained file): every process that
+builds the policy gets the same frozen tensors, so published weights leave them out."""
+
+
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(4, channels)
 
@@ -104,7 +109,12 @@ class ObservationEncoder(nn.Module):
             self.out_dim = spec.state_dim
             self.part_dims: tuple[int, ...] = (spec.state_dim,)
             return
-        self.backbone = ResNet10()
+        if self.freeze_backbone:  # the same frozen features on every machine: weights never carry them
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(FROZEN_BACKBONE_SEED)
+                self.backbone = ResNet10()
+        else:
+            self.backbone = ResNet10()
         height, width = ResNet10.output_size(*spec.image_size)
         self.map_shape = (self.backbone.out_channels, height, width)
         self.heads = nn.ModuleDict()

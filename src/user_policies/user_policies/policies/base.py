@@ -133,11 +133,18 @@ def policy_kinds() -> tuple[str, ...]:
     return POLICIES.names()
 
 
+def frozen_state(policy: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors that take no gradient (a frozen encoder backbone), by ``state_dict`` name."""
+    return {name: p for name, p in policy.named_parameters() if not p.requires_grad}
+
+
 def build_policy(spec: PolicySpec, *, load_pretrained: bool = True, device: str | torch.device = "cpu") -> Policy:
     """Build the policy of ``spec.kind`` on ``device``; loads ``spec.pretrained_encoder`` when set and asked.
 
-    An actor that will receive published weights can skip the file (``load_pretrained=False``): the
-    encoder's weights are part of the published ``state_dict``.
+    A frozen backbone is the same in every process that builds the policy (a fixed-seed
+    initialisation, or the pretrained file), so weights can leave it out (``frozen_sha256`` in
+    :mod:`user_policies.weights_codec`). An actor receiving complete weights can skip the file
+    (``load_pretrained=False``).
     """
     policy = POLICIES.get(spec.kind)(spec)
     if load_pretrained and spec.pretrained_encoder and spec.image_keys:
