@@ -1,11 +1,13 @@
 """Weight sync and control-loop timing for the CNN policy, over real DDS, in separate processes.
 
-    python bench/bench_weight_sync.py [--versions 8] [--dtype float32]
+    python bench/bench_weight_sync.py [--versions 8]
 
-Measures, for the CNN actor (2 cameras 128x128, ResNet-10 + spatial embedding):
-- publish-to-swap latency: learner process stamps and publishes PolicyWeights on the latched topic;
-  the actor process receives it, verifies (sha256, shapes), builds the network and swaps it in;
-  latency = swap time - stamp. fp32 and fp16 payloads in the same run (fp32 is the baseline).
+Measures, for the CNN actor (2 cameras 128x128, frozen ResNet-10 + spatial embedding):
+- bytes per version and publish-to-swap latency: learner process stamps and publishes PolicyWeights
+  on the latched topic; the actor process receives it, verifies (sha256, shapes, finiteness) and
+  swaps it in; latency = swap time - stamp. Whole state dicts in fp32 (the baseline) and fp16, and
+  fp16 without the frozen encoder (what the learner publishes: each side builds it, checked by
+  sha256), in the same run.
 - control-loop period p50/p99 of a 10 Hz loop running CNN inference: idle (baseline), while weights
   arrive, and while a learner process trains the same CNN (SAC updates) on the same CPU.
 Prints a table (median over versions/ticks) with ratios against the baselines.
@@ -33,33 +35,40 @@ def spec():
     return PolicySpec(state_dim=19, action_dim=7, kind="cnn", cameras=CAMERAS, image_size=(128, 128))
 
 
-def publisher(versions: int, dtype: str, period: float) -> None:
-    """Publish ``versions`` weight versions of the CNN actor, one every ``period`` s."""
+def publisher(versions: int, dtype: str, period: float, leave_frozen_out: bool) -> None:
+    """Publish ``versions`` weight versions of the CNN actor, one every ``period`` s (its trainable tensors
+    only, with the frozen encoder's sha256, when ``leave_frozen_out``)."""
     import rclpy
     import torch
 
     from user_interfaces.msg import PolicyWeights
-    from user_policies.policies.base import build_policy
+    from user_policies.policies.base import build_policy, frozen_state
     from user_policies.policy_spec import SPEC_METADATA_KEY
-    from user_policies.weights_codec import encode_weights, packet_to_msg
+    from user_policies.weights_codec import FROZEN_METADATA_KEY, encode_weights, packet_to_msg, tensors_sha256
     from user_robot.nodes.qos import WEIGHTS
 
     rclpy.init()
     node = rclpy.create_node("bench_weights_publisher")
     pub = node.create_publisher(PolicyWeights, TOPIC, WEIGHTS)
     actor = build_policy(spec())
+    frozen = frozen_state(actor)
+    metadata = {SPEC_METADATA_KEY: spec().to_json()}
+    if leave_frozen_out:
+        metadata[FROZEN_METADATA_KEY] = tensors_sha256(frozen)
     time.sleep(2.0)  # discovery
     for version in range(1, versions + 1):
         with torch.no_grad():
             for p in actor.parameters():
-                p.add_(0.001)
+                if p.requires_grad:  # (a learner changes only these)
+                    p.add_(0.001)
+        state = {k: v for k, v in actor.state_dict().items() if not (leave_frozen_out and k in frozen)}
         packet = encode_weights(
-            actor.state_dict(),
+            state,
             policy_id="bench/cnn",
             version=version,
             embodiments=["franka_panda"],
             dtype=dtype,
-            metadata={SPEC_METADATA_KEY: spec().to_json()},
+            metadata=metadata,
         )
         msg = packet_to_msg(packet, PolicyWeights())
         msg.header.stamp = node.get_clock().now().to_msg()
@@ -159,15 +168,18 @@ def last_json(proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def scenario(versions: int, dtype: str, train: bool, seconds: float) -> dict:
+def scenario(versions: int, dtype: str, train: bool, seconds: float, leave_frozen_out: bool = False) -> dict:
     """One run: actor (+ publisher if versions) (+ trainer if train)."""
     act = spawn("--role", "actor", "--seconds", str(seconds), "--expect", str(versions))
     time.sleep(3.0)
-    pub = spawn("--role", "publisher", "--versions", str(versions), "--dtype", dtype) if versions else None
+    pub = None
+    if versions:
+        pub = spawn("--role", "publisher", "--versions", str(versions), "--dtype", dtype,
+                    *(["--leave-frozen-out"] if leave_frozen_out else []))
     trn = spawn("--role", "trainer", "--seconds", str(seconds)) if train else None
     result = last_json(act, seconds + 120)
     if pub is not None:
-        pub.wait(60)
+        result["bytes"] = last_json(pub, 60).get("bytes")
     if trn is not None:
         trn.kill()
     return result
@@ -180,9 +192,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument("--leave-frozen-out", action="store_true", help="publisher: trainable tensors only")
     args = parser.parse_args()
     if args.role == "publisher":
-        return publisher(args.versions, args.dtype, period=1.5)
+        return publisher(args.versions, args.dtype, period=1.5, leave_frozen_out=args.leave_frozen_out)
     if args.role == "trainer":
         return trainer(args.seconds)
     if args.role == "actor":
@@ -198,12 +211,17 @@ def main() -> None:
         "weights fp32": scenario(args.versions, "float32", train=False, seconds=60.0),
         "weights fp16": scenario(args.versions, "float16", train=False, seconds=60.0),
         "weights fp32 + learner training": scenario(args.versions, "float32", train=True, seconds=60.0),
+        "fp16, frozen encoder left out": scenario(args.versions, "float16", train=False, seconds=60.0,
+                                                  leave_frozen_out=True),
+        "fp16, frozen encoder left out + learner training": scenario(args.versions, "float16", train=True,
+                                                                     seconds=60.0, leave_frozen_out=True),
     }
     base_lat = np.median(runs["weights fp32"]["latencies"]) if runs["weights fp32"].get("latencies") else float("nan")
     base_p99 = np.percentile(runs["idle loop"]["periods_ms"], 99)
     table = Table(title="CNN policy weight sync (2x128x128 cameras, ResNet-10), 10 Hz control loop")
     for col in (
         "scenario",
+        "MB per version",
         "versions swapped",
         "publish→swap median ms",
         "vs fp32",
@@ -219,6 +237,7 @@ def main() -> None:
         p99 = np.percentile(periods, 99)
         table.add_row(
             name,
+            f"{r['bytes'] / 1e6:.1f}" if r.get("bytes") else "-",
             str(len(lat)),
             f"{med:.0f}" if lat else "-",
             f"{med / (base_lat * 1e3):.2f}x" if lat else "-",
