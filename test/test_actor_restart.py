@@ -40,6 +40,7 @@ def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
     finally:
         procs.stop()
         watcher.close()
-    # the driver asks for the episode's result every 5 s: the restarted actor does not know the goal, so the
-    # episode goes to it (whether or not the beat was silent for 5 s); then a reset, then step 0
-    assert resumed - ready <= 5.0, f"episodes resumed {resumed - ready:.1f} s after the restarted actor was ready"
+    # the driver asks for the episode's result every 5 s (actor_silence_s): the restarted actor does not know the
+    # goal, so the episode goes to it; then a reset, then step 0. Within one re-ask plus the reset (5 s of slack
+    # for a loaded machine), not after the episode's time limit nor never (the goal lost).
+    assert resumed - ready <= 10.0, f"episodes resumed {resumed - ready:.1f} s after the restarted actor was ready"
