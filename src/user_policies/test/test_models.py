@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from user_policies.models import MLP, ResNet10
-from user_policies.policies.base import build_policy
+from user_policies.policies.base import build_policy, frozen_state
 from user_policies.policy_spec import PolicySpec
-from user_policies.weights_codec import decode_weights, encode_weights
+from user_policies.weights_codec import decode_weights, encode_weights, tensors_sha256
 
 torch.set_num_threads(1)
 CAMERAS = ("wrist", "front")
@@ -85,3 +87,24 @@ def test_cnn_weights_round_trip_fp16_and_no_pretrained_file_needed(tmp_path) -> 
     actor_side.load_state_dict(decode_weights(packet), strict=True)
     obs = {k: v[0].numpy() for k, v in _pixel_obs(1, (64, 64)).items()}
     np.testing.assert_allclose(actor_side.act(obs, True), learner_side.act(obs, True), atol=5e-2)
+
+
+def test_a_frozen_backbone_is_the_same_in_every_build_while_another_thread_draws_random_numbers() -> None:
+    """(An actor builds its network on the weights thread while the control thread samples actions.)"""
+    spec = PolicySpec(state_dim=5, action_dim=2, kind="cnn", cameras=CAMERAS, image_size=(64, 64))
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            torch.rand(64)
+
+    sampler = threading.Thread(target=draw)
+    sampler.start()
+    try:
+        builds = [build_policy(spec) for _ in range(3)]
+    finally:
+        stop.set()
+        sampler.join()
+    digests = {tensors_sha256(frozen_state(b)) for b in builds}
+    assert frozen_state(builds[0]) and len(digests) == 1
+    assert not torch.equal(builds[0].encoder.heads["wrist"][1].weight, builds[1].encoder.heads["wrist"][1].weight)

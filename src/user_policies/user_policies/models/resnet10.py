@@ -9,6 +9,7 @@ and runs without autograd. A pretrained backbone is a local safetensors file of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,6 +65,15 @@ class ResNet10(nn.Module):
         self.stages = nn.Sequential(*blocks)
         self.out_channels = last
 
+    def draw_weights(self, seed: int) -> None:
+        """Draw the convolutions' weights again (PyTorch's default initialisation) from a generator of their
+        own: the same tensors in every process, whatever other threads draw from the global one meanwhile."""
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+
     @staticmethod
     def output_size(height: int, width: int) -> tuple[int, int]:
         """Spatial size of the feature map for an input of ``height`` x ``width``."""
@@ -109,12 +119,9 @@ class ObservationEncoder(nn.Module):
             self.out_dim = spec.state_dim
             self.part_dims: tuple[int, ...] = (spec.state_dim,)
             return
+        self.backbone = ResNet10()
         if self.freeze_backbone:  # the same frozen features on every machine: weights never carry them
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(FROZEN_BACKBONE_SEED)
-                self.backbone = ResNet10()
-        else:
-            self.backbone = ResNet10()
+            self.backbone.draw_weights(FROZEN_BACKBONE_SEED)
         height, width = ResNet10.output_size(*spec.image_size)
         self.map_shape = (self.backbone.out_channels, height, width)
         self.heads = nn.ModuleDict()
