@@ -10,6 +10,16 @@ from pathlib import Path
 from user_learner.cli.runner import GraphProcesses
 from user_learner.graph import build_graph
 
+FAST_SAC = {
+    "sac": {"batch_size": 32, "num_critics": 2, "critic_hidden_dims": [64, 64]},
+    "policy": {"hidden_dims": [64, 64]},
+    "utd": 0.5,
+    "min_buffer": 30,
+    "publish_every": 5,
+    "checkpoint_every": 10,
+}
+"""A small SAC recipe (``algorithms/sac`` override) that publishes and checkpoints often: CI-sized graphs."""
+
 
 class Watcher:
     """Counts what the graph says on its topics, from the test process.

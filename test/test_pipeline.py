@@ -15,18 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from graph_watch import Watcher, failure_report, start_graph, unchanged_for
+from graph_watch import FAST_SAC, Watcher, failure_report, start_graph, unchanged_for
 
 from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
-
-FAST_SAC = {
-    "sac": {"batch_size": 32, "num_critics": 2, "critic_hidden_dims": [64, 64]},
-    "policy": {"hidden_dims": [64, 64]},
-    "utd": 0.5,
-    "min_buffer": 30,
-    "publish_every": 5,
-    "checkpoint_every": 10,
-}
 
 
 def override_sac(tmp_path: Path, monkeypatch, overrides: dict) -> Path:

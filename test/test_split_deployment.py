@@ -20,17 +20,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from graph_watch import FAST_SAC
 
 from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 STEPS = 300
-FAST_SAC = {
-    "sac": {"batch_size": 32, "num_critics": 2, "critic_hidden_dims": [64, 64]},
-    "policy": {"hidden_dims": [64, 64]},
-    "utd": 0.5,
-    "min_buffer": 30,
-    "publish_every": 5,
-}
 
 
 def ip(*args: str) -> None:
