@@ -3,10 +3,9 @@
 ``user-rl train --side robot`` (sim cell, arm bridge, teleop, actor, episode driver) runs in one
 namespace and ``user-rl train --side learner`` in the other; they find each other by DDS discovery
 over the veth link only (UDP: shared memory between them is switched off, as between two machines).
-The robot side trains for a few hundred steps, the learner receives the transitions of those steps
-(at least 300 of the 303 or more that 300 steps in episodes of at most 100 send: the last
-episode's final messages may still be unacknowledged when the robot side stops, and a UDP packet
-lost then is not repaired), and weights come back. Needs root and ``ip netns`` (as CI runs);
+The robot side trains for a few hundred steps, the learner side stops once it has received the
+transitions of those steps, and weights come back (a robot side that stops first waits, bounded, for
+the learner to acknowledge its last transitions: ``Actor.drain``). Needs root and ``ip netns`` (as CI runs);
 skipped with the reason elsewhere.
 """
 

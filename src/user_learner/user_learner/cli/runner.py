@@ -278,7 +278,7 @@ def run_graph(
     watch = SideWatch(side)
     watched = 0.0
     try:
-        with progress(unit, total) as report:
+        with progress(f"{side} side" if side != "all" else "graph", total, unit) as report:
             while not done(log):
                 executor.spin_once(timeout_sec=0.2)
                 learner = log.learner
@@ -288,7 +288,9 @@ def run_graph(
                     watched = time.monotonic()
                     watch.check(publisher_names(monitor, TRANSITIONS_TOPIC), publisher_names(monitor, WEIGHTS_TOPIC),
                                 set(log.versions))
-                status = f"steps={log.steps} episodes={len(log.results)} success(20)={log.success_rate():.2f}"
+                shown = {"steps": log.steps, "episodes": len(log.results)}
+                shown.pop(unit, None)  # (the count itself is the bar's)
+                status = " ".join(f"{k}={v}" for k, v in shown.items()) + f" success(20)={log.success_rate():.2f}"
                 if learner is not None:
                     status += f" updates={learner.updates} v{learner.version}"
                 report.update(value, status=status)

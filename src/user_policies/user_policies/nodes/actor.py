@@ -22,6 +22,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -61,6 +62,7 @@ from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
 WEIGHTS_WAIT_S = 30.0
+DRAIN_TIMEOUT_S = 2.0  # at shutdown, how long to wait for the learner to acknowledge the last transitions
 """Longest an episode start waits for the weights a synchronous goal asks for."""
 RESET_ATTEMPTS = 3
 ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human", "classifier")
@@ -593,6 +595,15 @@ class Actor(Node):
             diagnostic_array(self.get_clock().now().to_msg(), f"{self.robot_id}/actor", self.robot_id, values, level)
         )
 
+    def drain(self) -> None:
+        """Stop the control loop, then wait (bounded) until the learner has acknowledged the last transitions
+        and results: a robot side stopped right after an episode would otherwise lose its final steps on a
+        network where they are still in flight (called by ``run`` at Ctrl-C, before the node goes)."""
+        self.loop.close()
+        for publisher in (self.transition_pub, self.result_pub):
+            if not publisher.wait_for_all_acked(Duration(seconds=DRAIN_TIMEOUT_S)):
+                self.get_logger().warning(f"{publisher.topic_name}: not every message was acknowledged in "
+                                          f"{DRAIN_TIMEOUT_S:.0f} s")
 
     def shutdown(self) -> None:
         """Stop the control loop (called by ``run`` on the way out)."""

@@ -3,13 +3,15 @@
 ``declare(node, {...})`` declares read-only parameters with descriptions and returns their
 values; :func:`run` is the body of every node's ``main()``: init, build the node, spin (with a
 multi-threaded executor when the node has callback groups that must run in parallel) until
-Ctrl-C or shutdown, and on the way out run the node's ``shutdown()`` hook if it has one (the
-learner checkpoints there). A config or startup error (``ValueError``: ``ConfigError`` names the
-file and the key) is logged as fatal and exits with code 1 instead of a traceback.
+Ctrl-C, SIGTERM or shutdown, and on the way out (callbacks stopped) run the node's ``drain()`` hook
+while the node can still talk (the actor waits there until the learner has acknowledged its last transitions), then
+its ``shutdown()`` hook (the learner checkpoints there). A config or startup error (``ValueError``:
+``ConfigError`` names the file and the key) is logged as fatal and exits with code 1 instead of a traceback.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import traceback
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 
 def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]:
@@ -50,6 +53,7 @@ class ControlLoop:
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name=f"{owner.get_name()}_loop", daemon=True)
         self.failed = False  # the loop died of an exception (the process then exits with 1)
+        self._closed = False
 
     def start(self) -> None:
         """Start ticking."""
@@ -66,7 +70,10 @@ class ControlLoop:
             rclpy.try_shutdown()
 
     def close(self) -> None:
-        """Stop the loop and destroy its node."""
+        """Stop the loop and destroy its node (once)."""
+        if self._closed:
+            return
+        self._closed = True
         self.executor.shutdown()
         self.node.destroy_node()
 
@@ -78,17 +85,42 @@ def run(
     threads: int = 1,
     fatal: tuple[type[BaseException], ...] = (),
 ) -> None:
-    """Run the node ``factory()`` builds until interrupted (see the module docstring)."""
-    rclpy.init(args=args)
+    """Run the node ``factory()`` builds until interrupted (see the module docstring).
+
+    rclpy's own signal handler would shut the context down at the first Ctrl-C, before the node could
+    flush anything; here the signal only ends the spin (the executor runs on a thread of its own, so the
+    main thread is free to take it), and a second Ctrl-C cuts the drain and shutdown short.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     node = None
+    failure: list[BaseException] = []
     try:
         node = factory()
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spinner = threading.Thread(target=_spin, args=(executor, failure), name=f"{name}_spin", daemon=True)
+        spinner.start()
+        while spinner.is_alive() and not stop.wait(0.5):
+            pass
+        if failure:
+            raise failure[0]
         if getattr(getattr(node, "loop", None), "failed", False):
-            raise SystemExit(1) from None
+            raise SystemExit(1)
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=5.0)  # (a spin thread still inside rcl when the process exits aborts it)
+        drain = getattr(node, "drain", None)
+        if stop.is_set() and callable(drain) and rclpy.ok():
+            drain()
+    except KeyboardInterrupt:
+        pass
     except (ValueError, *fatal) as exc:
         rclpy.logging.get_logger(name).fatal(str(exc))
         raise SystemExit(1) from exc
@@ -99,3 +131,13 @@ def run(
                 shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _spin(executor: SingleThreadedExecutor | MultiThreadedExecutor, failure: list[BaseException]) -> None:
+    """Spin until the executor or the context shuts down; an exception of a callback goes to ``failure``."""
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except BaseException as exc:  # re-raised on the main thread
+        failure.append(exc)
