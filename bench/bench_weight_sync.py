@@ -1,15 +1,18 @@
 """Weight sync and control-loop timing for the CNN policy, over real DDS, in separate processes.
 
-    python bench/bench_weight_sync.py [--versions 8]
+    python bench/bench_weight_sync.py [--versions 8] [--long-s 120]
 
-Measures, for the CNN actor (2 cameras 128x128, frozen ResNet-10 + spatial embedding):
+Measures, for the pixel recipe's CNN actor (``rlpd_cnn``: 2 cameras 128x128, frozen ResNet-10, a 1x1
+reduction to 32 channels, spatial embedding) and for SERL's layout without the reduction (before):
 - bytes per version and publish-to-swap latency: learner process stamps and publishes PolicyWeights
   on the latched topic; the actor process receives it, verifies (sha256, shapes, finiteness) and
   swaps it in; latency = swap time - stamp. Whole state dicts in fp32 (the baseline) and fp16, and
   fp16 without the frozen encoder (what the learner publishes: each side builds it, checked by
   sha256), in the same run.
-- control-loop period p50/p99 of a 10 Hz loop running CNN inference: idle (baseline), while weights
-  arrive, and while a learner process trains the same CNN (SAC updates) on the same CPU.
+- control-loop period p50/p99 and missed ticks (a period over 1.5x the 100 ms) of a 10 Hz loop
+  running CNN inference: idle (baseline), while weights arrive, while a learner process trains the
+  same CNN (SAC updates) on the same CPU, and for ``--long-s`` seconds with a version every second
+  with and without the learner training (on the other core: the actor pinned to the first).
 Prints a table (median over versions/ticks) with ratios against the baselines.
 """
 
@@ -26,16 +29,22 @@ import time
 import numpy as np
 
 TOPIC = "/bench/policy_weights"
+MISSED_TICK_MS = 150.0  # a 10 Hz period this long means a tick came late enough to count as missed
 CAMERAS = ("wrist", "front")
 
 
-def spec():
-    from user_policies.policy_spec import PolicySpec
+def spec(reduced_channels: int | None = None):
+    """The pixel recipe's CNN policy for a 19-D state, 7-D action, 2-camera task (``reduced_channels``:
+    override the recipe's)."""
+    import dataclasses
 
-    return PolicySpec(state_dim=19, action_dim=7, kind="cnn", cameras=CAMERAS, image_size=(128, 128))
+    from user_learner.algo_config import load_algorithm_config
+
+    policy = load_algorithm_config("rlpd_cnn").policy.for_task(19, 7, CAMERAS, (128, 128))
+    return policy if reduced_channels is None else dataclasses.replace(policy, reduced_channels=reduced_channels)
 
 
-def publisher(versions: int, dtype: str, period: float, leave_frozen_out: bool) -> None:
+def publisher(versions: int, dtype: str, period: float, leave_frozen_out: bool, reduced: int | None) -> None:
     """Publish ``versions`` weight versions of the CNN actor, one every ``period`` s (its trainable tensors
     only, with the frozen encoder's sha256, when ``leave_frozen_out``)."""
     import rclpy
@@ -50,9 +59,9 @@ def publisher(versions: int, dtype: str, period: float, leave_frozen_out: bool) 
     rclpy.init()
     node = rclpy.create_node("bench_weights_publisher")
     pub = node.create_publisher(PolicyWeights, TOPIC, WEIGHTS)
-    actor = build_policy(spec())
+    actor = build_policy(spec(reduced))
     frozen = frozen_state(actor)
-    metadata = {SPEC_METADATA_KEY: spec().to_json()}
+    metadata = {SPEC_METADATA_KEY: spec(reduced).to_json()}
     if leave_frozen_out:
         metadata[FROZEN_METADATA_KEY] = tensors_sha256(frozen)
     time.sleep(2.0)  # discovery
@@ -80,14 +89,14 @@ def publisher(versions: int, dtype: str, period: float, leave_frozen_out: bool) 
     rclpy.try_shutdown()
 
 
-def trainer(seconds: float) -> None:
+def trainer(seconds: float, reduced: int | None) -> None:
     """A learner's CPU load: CNN SAC updates for ``seconds`` s."""
     import torch
 
     from user_learner.algorithms.sac import SAC, SACConfig
 
     torch.set_num_threads(1)
-    agent = SAC(SACConfig(batch_size=16, critic_actor_ratio=1), spec())
+    agent = SAC(SACConfig(batch_size=16, critic_actor_ratio=1), spec(reduced))
     obs = {"state": torch.zeros(16, 19), **{c: torch.zeros(16, 128, 128, 3, dtype=torch.uint8) for c in CAMERAS}}
     batch = {
         "obs": obs,
@@ -104,34 +113,42 @@ def trainer(seconds: float) -> None:
     print(json.dumps({"updates": updates}), flush=True)
 
 
-def actor(seconds: float, expect_versions: int) -> None:
-    """A 10 Hz CNN control loop + the weights subscription on its own thread; prints timings as JSON."""
+def actor(seconds: float, expect_versions: int, reduced: int | None) -> None:
+    """The actor's threading: a 10 Hz CNN control loop on its own executor thread (``ControlLoop``), the
+    weights subscription on the node's executor thread handing each message to a weights thread that
+    verifies and swaps; prints timings as JSON."""
+    import queue
+
     import rclpy
     import torch
-    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from user_interfaces.msg import PolicyWeights
     from user_policies.policies.base import build_policy
     from user_policies.policy_slot import PolicySlot
     from user_robot.nodes.qos import WEIGHTS
+    from user_robot.nodes.runtime import ControlLoop
 
     torch.set_num_threads(1)
     rclpy.init()
     node = rclpy.create_node("bench_actor")
     slot = PolicySlot("franka_panda", 19, 7, CAMERAS)
-    fallback = build_policy(spec()).eval()
+    fallback = build_policy(spec(reduced)).eval()
     latencies: list[float] = []
+    inbox: queue.Queue = queue.Queue()
 
-    def on_weights(msg: PolicyWeights) -> None:
-        error = slot.load_message(msg)
-        if error:
-            print(json.dumps({"rejected": error}), flush=True)
-            return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        latencies.append(node.get_clock().now().nanoseconds * 1e-9 - stamp)
+    def load_weights() -> None:
+        while True:
+            msg = inbox.get()
+            error = slot.load_message(msg)
+            if error:
+                print(json.dumps({"rejected": error}), flush=True)
+                continue
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            latencies.append(node.get_clock().now().nanoseconds * 1e-9 - stamp)
 
-    node.create_subscription(PolicyWeights, TOPIC, on_weights, WEIGHTS, callback_group=MutuallyExclusiveCallbackGroup())
+    threading.Thread(target=load_weights, daemon=True).start()
+    node.create_subscription(PolicyWeights, TOPIC, inbox.put, WEIGHTS)
     rng = np.random.default_rng(0)
     obs = {
         "state": np.zeros(19, np.float32),
@@ -144,22 +161,28 @@ def actor(seconds: float, expect_versions: int) -> None:
         if slot.act(obs, deterministic=False) is None:
             fallback.act(obs)
 
-    node.create_timer(0.1, tick, callback_group=MutuallyExclusiveCallbackGroup())
-    executor = MultiThreadedExecutor(num_threads=3)
+    loop = ControlLoop(node, 0.1, tick)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    loop.start()
     end = time.monotonic() + seconds
     while time.monotonic() < end and (expect_versions == 0 or len(latencies) < expect_versions):
         time.sleep(0.05)
+    loop.close()
     periods = np.diff(ticks) * 1e3
     print(json.dumps({"latencies": latencies, "periods_ms": periods.tolist(), "version": slot.version}), flush=True)
     executor.shutdown()
+    spinner.join()
     node.destroy_node()
     rclpy.try_shutdown()
 
 
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+def spawn(*args: str, cores: set[int] | None = None) -> subprocess.Popen:
+    """This script in another ``--role`` (on ``cores`` only, if given)."""
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
 
 
 def last_json(proc: subprocess.Popen, timeout: float) -> dict:
@@ -168,18 +191,24 @@ def last_json(proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def scenario(versions: int, dtype: str, train: bool, seconds: float, leave_frozen_out: bool = False) -> dict:
-    """One run: actor (+ publisher if versions) (+ trainer if train)."""
-    act = spawn("--role", "actor", "--seconds", str(seconds), "--expect", str(versions))
+def scenario(versions: int, dtype: str, train: bool, seconds: float, leave_frozen_out: bool = False,
+             reduced: int | None = 0, period: float = 1.5, pin: bool = False) -> dict:
+    """One run: actor (+ publisher if versions, one every ``period`` s) (+ trainer if train); ``reduced``
+    the policy's ``reduced_channels`` (None: the recipe's); ``pin``: the actor on the first core, the
+    publisher and trainer on the others (separate resources, as a robot PC and a learner machine)."""
+    cores = sorted(os.sched_getaffinity(0))
+    robot_cores, learner_cores = (set(cores[:1]), set(cores[1:])) if pin and len(cores) > 1 else (None, None)
+    layout = [] if reduced is None else ["--reduced-channels", str(reduced)]
+    act = spawn("--role", "actor", "--seconds", str(seconds), "--expect", str(versions), *layout, cores=robot_cores)
     time.sleep(3.0)
     pub = None
     if versions:
-        pub = spawn("--role", "publisher", "--versions", str(versions), "--dtype", dtype,
-                    *(["--leave-frozen-out"] if leave_frozen_out else []))
-    trn = spawn("--role", "trainer", "--seconds", str(seconds)) if train else None
+        pub = spawn("--role", "publisher", "--versions", str(versions), "--dtype", dtype, "--period", str(period),
+                    *(["--leave-frozen-out"] if leave_frozen_out else []), *layout, cores=learner_cores)
+    trn = spawn("--role", "trainer", "--seconds", str(seconds), *layout, cores=learner_cores) if train else None
     result = last_json(act, seconds + 120)
     if pub is not None:
-        result["bytes"] = last_json(pub, 60).get("bytes")
+        result["bytes"] = last_json(pub, versions * period + 60).get("bytes")
     if trn is not None:
         trn.kill()
     return result
@@ -193,30 +222,43 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--expect", type=int, default=0)
     parser.add_argument("--leave-frozen-out", action="store_true", help="publisher: trainable tensors only")
+    parser.add_argument("--reduced-channels", type=int, default=None, help="the policy's (default: the recipe's)")
+    parser.add_argument("--period", type=float, default=1.5, help="publisher: seconds between versions")
+    parser.add_argument("--long-s", type=float, default=120.0, help="the long loop scenario's seconds")
     args = parser.parse_args()
+    reduced = args.reduced_channels
     if args.role == "publisher":
-        return publisher(args.versions, args.dtype, period=1.5, leave_frozen_out=args.leave_frozen_out)
+        return publisher(args.versions, args.dtype, args.period, args.leave_frozen_out, reduced)
     if args.role == "trainer":
-        return trainer(args.seconds)
+        return trainer(args.seconds, reduced)
     if args.role == "actor":
-        return actor(args.seconds, args.expect)
+        return actor(args.seconds, args.expect, reduced)
 
     from rich.console import Console
     from rich.table import Table
 
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    versions = args.versions
+    long_versions = int(args.long_s)
+    long_s = args.long_s + 10.0
     runs = {
-        "idle loop": scenario(0, "float32", train=False, seconds=10.0),
-        "weights fp32": scenario(args.versions, "float32", train=False, seconds=60.0),
-        "weights fp16": scenario(args.versions, "float16", train=False, seconds=60.0),
-        "weights fp32 + learner training": scenario(args.versions, "float32", train=True, seconds=60.0),
-        "fp16, frozen encoder left out": scenario(args.versions, "float16", train=False, seconds=60.0,
-                                                  leave_frozen_out=True),
-        "fp16, frozen encoder left out + learner training": scenario(args.versions, "float16", train=True,
-                                                                     seconds=60.0, leave_frozen_out=True),
+        "idle loop": scenario(0, "float32", train=False, seconds=60.0),
+        "idle loop + learner training (no weights)": scenario(0, "float32", train=True, seconds=60.0),
+        "whole state, fp32 (SERL layout)": scenario(versions, "float32", train=False, seconds=60.0),
+        "fp16, frozen encoder left out (SERL layout)": scenario(versions, "float16", False, 60.0, True),
+        "fp16, frozen encoder left out (SERL layout) + learner training": scenario(versions, "float16", True, 60.0,
+                                                                                  True),
+        "fp16, frozen left out, recipe (32-channel reduction)": scenario(versions, "float16", False, 60.0, True,
+                                                                         reduced=None),
+        "... + learner training": scenario(versions, "float16", True, 60.0, True, reduced=None),
+        f"recipe, a version every 1 s for {args.long_s:.0f} s": scenario(
+            long_versions, "float16", False, long_s, True, reduced=None, period=1.0),
+        f"recipe, a version every 1 s for {args.long_s:.0f} s + learner training on the other core": scenario(
+            long_versions, "float16", True, long_s, True, reduced=None, period=1.0, pin=True),
     }
-    base_lat = np.median(runs["weights fp32"]["latencies"]) if runs["weights fp32"].get("latencies") else float("nan")
+    fp32 = runs["whole state, fp32 (SERL layout)"]
+    base_lat = np.median(fp32["latencies"]) if fp32.get("latencies") else float("nan")
     base_p99 = np.percentile(runs["idle loop"]["periods_ms"], 99)
     table = Table(title="CNN policy weight sync (2x128x128 cameras, ResNet-10), 10 Hz control loop")
     for col in (
@@ -228,6 +270,7 @@ def main() -> None:
         "loop p50 ms",
         "loop p99 ms",
         "p99 vs idle",
+        "missed ticks",
     ):
         table.add_column(col)
     for name, r in runs.items():
@@ -244,6 +287,7 @@ def main() -> None:
             f"{np.percentile(periods, 50):.1f}",
             f"{p99:.1f}",
             f"{p99 / base_p99:.2f}x",
+            f"{int(np.sum(np.asarray(periods) > MISSED_TICK_MS))}/{len(periods)}",
         )
     Console(width=160).print(table)
 

@@ -6,14 +6,15 @@ over the veth link only (UDP: shared memory between them is switched off, as bet
 The robot side trains for a few hundred steps, the learner side stops once it has received the
 transitions of those steps, and weights come back (a robot side that stops first waits, bounded, for
 the learner to acknowledge its last transitions: ``Actor.drain``). Needs root and ``ip netns`` (as CI runs);
-skipped with the reason elsewhere.
+skipped with the reason elsewhere. Twice: with DDS's multicast discovery over the link, and on a link
+without multicast through a discovery server (``user-rl discovery-server`` in the learner's namespace,
+both sides ``--discovery-server``), where multicast discovery could not find anything.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,46 +22,28 @@ from pathlib import Path
 
 import pytest
 from graph_watch import FAST_SAC
+from veth_namespaces import LEARNER_ADDRESS, NamespacesUnavailableError, veth_namespaces
 
 from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 STEPS = 300
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
-@pytest.fixture
-def two_hosts():
-    """Two network namespaces, 10.251.0.1 (learner) and 10.251.0.2 (robot), joined by a veth pair."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to make network namespaces")
-    tag = str(os.getpid() % 100000)
-    learner, robot, a, b = f"user_l{tag}", f"user_r{tag}", f"uv{tag}a", f"uv{tag}b"
+@pytest.fixture(params=["multicast", "discovery_server"])
+def two_hosts(request):
+    """The learner's and the robot's namespaces (routing multicast, or not for the discovery-server case);
+    yields (learner ns, robot ns, discovery mode)."""
     try:
-        ip("netns", "add", learner)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot make a network namespace here: {exc.stderr.strip()}")
-    try:
-        ip("netns", "add", robot)
-        ip("link", "add", a, "type", "veth", "peer", "name", b)
-        for ns, dev, addr in ((learner, a, "10.251.0.1/24"), (robot, b, "10.251.0.2/24")):
-            ip("link", "set", dev, "netns", ns)
-            ip("-n", ns, "addr", "add", addr, "dev", dev)
-            ip("-n", ns, "link", "set", dev, "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)  # DDS discovery multicast over the link
-        yield learner, robot
-    finally:
-        for ns in (learner, robot):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        with veth_namespaces(multicast=request.param == "multicast") as (learner, robot):
+            yield learner, robot, request.param
+    except NamespacesUnavailableError as exc:
+        pytest.skip(str(exc))
 
 
-def side(ns: str, which: str, tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
+def side(ns: str, which: str, tmp_path: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
     cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "user_learner.cli.main", "train", "--task",
            "peg_insertion", "--algo", "sac", "--side", which, "--log-dir", str(tmp_path / which), "--timeout", "400",
-           "--steps", str(STEPS)]  # the robot side: environment steps; the learner side: transitions received
+           "--steps", str(STEPS), *extra]  # the robot side: environment steps; the learner side: transitions received
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -70,18 +53,24 @@ def figures(line: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_robot_side_trains_against_a_learner_in_another_network_namespace(two_hosts, tmp_path) -> None:
-    learner_ns, robot_ns = two_hosts
+    learner_ns, robot_ns, discovery = two_hosts
     config = write_config_copy(tmp_path / "config", {"algorithms/sac": FAST_SAC})
     env = {**os.environ, CONFIG_DIR_ENV: str(config), "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4",
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}  # (the suite's own runs stay on localhost)
-    learner = side(learner_ns, "learner", tmp_path, env)
-    robot = side(robot_ns, "robot", tmp_path, env)
+    server, extra = None, ()
+    if discovery == "discovery_server":
+        server = subprocess.Popen(["ip", "netns", "exec", learner_ns, sys.executable, "-m", "user_learner.cli.main",
+                                   "discovery-server", "--address", LEARNER_ADDRESS, "--port", "11811"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        extra = ("--discovery-server", f"{LEARNER_ADDRESS}:11811")
+    learner = side(learner_ns, "learner", tmp_path, env, *extra)
+    robot = side(robot_ns, "robot", tmp_path, env, *extra)
     try:
         robot_out, robot_err = robot.communicate(timeout=500)
         learner_out, learner_err = learner.communicate(timeout=120)
     finally:
-        for proc in (robot, learner):  # (a failed run: stop each side as Ctrl-C does, which stops its nodes)
-            if proc.poll() is None:
+        for proc in (robot, learner, server):  # (a failed run: stop each as Ctrl-C does, which stops its nodes)
+            if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
                     proc.communicate(timeout=60)

@@ -108,3 +108,24 @@ def test_a_frozen_backbone_is_the_same_in_every_build_while_another_thread_draws
     digests = {tensors_sha256(frozen_state(b)) for b in builds}
     assert frozen_state(builds[0]) and len(digests) == 1
     assert not torch.equal(builds[0].encoder.heads["wrist"][1].weight, builds[1].encoder.heads["wrist"][1].weight)
+
+
+def test_a_channel_reduction_trains_and_shrinks_what_each_version_carries() -> None:
+    plain = PolicySpec(state_dim=5, action_dim=6, kind="cnn", cameras=CAMERAS)
+    reduced = PolicySpec(state_dim=5, action_dim=6, kind="cnn", cameras=CAMERAS, reduced_channels=32)
+    sizes = {}
+    for spec in (plain, reduced):
+        actor = build_policy(spec)
+        frozen = frozen_state(actor)
+        sizes[spec.reduced_channels] = sum(v.numel() for k, v in actor.state_dict().items() if k not in frozen)
+    assert sizes[32] * 6 < sizes[0]  # the 4096 -> 256 projections were most of it
+
+    torch.manual_seed(0)
+    actor = build_policy(reduced)
+    conv = actor.encoder.heads["wrist"][0]
+    assert isinstance(conv, torch.nn.Conv2d) and conv.out_channels == 32
+    action, log_prob = actor.sample(_pixel_obs(3))
+    (action.sum() + log_prob.sum()).backward()
+    assert conv.weight.grad.abs().sum() > 0 and all(p.grad is None for p in actor.encoder.backbone.parameters())
+    with pytest.raises(ValueError, match="reduced_channels must be >= 0"):
+        PolicySpec(kind="cnn", cameras=CAMERAS, reduced_channels=-1)

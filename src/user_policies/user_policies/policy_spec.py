@@ -26,7 +26,9 @@ class PolicySpec:
 
     The observation encoder is shared by every kind: ``state`` alone when ``cameras`` is empty,
     else one uint8 HxWx3 image per camera through a ResNet-10-style backbone (shared across
-    cameras) with a spatial learned embedding per camera. ``chunk_size`` is the number of actions
+    cameras) with a spatial learned embedding per camera, optionally after a trainable 1x1 convolution
+    to ``reduced_channels`` channels (0: none; it shrinks what trains, and so each weights version, ~6x
+    at 32 channels). ``chunk_size`` is the number of actions
     one inference returns (H); the actor re-plans every ``replan_every`` steps (0 = when the chunk
     is used up).
     """
@@ -45,6 +47,7 @@ class PolicySpec:
     image_latent_dim: int = 256
     state_latent_dim: int = 64
     spatial_features: int = 8
+    reduced_channels: int = 0
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,6 +63,8 @@ class PolicySpec:
             raise ValueError(f"image_size must be (H, W) with H, W >= 16, got {self.image_size}")
         if self.encoder != "resnet10":
             raise ValueError(f"encoder must be 'resnet10', got {self.encoder!r}")
+        if self.reduced_channels < 0:
+            raise ValueError(f"reduced_channels must be >= 0 (0: no reduction), got {self.reduced_channels}")
         if self.chunk_size < 1 or not 0 <= self.replan_every <= self.chunk_size:
             raise ValueError(
                 f"need chunk_size >= 1 and 0 <= replan_every <= chunk_size, got {self.chunk_size}, {self.replan_every}"

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95% CI"),
     "reward": ("user_learner.cli.reward", "success classifiers: label frames, train, evaluate (the learned reward)"),
     "bag": ("user_learner.cli.bag", "inspect recordings (info) and import `ros2 bag record` demos (import)"),
+    "discovery-server": ("user_learner.cli.discovery", "a Fast DDS discovery server, for networks without multicast"),
 }
 
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     try:
+        if getattr(args, "discovery_server", ""):
+            from user_learner.cli.runner import use_discovery_server
+
+            use_discovery_server(args.discovery_server)
         return int(module.run(args) or 0)
     except UsageError as exc:  # a user's mistake: one line, as argparse does, no traceback
         print(f"user-rl {name}: error: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from typing import Any
 
 from user_learner.graph import NodeSpec, to_ros_args
 from user_learner.progress import progress
+from user_robot.config_loader import UsageError
 from user_robot.contracts import TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNKNOWN, WEIGHTS_TOPIC
 from user_robot.task_config import load_task
 
@@ -205,6 +206,25 @@ class SideWatch:
                 self.say(f"robot side: the actors run learned weights (version {max(versions)})")
                 self.seen.add("versions")
         self.started = True
+
+
+def add_discovery_argument(parser) -> None:
+    """``--discovery-server HOST:PORT`` (see :func:`use_discovery_server`)."""
+    parser.add_argument("--discovery-server", default="", metavar="HOST:PORT",
+                        help="find the other side through a Fast DDS discovery server (`user-rl discovery-server`) "
+                        "instead of multicast; several: 'HOST:PORT;HOST:PORT'")
+
+
+def use_discovery_server(servers: str) -> None:
+    """Make this process and the nodes it starts clients of the discovery server(s) ``servers``; super
+    clients, which learn the whole graph (what the side watch and ``ros2`` tools need), not only their
+    own topics' peers."""
+    for server in servers.split(";"):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--discovery-server: expected HOST:PORT[;HOST:PORT], got {servers!r}")
+    os.environ["ROS_DISCOVERY_SERVER"] = servers
+    os.environ["ROS_SUPER_CLIENT"] = "TRUE"
 
 
 def publisher_names(node, topic: str) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from user_learner.cli.runner import EpisodeLog, run_graph
+from user_learner.cli.runner import EpisodeLog, add_discovery_argument, run_graph
 from user_learner.graph import build_graph
 
 SIM_ROBOTS = {"panda": "sim", "arx": "sim_arx"}
@@ -30,6 +30,7 @@ def add_common_sim_arguments(parser: argparse.ArgumentParser, episodes: int) -> 
     parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim speed relative to real time")
     parser.add_argument("--log-dir", default="logs/sim", help="where node logs go")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    add_discovery_argument(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from user_learner.bags.transition_bag import check_recording
-from user_learner.cli.runner import run_graph
+from user_learner.cli.runner import add_discovery_argument, run_graph
 from user_learner.graph import add_option_arguments, build_graph, option_values
 from user_robot.config_loader import UsageError
 from user_robot.robot_config import load_robot
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--side learner: transitions to receive")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    add_discovery_argument(parser)
 
 
 def samples_demos(algo: str) -> bool:

@@ -1,8 +1,9 @@
 """Pixel observation encoder: ResNet-10-style backbone + per-camera spatial learned embedding (SERL recipe).
 
 Per camera: uint8 HxWx3 → ImageNet-normalised float → ResNet-10 (GroupNorm, one basic block per stage,
-64-128-256-512 channels, /32 spatially) → spatial learned embedding (``spatial_features`` per channel)
-→ Linear → LayerNorm → tanh (``image_latent_dim``). State: Linear → LayerNorm → tanh (``state_latent_dim``).
+64-128-256-512 channels, /32 spatially) → [1x1 conv to ``reduced_channels``] → spatial learned embedding
+(``spatial_features`` per channel) → Linear → LayerNorm → tanh (``image_latent_dim``).
+State: Linear → LayerNorm → tanh (``state_latent_dim``).
 The backbone is shared across cameras (one batched pass); with ``freeze_encoder`` it takes no gradient
 and runs without autograd. A pretrained backbone is a local safetensors file of :class:`ResNet10` keys.
 """
@@ -125,10 +126,16 @@ class ObservationEncoder(nn.Module):
         height, width = ResNet10.output_size(*spec.image_size)
         self.map_shape = (self.backbone.out_channels, height, width)
         self.heads = nn.ModuleDict()
+        channels = spec.reduced_channels or self.backbone.out_channels
         for cam in self.cameras:
-            pool = SpatialLearnedEmbedding(self.backbone.out_channels, height, width, spec.spatial_features)
+            reduce = [nn.Conv2d(self.backbone.out_channels, channels, 1)] if spec.reduced_channels else []
+            pool = SpatialLearnedEmbedding(channels, height, width, spec.spatial_features)
             self.heads[cam] = nn.Sequential(
-                pool, nn.Linear(pool.out_dim, spec.image_latent_dim), nn.LayerNorm(spec.image_latent_dim), nn.Tanh()
+                *reduce,
+                pool,
+                nn.Linear(pool.out_dim, spec.image_latent_dim),
+                nn.LayerNorm(spec.image_latent_dim),
+                nn.Tanh(),
             )
         self.state_proj = nn.Sequential(
             nn.Linear(spec.state_dim, spec.state_latent_dim), nn.LayerNorm(spec.state_latent_dim), nn.Tanh()

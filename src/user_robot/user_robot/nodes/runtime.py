@@ -75,6 +75,8 @@ class ControlLoop:
             return
         self._closed = True
         self.executor.shutdown()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)  # (a spin thread still inside rcl when the process exits aborts it)
         self.node.destroy_node()
 
 
