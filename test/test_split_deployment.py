@@ -6,9 +6,11 @@ over the veth link only (UDP: shared memory between them is switched off, as bet
 The robot side trains for a few hundred steps, the learner side stops once it has received the
 transitions of those steps, and weights come back (a robot side that stops first waits, bounded, for
 the learner to acknowledge its last transitions: ``Actor.drain``). Needs root and ``ip netns`` (as CI runs);
-skipped with the reason elsewhere. Twice: with DDS's multicast discovery over the link, and on a link
-without multicast through a discovery server (``user-rl discovery-server`` in the learner's namespace,
-both sides ``--discovery-server``), where multicast discovery could not find anything.
+skipped with the reason elsewhere. Twice: with DDS's multicast discovery over the link, and through
+a discovery server (``user-rl discovery-server`` in the learner's namespace, both sides
+``--discovery-server``) with automatic discovery kept to each host (``ROS_AUTOMATIC_DISCOVERY_RANGE=
+LOCALHOST``, no multicast route: as on a network that drops multicast), where the two halves find
+each other only through the server (without it they never do; checked by hand).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def test_robot_side_trains_against_a_learner_in_another_network_namespace(two_ho
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}  # (the suite's own runs stay on localhost)
     server, extra = None, ()
     if discovery == "discovery_server":
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         server = subprocess.Popen(["ip", "netns", "exec", learner_ns, sys.executable, "-m", "user_learner.cli.main",
                                    "discovery-server", "--address", LEARNER_ADDRESS, "--port", "11811"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

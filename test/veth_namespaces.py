@@ -27,7 +27,9 @@ def ip(*args: str) -> None:
 @contextlib.contextmanager
 def veth_namespaces(multicast: bool = True) -> Iterator[tuple[str, str]]:
     """Yields (learner namespace, robot namespace) at :data:`LEARNER_ADDRESS` / :data:`ROBOT_ADDRESS`, with a
-    route for DDS's discovery multicast over the link when ``multicast`` (else none: a network that drops it)."""
+    route for DDS's discovery multicast over the link when ``multicast``. (Without the route Fast DDS still
+    finds peers over the link: it sends on the interface it picks. To emulate a network that drops
+    multicast, keep automatic discovery to each host: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``.)"""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         raise NamespacesUnavailableError("needs root and iproute2 to make network namespaces")
     tag = str(os.getpid() % 100000)
