@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from graph_watch import FAST_SAC, Watcher, failure_report, start_graph, unchanged_for
 
+from user_learner.bags.transition_bag import read_episodes
 from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 
@@ -148,7 +149,7 @@ def test_train_restarts_a_killed_learner_from_its_checkpoint_while_the_robot_sid
     killer.start()
     out = subprocess.run(
         [sys.executable, "-m", "user_learner.cli.main", "train", "--task", "peg_insertion", "--algo", "sac",
-         "--steps", "1500", "--log-dir", str(log_dir), "--timeout", "500"],
+         "--steps", "1500", "--log-dir", str(log_dir), "--timeout", "500", "--record", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=600,
     )
     killer.join(timeout=1)
@@ -161,6 +162,11 @@ def test_train_restarts_a_killed_learner_from_its_checkpoint_while_the_robot_sid
     assert actor_log.count("actor ready") == 1  # the robot side never stopped
     loaded = [int(v) for v in re.findall(r"loaded policy weights v(\d+)", actor_log)]
     assert max(loaded) > killed["version"], (killed, loaded[-5:])  # the resumed learner's weights reached the actor
+    # --record: the run's episodes are in a recording, those of the learner's downtime too
+    episodes = list(read_episodes(tmp_path / "run", images=False, complete_only=False))
+    summary = dict(re.findall(r"(\w+)=(\S+)", out.stdout.strip().splitlines()[-1]))
+    assert sum(e.done and e.result_success is not None for e in episodes) >= int(summary["episodes"]) - 1, summary
+    assert sum(e.length for e in episodes) >= 0.98 * int(summary["steps"]), (summary, [e.length for e in episodes])
 
 
 def wal_records(log_dir: Path) -> int:

@@ -40,6 +40,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "success classifier)")
 
 
+def open_recording_writer(out: str | Path, storage: str = "mcap") -> TransitionBagWriter:
+    """A new recording at ``out`` (refused if something is there already)."""
+    out = Path(out)
+    if out.exists():
+        raise UsageError(f"{out} exists; a recording goes to a new directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return TransitionBagWriter(out, storage=storage)
+
+
+def record_on(node, writer: TransitionBagWriter, robots: int) -> None:
+    """Subscribe ``node`` to what a recording holds, written as it arrives: ``/user/transitions`` and each
+    robot's episode results and interventions (``robot_0`` .. ``robot_<robots-1>``)."""
+    from rclpy.clock import Clock
+
+    from user_interfaces.msg import EpisodeResult, Intervention, Transition
+    from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
+
+    def record(topic: str, msgtype: str):
+        return lambda data: writer.write_raw(topic, msgtype, data, Clock().now().nanoseconds)
+
+    transitions = record(TRANSITIONS_TOPIC, TRANSITION)
+    node.create_subscription(Transition, TRANSITIONS_TOPIC, transitions, TRANSITIONS, raw=True)
+    for robot in range(robots):
+        topic = f"/robot_{robot}/episode_result"
+        node.create_subscription(EpisodeResult, topic, record(topic, EPISODE_RESULT), STATUS, raw=True)
+        topic = f"/robot_{robot}/intervention"
+        node.create_subscription(Intervention, topic, record(topic, INTERVENTION), CONTROL, raw=True)
+
+
 def record_demos(
     task: str,
     robot: str,
@@ -55,33 +84,8 @@ def record_demos(
     driver: str = "expert",
 ):
     """Run ``episodes`` episodes of ``driver`` (:data:`DRIVERS`) on sim robot config ``robot``; record them."""
-    from user_interfaces.msg import EpisodeResult, Intervention, Transition
-    from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
-
-    out = Path(out)
-    if out.exists():
-        raise UsageError(f"{out} exists; choose another --out")
     build_graph(task, robot=robot, side="robot")  # every name and config file, before the recording is created
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer = TransitionBagWriter(out, storage=storage)
-
-    def record(topic: str, msgtype: str):
-        def write(data: bytes) -> None:
-            from rclpy.clock import Clock
-
-            writer.write_raw(topic, msgtype, data, Clock().now().nanoseconds)
-
-        return write
-
-    def setup(node) -> None:
-        node.create_subscription(
-            Transition, TRANSITIONS_TOPIC, record(TRANSITIONS_TOPIC, TRANSITION), TRANSITIONS, raw=True
-        )
-        topic = "/robot_0/episode_result"
-        node.create_subscription(EpisodeResult, topic, record(topic, EPISODE_RESULT), STATUS, raw=True)
-        topic = "/robot_0/intervention"
-        node.create_subscription(Intervention, topic, record(topic, INTERVENTION), CONTROL, raw=True)
-
+    writer = open_recording_writer(out, storage)
     try:
         log, code = run_episodes(
             task,
@@ -93,7 +97,7 @@ def record_demos(
             real_time_factor=real_time_factor,
             log_dir=log_dir / "collect",
             timeout=timeout,
-            setup_monitor=setup,
+            setup_monitor=lambda node: record_on(node, writer, robots=1),
             # not at the last result: its episode's final step may still be on its way
             done=lambda _log: len(writer.complete) >= episodes,
         )

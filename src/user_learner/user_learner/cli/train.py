@@ -8,7 +8,8 @@ counts the transitions it received and names the robots it sees. An algorithm th
 (RLPD, SAC Flow's default) on the sim cell without ``--demos`` first records ``--demo-episodes``
 scripted-expert demos (kept for the next run). Ends with one summary line: ``success_rate=`` over
 the last 20 episodes, ``weight_versions=`` (new weight versions the actors loaded) and, where the
-learner is seen, ``transitions_received=``.
+learner is seen, ``transitions_received=``. ``--record DIR`` also writes what the robots sent to a
+recording (as ``user-rl collect``), for the next run's demos or a success classifier.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from user_learner.bags.transition_bag import check_recording
+from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
 from user_learner.graph import add_option_arguments, build_graph, option_values
 from user_robot.config_loader import UsageError
@@ -34,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--side learner: transitions to receive")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    parser.add_argument("--record", default="", metavar="DIR",
+                        help="also record the run's transitions, episode results and interventions to a new "
+                        "rosbag2 recording (MCAP), as `user-rl collect` does: the data for the next run's demos or "
+                        "a success classifier (not with --side learner)")
     add_discovery_argument(parser)
 
 
@@ -72,20 +78,28 @@ def run(args: argparse.Namespace) -> int:
     rtf = args.real_time_factor or (2.0 if sim and args.robots == 1 else 1.0)
     overrides = {**option_values(args, exclude=NOT_TRAIN_OPTIONS), "real_time_factor": rtf if sim else 1.0}
     build_graph(args.task, **{**overrides, "demos": ()})  # every name and config file, before anything starts
-    demos = ensure_demos(args, sim) if args.side != "robot" else ()
-    specs = build_graph(args.task, **{**overrides, "demos": demos})
     learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
-    log, code = run_graph(
-        specs,
-        Path(args.log_dir),
-        robots=args.robots,
-        done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
-        if learner_only else (lambda log: log.steps >= args.steps),
-        total=args.steps,
-        unit="transitions" if learner_only else "steps",
-        timeout_s=args.timeout,
-        side=args.side,
-    )
+    if args.record and learner_only:
+        raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
+    writer = open_recording_writer(args.record) if args.record else None
+    try:
+        demos = ensure_demos(args, sim) if args.side != "robot" else ()
+        specs = build_graph(args.task, **{**overrides, "demos": demos})
+        log, code = run_graph(
+            specs,
+            Path(args.log_dir),
+            robots=args.robots,
+            done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
+            if learner_only else (lambda log: log.steps >= args.steps),
+            total=args.steps,
+            unit="transitions" if learner_only else "steps",
+            timeout_s=args.timeout,
+            setup_monitor=None if writer is None else (lambda node: record_on(node, writer, args.robots)),
+            side=args.side,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
     policy = f" policy={args.policy}" if args.policy else ""
     learner = "" if log.learner is None else (
         f" transitions_received={log.learner.transitions_received} updates={log.learner.updates}"
