@@ -363,9 +363,6 @@ class ExpertSchedule:
         return (step + self._phase) % (self.on_steps + self.off_steps) < self.on_steps
 
 
-
-
-
 class SimulatedHuman:
     """The scripted expert watching the policy, as a person supervising HG-DAgger: it takes the SpaceMouse
     when the TCP has come less than ``human_min_progress`` (m) closer to where the expert would take it
