@@ -91,7 +91,7 @@ def run(
 
     rclpy's own signal handler would shut the context down at the first Ctrl-C, before the node could
     flush anything; here the signal only ends the spin (the executor runs on a thread of its own, so the
-    main thread is free to take it), and a second Ctrl-C cuts the drain and shutdown short.
+    main thread is free to take it); a second Ctrl-C cuts the drain short (``shutdown()`` still runs).
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
