@@ -57,8 +57,10 @@ def record_on(node, writer: TransitionBagWriter, robots: int) -> None:
     from user_interfaces.msg import EpisodeResult, Intervention, Transition
     from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS
 
+    clock = Clock()
+
     def record(topic: str, msgtype: str):
-        return lambda data: writer.write_raw(topic, msgtype, data, Clock().now().nanoseconds)
+        return lambda data: writer.write_raw(topic, msgtype, data, clock.now().nanoseconds)
 
     transitions = record(TRANSITIONS_TOPIC, TRANSITION)
     node.create_subscription(Transition, TRANSITIONS_TOPIC, transitions, TRANSITIONS, raw=True)
