@@ -118,3 +118,50 @@ def test_every_policy_kind_imitates_through_hg_dagger(kind: str) -> None:
     after = algo.validation_metrics(batch)
     assert metrics["intervened_share"] == 1.0
     assert after["loss"] < before["loss"] and after["action_error"] < 0.5 * before["action_error"], (before, after)
+
+
+def test_idle_takeover_steps_are_left_out_and_gripper_changes_weigh_more() -> None:
+    # state: [gripper (-1 closed .. +1 open), x]; action: [dx, gripper command]
+    buf = ReplayBuffer(100, {"state": (2,)}, 2)
+    rows = []
+    steps = [  # (gripper state, action): the person drives, closes, lets go (hold time), then nothing
+        (1.0, [0.5, -1.0]), (1.0, [0.0, 1.0]), (-1.0, [0.0, 1.0]), (-1.0, [0.0, -1.0]), (-1.0, [0.2, 1.0]),
+    ]
+    for grip, action in steps:
+        state = {"state": np.array([grip, 0.0], np.float32)}
+        rows.append(buf.add(state, np.array(action), 0.0, state, False, True, stream="a")[0])
+    # rows 2 (hands off, gripper kept closed) is idle; rows 1 (close while open) and 3 (open while closed)
+    # change the gripper, so they are kept though no motion channel moves
+    assert set(select_intervened(buf, idle=(0, 0.5))) == {rows[i] for i in (0, 1, 3, 4)}
+    assert set(select_intervened(buf, idle=None)) == set(rows)
+    assert set(select_intervened(buf, idle=(None, 0.5))) == set(rows)  # no gripper: no motion is all it takes
+
+    spec = PolicySpec(kind="mlp", state_dim=2, action_dim=2, hidden_dims=(16,))
+    algo = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(gripper_change_weight=10.0), spec, seed=0)
+    algo.gripper = (0, 0.5)
+    weights = algo.row_weights(buf.gather(np.array(rows)))
+    assert weights.tolist() == [1.0, 10.0, 1.0, 10.0, 1.0]
+    off = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(gripper_change_weight=1.0), spec, seed=0)
+    off.gripper = (0, 0.5)
+    assert off.row_weights(buf.gather(np.array(rows))) is None
+
+
+@pytest.mark.parametrize("kind", ["mlp", "flow"])
+def test_a_row_weighted_more_pulls_the_clone_toward_its_action(kind: str) -> None:
+    spec = PolicySpec(kind=kind, state_dim=1, action_dim=1, hidden_dims=(32, 32))
+    torch.manual_seed(0)
+    obs = {"state": torch.zeros(64, 1)}  # one state, two demonstrated actions: which wins is the weights' say
+    chunks = torch.tensor([0.8, -0.8]).repeat(32)[:, None, None]
+
+    def fit(weights: torch.Tensor | None) -> float:
+        algo = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(lr=3e-3), spec, seed=0)
+        for _ in range(150):
+            loss = algo.policy.imitation_loss(obs, chunks, algo.generator, weights)
+            algo.optimizers["policy"].zero_grad()
+            loss.backward()
+            algo.optimizers["policy"].step()
+        with torch.no_grad():
+            return float(algo.policy.act_batch({"state": torch.zeros(1, 1)}, deterministic=True)[0, 0, 0])
+
+    assert fit(torch.tensor([9.0, 1.0]).repeat(32)) > 0.4  # the first counts nine times
+    assert fit(torch.tensor([1.0, 9.0]).repeat(32)) < -0.4  # the second does

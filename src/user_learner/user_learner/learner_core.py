@@ -94,6 +94,7 @@ class LearnerCore:
         cameras = task.observation.cameras if obs == "pixels" else ()
         self.spec = self.cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size)
         self.algorithm = ALGORITHMS.get(self.cfg.algorithm)(self.cfg.params, self.spec, self.device, seed=seed)
+        self.algorithm.bind_task(task)
         shapes = self.spec.observation_shapes()
         self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims)
         demo_ratio = self.algorithm.demo_ratio

@@ -55,6 +55,16 @@ def state_dim(task: TaskConfig) -> int:
     return sum(object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key] for key in task.observation.state)
 
 
+def state_index(task: TaskConfig, key: str) -> int | None:
+    """Where ``key``'s values start in ``task``'s state vector (None: the task does not observe it)."""
+    offset = 0
+    for name in task.observation.state:
+        if name == key:
+            return offset
+        offset += object_state_dim(task) if name == PRIVILEGED_KEY else STATE_KEYS[name]
+    return None
+
+
 def object_state_dim(task: TaskConfig) -> int:
     """Length of the sim-only ``object_state`` key for ``task``."""
     from user_robot.sim.tasks import make_task

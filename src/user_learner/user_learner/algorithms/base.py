@@ -29,6 +29,7 @@ from user_learner.replay_buffer import Batch, ReplayBuffer
 from user_policies.policies.base import Policy, build_policy
 from user_policies.policy_spec import PolicySpec
 from user_policies.registry import Registry
+from user_robot.task_config import TaskConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Algorithm:
 
     def build(self) -> None:
         """Create networks (other than the policy) and optimisers; runs under the seeded RNG."""
+
+    def bind_task(self, task: TaskConfig) -> None:
+        """Take what the algorithm needs to know of the task it learns (the learner calls it once)."""
 
     @property
     def rows_per_update(self) -> int:

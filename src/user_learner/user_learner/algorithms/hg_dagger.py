@@ -7,8 +7,17 @@ Online rows are the human-intervened steps only (the executed action is the huma
 Options RLinf users know: ``only_full_chunks`` (a row counts only if the H steps of the chunk it
 starts were all intervened), ``only_successful`` (only steps of episodes that ended in success), and
 ``window`` (only the newest N of the rows left). The loss is the policy kind's own imitation loss
-(:meth:`~user_policies.policies.base.Policy.imitation_loss`: negative log-likelihood for Gaussian
-policies, flow matching for flow and chunked ones), so every registered kind trains with it.
+(:meth:`~user_policies.policies.base.Policy.imitation_loss`: squared error plus a spread-only
+negative log-likelihood for Gaussian policies, flow matching for flow and chunked ones), so every
+registered kind trains with it.
+
+Two corrections for what a person's SpaceMouse data looks like, both measured on sim pick-and-place
+(BENCHMARKS.md): ``skip_idle`` leaves out intervened steps with every motion channel zero and the
+gripper command unchanged from the observed gripper (the teleop's ``hold_s`` after the hands leave the
+device: "stand still" is not what the person showed); ``gripper_change_weight`` counts a row whose
+gripper command changes the observed gripper (close while open, open while closed) that many times.
+The gripper channel is persistent, so on every other step it equals the observed state, and an
+unweighted clone learns to copy the state and never toggles the gripper (one change in ~35 steps).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import torch
 
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
 from user_learner.replay_buffer import Batch, ReplayBuffer
+from user_policies.observation import state_index
+from user_robot.task_config import TaskConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +45,38 @@ class HGDAggerConfig:
     only_full_chunks: bool = False
     only_successful: bool = False
     window: int = 0  # only the newest N selected rows (0 = all)
+    skip_idle: bool = True  # leave out intervened steps where the person's hands were off the device
+    gripper_change_weight: float = 10.0  # weight of rows whose gripper command changes the gripper (1 = none)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.lr <= 0 or self.window < 0 or self.grad_clip < 0:
             raise ValueError("need batch_size >= 1, lr > 0, window >= 0 and grad_clip >= 0")
+        if self.gripper_change_weight < 1.0:
+            raise ValueError(f"gripper_change_weight must be >= 1, got {self.gripper_change_weight}")
         if not 0.0 <= self.demo_ratio <= 1.0:
             raise ValueError(f"demo_ratio must be in [0, 1], got {self.demo_ratio}")
+
+
+GRIPPER_OPEN_STATE = 0.5
+"""The observed gripper (``gripper`` state key, -1 closed … +1 open) counts as open above this (¾ open)."""
+
+
+def gripper_changes(state: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor, index: int,
+                    threshold: float) -> np.ndarray | torch.Tensor:
+    """Rows whose gripper command (the last action channel, close above +``threshold``, open below
+    -``threshold``) would change the observed gripper at ``state[:, index]``."""
+    opened = state[:, index] > GRIPPER_OPEN_STATE
+    command = actions[:, -1]
+    return (opened & (command > threshold)) | (~opened & (command < -threshold))
+
+
+def idle_rows(state: np.ndarray, actions: np.ndarray, gripper_index: int | None, threshold: float) -> np.ndarray:
+    """Rows where every motion channel is zero and the gripper command (if any) changes nothing: a
+    teleop's hold time after the person let go of the device."""
+    if gripper_index is None:
+        return np.all(actions == 0.0, axis=1)
+    still = np.all(actions[:, :-1] == 0.0, axis=1)
+    return still & ~gripper_changes(state, actions, gripper_index, threshold)
 
 
 def select_intervened(
@@ -48,9 +85,13 @@ def select_intervened(
     only_full_chunks: bool = False,
     only_successful: bool = False,
     window: int = 0,
+    idle: tuple[int | None, float] | None = None,
 ) -> np.ndarray:
-    """The rows of ``buffer`` HG-DAgger learns from (see the module docstring)."""
+    """The rows of ``buffer`` HG-DAgger learns from (see the module docstring); ``idle`` (gripper state
+    index, gripper threshold) leaves out :func:`idle_rows`."""
     rows = np.flatnonzero(buffer.valid & buffer.intervened)
+    if idle is not None:
+        rows = rows[~idle_rows(buffer.obs["state"][rows], buffer.action[rows], *idle)]
     if only_successful:
         rows = rows[buffer.success[rows]]
     if only_full_chunks and chunk_size > 1:
@@ -80,6 +121,20 @@ class HGDAgger(Algorithm):
         self.optimizers["policy"] = torch.optim.AdamW(
             self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
+        self.gripper: tuple[int | None, float] = (None, 0.5)  # (gripper state index, command threshold)
+
+    def bind_task(self, task: TaskConfig) -> None:
+        """Where the observed gripper is in the state, if the task has a binary gripper channel."""
+        binary = task.action.dims == 7 and task.action.gripper == "binary"
+        self.gripper = (state_index(task, "gripper") if binary else None, task.action.gripper_threshold)
+
+    def row_weights(self, batch: Batch) -> torch.Tensor | None:
+        """Per-row loss weights: ``gripper_change_weight`` on rows whose command changes the gripper."""
+        index, threshold = self.gripper
+        if index is None or self.cfg.gripper_change_weight == 1.0:
+            return None
+        changes = gripper_changes(batch["obs"]["state"], target_chunks(batch)[:, 0], index, threshold)
+        return 1.0 + (self.cfg.gripper_change_weight - 1.0) * changes.to(batch["action"].dtype)
 
     @property
     def rows_per_update(self) -> int:
@@ -91,13 +146,15 @@ class HGDAgger(Algorithm):
 
     def select_online(self, buffer: ReplayBuffer) -> np.ndarray:
         cfg: HGDAggerConfig = self.cfg
-        return select_intervened(buffer, self.spec.chunk_size, cfg.only_full_chunks, cfg.only_successful, cfg.window)
+        idle = self.gripper if cfg.skip_idle else None
+        return select_intervened(buffer, self.spec.chunk_size, cfg.only_full_chunks, cfg.only_successful, cfg.window,
+                                 idle)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of the imitation loss on the batch's (intervened or demo) action chunks."""
         chunks = target_chunks(batch)
         self.policy.train()
-        loss = self.policy.imitation_loss(batch["obs"], chunks, self.generator)
+        loss = self.policy.imitation_loss(batch["obs"], chunks, self.generator, self.row_weights(batch))
         optimizer = self.optimizers["policy"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

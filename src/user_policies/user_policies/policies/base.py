@@ -96,11 +96,23 @@ class Policy(nn.Module):
         raise NotImplementedError
 
     def imitation_loss(
-        self, obs: Mapping[str, torch.Tensor], chunks: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        obs: Mapping[str, torch.Tensor],
+        chunks: torch.Tensor,
+        generator: torch.Generator | None = None,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Behaviour-cloning loss (a scalar to minimise) of target action chunks (N, H, A) in [-1, 1]
-        given a batched observation dict: what behaviour cloning and HG-DAgger train."""
+        given a batched observation dict: what behaviour cloning and HG-DAgger train. ``weights`` (N,)
+        weigh the rows (:func:`weighted_mean`; None: all equal)."""
         raise NotImplementedError(f"policy kind {self.spec.kind!r} has no imitation loss")
+
+
+def weighted_mean(per_row: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of per-row losses (N,), each row counted ``weights[i]`` times (None: a plain mean)."""
+    if weights is None:
+        return per_row.mean()
+    return (per_row * weights).sum() / weights.sum().clamp_min(1e-8)
 
 
 def pre_tanh(actions: torch.Tensor, limit: float = 0.995) -> torch.Tensor:

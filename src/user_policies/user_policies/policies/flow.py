@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from user_policies.policies.base import POLICIES, StochasticPolicy, pre_tanh
+from user_policies.policies.base import POLICIES, StochasticPolicy, pre_tanh, weighted_mean
 from user_policies.policies.gaussian import gaussian_log_density, tanh_log_det
 from user_policies.policy_spec import PolicySpec
 
@@ -179,7 +179,11 @@ class FlowPolicy(StochasticPolicy):
         return torch.tanh(x).flatten(1), log_prob
 
     def imitation_loss(
-        self, obs: Mapping[str, torch.Tensor], chunks: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        obs: Mapping[str, torch.Tensor],
+        chunks: torch.Tensor,
+        generator: torch.Generator | None = None,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Flow matching on the Euler grid: from x₀ ~ N(0, I) to the target chunk's pre-tanh x₁, the
         velocity at x_t = (1 - t) x₀ + t x₁ (t = k/K, k uniform) should be x₁ - x₀."""
@@ -190,7 +194,7 @@ class FlowPolicy(StochasticPolicy):
         )
         t = (steps.to(target.dtype) / self.options.flow_steps)[:, None, None]
         v, _ = self.velocity((1 - t) * x0 + t * target, steps, self.memory(self.encoder(obs)))
-        return torch.nn.functional.mse_loss(v, target - x0)
+        return weighted_mean((v - (target - x0)).pow(2).flatten(1).mean(-1), weights)
 
     def act_batch(self, batch: Mapping[str, torch.Tensor], deterministic: bool) -> torch.Tensor:
         """(N, H, A): the noiseless flow from x₀ = 0 (deterministic) or a rollout-noise sample."""
