@@ -260,6 +260,9 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
 
     nodes: list[NodeSpec] = []
     if opts.side in ("all", "robot"):
+        from user_learner.algorithms.base import ALGORITHMS
+
+        deterministic = ALGORITHMS.get(opts.algo).rollout_deterministic
         for i in range(opts.robots):
             ns = f"robot_{i}"
             cell = {"task": task, "robot": opts.robot, "robot_id": ns, **common}
@@ -280,7 +283,8 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
-            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images}
+            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images,
+                     "deterministic": deterministic}
             if opts.reward_classifier:
                 actor["reward_classifier"] = opts.reward_classifier
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))

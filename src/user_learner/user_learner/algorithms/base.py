@@ -75,6 +75,9 @@ class Algorithm:
     """Whether every human-intervened online step also joins the demo buffer (HIL-SERL's RLPD)."""
     trains_on_demos_alone: ClassVar[bool] = False
     """Whether training may start from demos before ``min_buffer`` online rows exist."""
+    rollout_deterministic: ClassVar[bool] = False
+    """Whether the actors act with the policy's deterministic action in training episodes too (an
+    algorithm that does not explore, such as imitation)."""
 
     @property
     def demo_ratio(self) -> float:

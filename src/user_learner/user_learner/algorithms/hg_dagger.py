@@ -115,6 +115,7 @@ class HGDAgger(Algorithm):
     Config = HGDAggerConfig
     intervened_steps_as_demos = False
     trains_on_demos_alone = True
+    rollout_deterministic = True  # the novice acts with its mean: sampling toggled the binary gripper at random
 
     def build(self) -> None:
         cfg: HGDAggerConfig = self.cfg

@@ -83,6 +83,7 @@ class Actor(Node):
         self.obs_kind = p["obs"]
         self.record_images = p["record_images"] or self.obs_kind == "pixels"
         self.seed = p["seed"]
+        self.deterministic = bool(p["deterministic"])
         self.rng = np.random.default_rng(self.seed)
         if self.task.reward.source not in ACTOR_REWARD_SOURCES:
             raise ValueError(f"reward source {self.task.reward.source!r} is not available in the actor yet")
@@ -175,6 +176,8 @@ class Actor(Node):
             "obs": ("state", "policy observation: state | pixels"),
             "record_images": (False, "put camera images into transitions even for state policies"),
             "seed": (0, "seed of resets and exploration"),
+            "deterministic": (False, "act with the policy's deterministic action in training episodes too (set for "
+                                     "algorithms that do not explore, e.g. hg_dagger)"),
             "reward_classifier": ("", "success classifier directory for reward source 'classifier' (empty = the "
                                       "task's reward.classifier)"),
             "weights_secret_file": ("", "file holding the learner's shared secret: only weights signed with it are "
@@ -339,7 +342,7 @@ class Actor(Node):
         if mode == "demo":
             return np.zeros(self.task.action.dims, dtype=np.float32), 0
         policy_obs = {"state": obs.state, **obs.images}
-        action = self.policy.act(policy_obs, deterministic=mode == "eval")
+        action = self.policy.act(policy_obs, deterministic=mode == "eval" or self.deterministic)
         if action is None:  # no weights yet: explore uniformly (train) or hold (eval)
             if mode == "eval":
                 return np.zeros(self.task.action.dims, dtype=np.float32), 0
