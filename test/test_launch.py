@@ -91,6 +91,15 @@ def test_pipeline_and_seeds_reach_the_nodes() -> None:
         build_graph("peg_insertion", expert="sometimes")
 
 
+def test_an_algorithm_that_does_not_explore_gets_deterministic_actors() -> None:
+    def deterministic(algo: str) -> set[bool]:
+        specs = build_graph("pick_and_place", algo=algo)
+        return {s.parameters["deterministic"] for s in specs if s.executable == "actor"}
+
+    assert deterministic("hg_dagger") == {True}
+    assert deterministic("rlpd") == deterministic("sac_flow") == {False}
+
+
 def test_sides_split_the_graph() -> None:
     whole = build_graph("peg_insertion", robots=2)
     robot = build_graph("peg_insertion", robots=2, side="robot")
