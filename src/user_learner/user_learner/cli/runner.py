@@ -277,7 +277,7 @@ def run_graph(
     waits for (:class:`SideWatch`).
     """
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     log = EpisodeLog()
     log.learned_reward = any(
@@ -343,7 +343,7 @@ def run_graph(
                         print_tail(node)
                     code = 1
                     break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: rclpy's handler may shut the context first
         code = 130
     finally:
         procs.stop()
