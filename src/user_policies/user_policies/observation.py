@@ -52,17 +52,17 @@ class ArmSample:
 
 def state_dim(task: TaskConfig) -> int:
     """Length of the state vector for ``task``."""
-    return sum(object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key] for key in task.observation.state)
+    return sum(_key_size(task, key) for key in task.observation.state)
+
+
+def _key_size(task: TaskConfig, key: str) -> int:
+    return object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key]
 
 
 def state_index(task: TaskConfig, key: str) -> int | None:
     """Where ``key``'s values start in ``task``'s state vector (None: the task does not observe it)."""
-    offset = 0
-    for name in task.observation.state:
-        if name == key:
-            return offset
-        offset += object_state_dim(task) if name == PRIVILEGED_KEY else STATE_KEYS[name]
-    return None
+    keys = list(task.observation.state)
+    return sum(_key_size(task, k) for k in keys[: keys.index(key)]) if key in keys else None
 
 
 def object_state_dim(task: TaskConfig) -> int:
