@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from user_robot.action_mapping import action_toward
 from user_robot.robot_config import load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import SimulatedHuman, make_expert
@@ -50,3 +51,42 @@ def test_thresholds_come_from_the_task_yaml_and_bad_ones_name_the_task() -> None
     with pytest.raises(ValueError, match="pick_and_place: need human_window"):
         SimulatedHuman(make_expert(dataclasses.replace(task, expert={**task.expert, "human_window": 0})))
 
+
+
+def _down_beside_the_duck(cell: SimCell, step: int) -> np.ndarray:
+    """A policy that cuts diagonally down to 1 cm over the duck's grasp height, yaw and gripper untouched."""
+    duck = cell.privileged()["objects"]["duck_0"]
+    xyz, quat = cell.tcp_pose()
+    goal = np.array([duck["pos"][0], duck["pos"][1], duck["grasp_z"] + 0.01])
+    return np.append(action_toward(xyz, quat, xyz + 0.5 * (goal - xyz), quat, cell.task_cfg.action)[:6], -1.0)
+
+
+@pytest.mark.parametrize(("near", "climbs"), [(0.01, False), (0.0, True)])
+def test_near_the_object_the_expert_aligns_where_it_is_instead_of_climbing_back(near: float, climbs: bool) -> None:
+    task, robot = load_task("pick_and_place"), load_robot("sim")
+    cell = SimCell(task, robot)
+    run_episode(cell, lambda c, step: _down_beside_the_duck(c, step) if step < 25 else np.zeros(7), 0, 0)
+    expert = make_expert(dataclasses.replace(task, expert={**task.expert, "approach_near": near}))
+    goal, _, _ = expert.goal(cell)  # a fresh expert: the approach phase, as a human taking over here
+    z = cell.tcp_pose()[0][2]
+    assert z < task.target.xyz[2] + 0.03  # the policy did come down near the duck
+    assert bool(goal[2] > z + 0.03) is climbs
+
+
+@pytest.mark.parametrize(("stall_ticks", "taken_over"), [(30, True), (0, False)])
+def test_a_policy_hovering_where_the_expert_would_move_on_is_taken_over(stall_ticks: int, taken_over: bool) -> None:
+    """Over the duck but never turning to its yaw: close to the expert's goal (no drift to see), yet its
+    phase never advances; the stall rule takes over, and without it nobody does."""
+    task, robot = load_task("pick_and_place"), load_robot("sim")
+    task = dataclasses.replace(task, expert={**task.expert, "human_stall_ticks": stall_ticks})
+    _, expert = expert_policy(task, robot)
+    human, supervised = supervised_policy(task, robot, lambda cell, step: expert(cell, step) * [1, 1, 1, 1, 1, 0, 1])
+    cell = SimCell(task, robot)
+    episode = next(e for e in range(10) if abs(_duck_yaw(cell, e)) > 0.15)
+    run_episode(cell, supervised, 0, episode)
+    assert (human.takeovers > 0) is taken_over
+
+
+def _duck_yaw(cell: SimCell, episode: int) -> float:
+    cell.reset(0, episode)
+    return float(cell.privileged()["objects"]["duck_0"]["yaw"])

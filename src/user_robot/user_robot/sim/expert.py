@@ -38,9 +38,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "human_min_progress": 0.01,
     "human_tolerance": 0.015,
     "human_handback": 15,
+    "human_stall_ticks": 30,
 }
 """Expert settings shared by every task: ``gain``, the fraction of the remaining way moved per tick;
-``human_*``, the simulated human's thresholds (:class:`SimulatedHuman`)."""
+``human_*``, the simulated human's thresholds (:class:`SimulatedHuman`; ``human_stall_ticks`` 0 is off)."""
 
 
 def wrap_period(angle: float, period: float) -> float:
@@ -144,6 +145,8 @@ class PickPlaceExpert(Expert):
         "lid_push_height": 0.07,  # m above the container rim where the fingers push the lid
         "drop_spacing": 0.03,  # m between the objects' drop slots along x
         "drop_stagger": 0.025,  # m alternating offset of the slots along y
+        "approach_near": 0.01,  # m: within this of the object in xy, align where it is (no climb to carry)
+        "approach_hover": 0.005,  # m above the grasp height the near alignment keeps at least
     }
 
     START_PHASE: ClassVar[str] = "approach"
@@ -162,8 +165,12 @@ class PickPlaceExpert(Expert):
             return self._lid(s, xyz)
         obj = s["objects"][name]
         yaw = _yaw_goal(obj["yaw"], obj["symmetry"], float(self.task.target.rpy[2]))
-        above = np.array([obj["pos"][0], obj["pos"][1], carry])
         grasp = self.workspace.clip_xyz(np.array([obj["pos"][0], obj["pos"][1], obj["grasp_z"]]))
+        near = np.linalg.norm((grasp - xyz)[:2]) < p["approach_near"]
+        # Near the object it aligns at its height (kept a hover above the grasp): a supervisor that sent a
+        # policy which came down beside the object back up to carry height would teach "up" where the demos
+        # teach "down", and a clone learns to hover between them.
+        above = np.array([*grasp[:2], np.clip(xyz[2], grasp[2] + p["approach_hover"], carry) if near else carry])
         index = list(s["objects"]).index(name)
         stagger = 0.0 if len(s["objects"]) == 1 else p["drop_stagger"] * (1 if index % 2 else -1)
         slot = np.array([(index - (len(s["objects"]) - 1) / 2) * p["drop_spacing"], stagger])
@@ -367,7 +374,9 @@ class SimulatedHuman:
     """The scripted expert watching the policy, as a person supervising HG-DAgger: it takes the SpaceMouse
     when the TCP has come less than ``human_min_progress`` (m) closer to where the expert would take it
     over the last ``human_window`` control ticks while still farther than ``human_tolerance`` from it
-    (drifting away, or stalled), drives for ``human_handback`` ticks, and lets go. The thresholds are
+    (drifting away, or stalled) or, near it, while the expert's phase has not advanced for
+    ``human_stall_ticks`` (hovering where the expert would have moved on: the next sub-goal is never
+    reached), drives for ``human_handback`` ticks, and lets go. The thresholds are
     the task YAML's ``expert:`` keys. The expert follows the episode all along (its phase machine sees
     every tick), so its goal is the one it would pursue from here."""
 
@@ -377,9 +386,10 @@ class SimulatedHuman:
         self.min_progress = float(expert.p["human_min_progress"])
         self.tolerance = float(expert.p["human_tolerance"])
         self.handback = int(expert.p["human_handback"])
-        if self.window < 1 or self.handback < 1 or self.min_progress < 0 or self.tolerance < 0:
+        self.stall_ticks = int(expert.p["human_stall_ticks"])
+        if self.window < 1 or self.handback < 1 or min(self.min_progress, self.tolerance, self.stall_ticks) < 0:
             raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and "
-                             f"human_min_progress, human_tolerance >= 0")
+                             f"human_min_progress, human_tolerance, human_stall_ticks >= 0")
         self.takeovers = 0  # (over all episodes)
         self.driven = 0  # control ticks it drove (over all episodes)
         self.reset()
@@ -404,8 +414,9 @@ class SimulatedHuman:
             return action, grip
         goal = self.expert.last_goal  # (progress toward where it wants to go now: its goal may move)
         then, now = (float(np.linalg.norm(goal - p)) for p in (self.positions[0], self.positions[-1]))
-        stuck = len(self.positions) > self.window and now > self.tolerance and then - now < self.min_progress
-        if not stuck:
+        stalled = 0 < self.stall_ticks < self.expert.ticks
+        judged = len(self.positions) > self.window and then - now < self.min_progress
+        if not (judged and (now > self.tolerance or stalled)):
             return None
         self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
         return action, grip
