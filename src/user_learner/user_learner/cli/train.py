@@ -63,12 +63,12 @@ def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
-    out = Path(args.log_dir) / "demos" / f"{args.task}_{args.robot}_{args.demo_episodes}.mcap"
+    # a pixel policy needs the cameras in its demos: they are recorded with the run's observation
+    out = Path(args.log_dir) / "demos" / f"{args.task}_{args.robot}_{args.obs}_{args.demo_episodes}.mcap"
     if not out.exists():
-        print(f"recording {args.demo_episodes} scripted-expert demos to {out}")
-        record_demos(
-            args.task, args.robot, args.demo_episodes, out, seed=10_000 + args.seed, log_dir=Path(args.log_dir)
-        )
+        print(f"recording {args.demo_episodes} scripted-expert demos ({args.obs}) to {out}")
+        record_demos(args.task, args.robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
+                     log_dir=Path(args.log_dir))
     return (str(out),)
 
 
