@@ -21,9 +21,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from config_overrides import user_rl
-
-STATE = ["tcp_pose", "tcp_vel", "gripper", "wrench"]
+from config_overrides import privileged_state, user_rl
 
 
 def intervention_windows(actor_log: Path, window: int) -> list[str]:
@@ -63,9 +61,7 @@ def main() -> None:
         env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
         observation = "state"
         if args.privileged:
-            state = [*STATE, "object_state"]
-            env["USER_CONFIG_DIR"] = str(write_config_copy(root / "config", {f"tasks/{args.task}": {
-                "observation.state": state}}))
+            env["USER_CONFIG_DIR"] = str(write_config_copy(root / "config", privileged_state(args.task)))
             observation = "state + object_state (sim-only privileged)"
         demos, clone, online = root / "demos.mcap", root / "clone", root / "hg_dagger"
         print(user_rl("collect", "--task", args.task, "--episodes", str(args.demos), "--seed", "500",

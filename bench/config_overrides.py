@@ -56,6 +56,15 @@ def config_overrides(workdir: Path, changes: Mapping[str, Mapping[str, Any]]) ->
             os.environ[CONFIG_DIR_ENV] = before
 
 
+def privileged_state(task: str) -> dict[str, dict[str, Any]]:
+    """The config change that adds the sim-only privileged ``object_state`` key (object poses from the
+    simulator's ground truth) to ``task``'s state: for CPU-scale runs that cannot learn from images."""
+    from user_robot.task_config import load_task
+
+    state = list(load_task(task).observation.state)
+    return {f"tasks/{task}": {"observation.state": [*state, "object_state"]}}
+
+
 def user_rl(*args: str, env: Mapping[str, str] | None = None) -> str:
     """Run one ``user-rl`` command in its own process; its last output line (the summary). Exits on failure."""
     out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", *args], capture_output=True, text=True,

@@ -1,0 +1,144 @@
+"""HG-DAgger without ROS, for tuning in minutes what ``bench_hg_dagger.py`` measures through the graph.
+
+    python bench/bench_hg_dagger_headless.py [--task pick_and_place] [--demos 3] [--episodes 100]
+                                             [--utd 4] [--eval-every 20] [--eval-episodes 20]
+                                             [--privileged] [--set hg_dagger.KEY=V] [--set-task KEY=V]
+
+One process steps what the graph runs in several: the sim cell behind the arm bridge's safety filter
+and gripper debouncer, the scripted expert through the virtual SpaceMouse and teleop mapping for the
+demos, the simulated human watching the policy (:mod:`user_robot.sim.headless`), and the learner's
+own pure core (:class:`~user_learner.learner_core.LearnerCore`: the same buffers, sampler, algorithm
+and policy as the learner node). Each episode's steps go to the core as the actor would send them;
+after it, the core makes ``--utd`` updates per step. The policy acts with its mean (first action of a
+chunk). What the graph has and this does not: the one-tick path delays between nodes, the teleop's
+hold time, weights published every ``publish_every`` updates (here every episode). So its figures
+are indications for choosing settings, written as "headless" in BENCHMARKS.md, never in place of the
+graph's ``user-rl eval``.
+
+Prints the clone's and every ``--eval-every`` episodes' success over ``--eval-episodes`` evaluation
+episodes (seed ``--eval-seed``, the policy alone), with the training episodes' success with the human
+and the human's share of their steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from config_overrides import config_overrides, parse_sets, privileged_state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="pick_and_place")
+    parser.add_argument("--demos", type=int, default=3)
+    parser.add_argument("--pretrain-updates", type=int, default=2000)
+    parser.add_argument("--episodes", type=int, default=100, help="HG-DAgger episodes with the simulated human")
+    parser.add_argument("--utd", type=float, default=4.0, help="updates per step after each episode")
+    parser.add_argument("--eval-every", type=int, default=20)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--eval-seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=V", help="hg_dagger.yaml key")
+    parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    task_changes = {f"tasks/{args.task}": parse_sets(args.set_task)}
+    if args.privileged:
+        task_changes[f"tasks/{args.task}"].update(privileged_state(args.task)[f"tasks/{args.task}"])
+    with tempfile.TemporaryDirectory(prefix="bench_hgd_headless_") as tmp, contextlib.ExitStack() as stack:
+        stack.enter_context(config_overrides(Path(tmp), {**task_changes, "algorithms/hg_dagger": parse_sets(args.set)}))
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from user_learner.episode_assembler import StepRecord
+    from user_learner.learner_core import LearnerCore
+    from user_policies.observation import ArmSample, StateEncoder
+    from user_robot.contracts import END_SUCCESS, END_TIME_LIMIT
+    from user_robot.robot_config import load_robot
+    from user_robot.sim import headless
+    from user_robot.sim.cell import SimCell
+    from user_robot.task_config import load_task
+
+    task, robot = load_task(args.task), load_robot("sim")
+    cell = SimCell(task, robot)
+    encoder = StateEncoder(task, robot.gripper_max_width)
+    core = LearnerCore(task, "hg_dagger", "state", [robot.embodiment], tmp / "learner", seed=args.seed,
+                       device="cpu", tensorboard=False)
+    policy = core.algorithm.policy
+
+    def observe(c: SimCell) -> dict[str, np.ndarray]:
+        xyz, quat = c.tcp_pose()
+        velocity, wrench = c.tcp_velocity(), c.wrench()
+        arm = ArmSample(xyz, quat, velocity[:3], velocity[3:], wrench[:3], wrench[3:], c.gripper_width(), 0.0)
+        return {"state": encoder.encode(arm, c.object_state())}
+
+    def act(c: SimCell, step: int) -> np.ndarray:
+        return policy.act(observe(c), deterministic=True)[0].astype(np.float64)
+
+    def episode(name: str, drive, seed: int, index: int, human=None) -> tuple[list[StepRecord], bool, int]:
+        """Run one episode: its steps as the actor sends them (intervened: the human drove), success, steps."""
+        records: list[StepRecord] = []
+
+        def recorded(c: SimCell, step: int) -> np.ndarray:
+            obs, before = observe(c), (human.driven if human else 0)
+            action = drive(c, step)
+            intervened = human is None or human.driven > before
+            records.append(StepRecord("robot_0", name, step, obs, action.astype(np.float32), 0.0,
+                                      intervened=intervened))
+            return action
+
+        result = headless.run_episode(cell, recorded, seed, index)
+        end = END_SUCCESS if result.success else END_TIME_LIMIT
+        records.append(StepRecord("robot_0", name, result.steps, observe(cell), np.zeros(0, np.float32),
+                                  float(result.success), terminated=result.success,
+                                  truncated=not result.success, end_reason=end))
+        return records, result.success, result.steps
+
+    def evaluate() -> int:
+        policy.eval()
+        return sum(headless.run_episode(cell, act, args.eval_seed, i).success for i in range(args.eval_episodes))
+
+    start = time.monotonic()
+    _, expert = headless.expert_policy(task, robot)
+    for i in range(args.demos):  # scripted-expert demos into the demo buffer, as `user-rl collect` + `--demos`
+        core.add_demos(episode(f"demo-{i}", expert, 500, i)[0])
+    rows = []
+    for _ in range(args.pretrain_updates):
+        core.update()
+    rows.append(("clone", "-", "-", f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
+    window: list[tuple[bool, int, int]] = []
+    for i in range(args.episodes):
+        human, supervised = headless.supervised_policy(task, robot, act)
+        records, success, steps = episode(f"hgd-{i}", supervised, 1000 + args.seed, i, human)
+        for record in records:
+            core.ingest(record)
+        window.append((success, steps, sum(r.intervened for r in records[:-1])))
+        for _ in range(int(args.utd * steps)):
+            core.update()
+        if (i + 1) % args.eval_every == 0 or i + 1 == args.episodes:
+            ok, steps, driven = (sum(x) for x in zip(*window, strict=True))
+            rows.append((f"{i + 1 - len(window) + 1}-{i + 1}", f"{ok}/{len(window)}", f"{100 * driven / steps:.0f}%",
+                         f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
+            window = []
+    table = Table(title=f"HG-DAgger headless: {args.task}, {args.demos} demos, utd {args.utd}, "
+                        f"eval seed {args.eval_seed}" + (", privileged object_state" if args.privileged else ""))
+    for column in ("episodes", "training: success with the human", "human share", "eval (policy alone)", "wall s"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
