@@ -10,8 +10,9 @@ demos, the simulated human watching the policy (:mod:`user_robot.sim.headless`),
 own pure core (:class:`~user_learner.learner_core.LearnerCore`: the same buffers, sampler, algorithm
 and policy as the learner node). Each episode's steps go to the core as the actor would send them;
 after it, the core makes ``--utd`` updates per step. The policy acts with its mean (first action of a
-chunk). What the graph has and this does not: the one-tick path delays between nodes, the teleop's
-hold time, weights published every ``publish_every`` updates (here every episode). So its figures
+chunk). ``--lag`` models the graph's path delays: an action decided at one tick is executed, and
+recorded with the observation, ``lag`` ticks later. What the graph has and this does not: the
+teleop's hold time, weights published every ``publish_every`` updates (here every episode). So its figures
 are indications for choosing settings, written as "headless" in BENCHMARKS.md, never in place of the
 graph's ``user-rl eval``.
 
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lag", type=int, default=0, help="control ticks between deciding an action and executing "
+                        "it (recorded with the observation it executes at), as the graph's topics add")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V", help="hg_dagger.yaml key")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
@@ -77,11 +80,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                        device="cpu", tensorboard=False)
     policy = core.algorithm.policy
 
+    executed: list[np.ndarray] = []  # the actions executed in the running episode (``last_action``)
+
     def observe(c: SimCell) -> dict[str, np.ndarray]:
         xyz, quat = c.tcp_pose()
         velocity, wrench = c.tcp_velocity(), c.wrench()
         arm = ArmSample(xyz, quat, velocity[:3], velocity[3:], wrench[:3], wrench[3:], c.gripper_width(), 0.0)
-        return {"state": encoder.encode(arm, c.object_state())}
+        return {"state": encoder.encode(arm, c.object_state(), executed[-1] if executed else None)}
 
     def act(c: SimCell, step: int) -> np.ndarray:
         return policy.act(observe(c), deterministic=True)[0].astype(np.float64)
@@ -89,13 +94,17 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     def episode(name: str, drive, seed: int, index: int, human=None) -> tuple[list[StepRecord], bool, int]:
         """Run one episode: its steps as the actor sends them (intervened: the human drove), success, steps."""
         records: list[StepRecord] = []
+        decided: list[tuple[np.ndarray, bool]] = []  # (action, the human's) by the tick it was decided at
 
         def recorded(c: SimCell, step: int) -> np.ndarray:
+            if step == 0:
+                executed.clear()
             obs, before = observe(c), (human.driven if human else 0)
-            action = drive(c, step)
-            intervened = human is None or human.driven > before
+            decided.append((drive(c, step), human is None or human.driven > before))
+            action, intervened = decided[step - args.lag] if step >= args.lag else (np.zeros(task.action.dims), False)
             records.append(StepRecord("robot_0", name, step, obs, action.astype(np.float32), 0.0,
                                       intervened=intervened))
+            executed.append(action)
             return action
 
         result = headless.run_episode(cell, recorded, seed, index)
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     def evaluate() -> int:
         policy.eval()
-        return sum(headless.run_episode(cell, act, args.eval_seed, i).success for i in range(args.eval_episodes))
+        return sum(episode("eval", act, args.eval_seed, i)[1] for i in range(args.eval_episodes))
 
     start = time.monotonic()
     _, expert = headless.expert_policy(task, robot)

@@ -70,3 +70,14 @@ def test_the_privileged_object_state_joins_the_state_in_task_order_and_only_on_a
     with pytest.raises(ValueError, match="'object_state' is the simulator's ground truth and robot 'franka' is a real"):
         check_privileged_state(task, load_robot("franka"))
     check_privileged_state(base, load_robot("franka"))  # without the key a real cell is fine
+
+
+def test_last_action_is_the_previous_ticks_action_and_zero_at_the_first() -> None:
+    base = load_task("pick_and_place")
+    observation = dataclasses.replace(base.observation, state=("last_action", "gripper"))
+    task = dataclasses.replace(base, observation=observation)
+    assert state_dim(task) == task.action.dims + 1
+    encoder = StateEncoder(task, gripper_max_width=0.08)
+    previous = np.array([0.5, -0.25, 0.0, 0.0, 0.0, 0.1, 1.0])
+    np.testing.assert_allclose(encoder.encode(_sample(task.target.xyz), None, previous)[:7], previous)
+    np.testing.assert_array_equal(encoder.encode(_sample(task.target.xyz))[:7], 0.0)

@@ -10,10 +10,13 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``tcp_vel`` | 6 | linear (m/s, ×10) and angular (rad/s) velocity |
 | ``gripper`` | 1 | opening as a fraction of the maximum width, mapped to [-1, 1] |
 | ``wrench`` | 6 | force (N, ÷20) and torque (N·m, ÷2) at the TCP |
+| ``last_action`` | action dims | the previous control tick's executed action (zero at the first) |
 | ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
 CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it.
+``last_action`` makes the state Markov again when actions reach the arm a tick or two after the
+observation they were decided on (the graph's path, a real cell's): the action still in flight.
 
 Rotations are rotation vectors of the pose relative to the target (or to the identity), which
 are continuous where quaternions flip sign and Euler angles wrap.
@@ -29,8 +32,10 @@ from user_robot.pose_math import quat_conjugate, quat_from_rpy, quat_multiply, r
 from user_robot.robot_config import RobotConfig
 from user_robot.task_config import TaskConfig
 
-STATE_KEYS: dict[str, int] = {"tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "object_state": -1}
-"""Size of each state key (-1: set by the task's sim scene)."""
+STATE_KEYS: dict[str, int] = {
+    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1
+}
+"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects)."""
 
 PRIVILEGED_KEY = "object_state"
 """The sim-only state key: ground truth no real cell has."""
@@ -56,6 +61,8 @@ def state_dim(task: TaskConfig) -> int:
 
 
 def _key_size(task: TaskConfig, key: str) -> int:
+    if key == "last_action":
+        return task.action.dims
     return object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key]
 
 
@@ -103,10 +110,14 @@ class StateEncoder:
         )
         self.position_scale = task.observation.position_scale
         self.gripper_max_width = gripper_max_width
+        self.action_dims = task.action.dims
         self.dim = state_dim(task)
 
-    def encode(self, arm: ArmSample, objects: np.ndarray | None = None) -> np.ndarray:
-        """The state vector (float32) of one arm sample (and, for ``object_state``, the sim's object state)."""
+    def encode(
+        self, arm: ArmSample, objects: np.ndarray | None = None, last_action: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The state vector (float32) of one arm sample (and, for ``object_state``, the sim's object state;
+        for ``last_action``, the action executed at the previous tick, None at an episode's first)."""
         parts: list[np.ndarray] = []
         for key in self.keys:
             if key == "tcp_pose":
@@ -116,6 +127,8 @@ class StateEncoder:
                 parts += [arm.linear_velocity * 10.0, arm.angular_velocity]
             elif key == "gripper":
                 parts.append(np.array([2.0 * arm.gripper_width / self.gripper_max_width - 1.0]))
+            elif key == "last_action":
+                parts.append(np.zeros(self.action_dims) if last_action is None else np.asarray(last_action, np.float64))
             elif key == PRIVILEGED_KEY:
                 if objects is None:
                     raise ValueError("observation.state has the sim-only 'object_state' key but no object state came")

@@ -369,7 +369,8 @@ def _episode(
             if task.action.dims == 7:
                 action[6] = intervention.action[6]
         intervened = (cfg.action_source != "spacemouse" or intervention.active) and not last
-        steps.append(Step(t, k, encoder.encode(arm), images, action, intervened=intervened,
+        state = encoder.encode(arm, None, steps[-1].action if steps else None)
+        steps.append(Step(t, k, state, images, action, intervened=intervened,
                           intervention_action=action if intervened else np.zeros(0, np.float32)))
     success = _success(cfg, task, steps, poses)
     final = steps[-1]

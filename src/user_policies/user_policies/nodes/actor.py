@@ -124,6 +124,7 @@ class Actor(Node):
         if self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
             self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
+        self._last_action: np.ndarray | None = None  # executed at the previous tick (``last_action`` state key)
         if uses_privileged_state(self.task):
             self.create_subscription(Float32MultiArray, "sim/object_state", self._on_objects, CONTROL)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
@@ -318,7 +319,7 @@ class Actor(Node):
         else:
             solved = False
         return Observation(
-            state=self.encoder.encode(sample, objects),
+            state=self.encoder.encode(sample, objects, self._last_action),
             images=images,
             xyz=sample.xyz,
             solved=solved,
@@ -375,6 +376,7 @@ class Actor(Node):
         if obs is None:
             self.get_logger().warning(f"stale input, truncating the episode: {self.stale_reason}")
         result = episode.tick(obs, self._policy_action, intervention=human, label=label)
+        self._last_action = result.action
         if result.action is not None:
             cmd = ArmCommand()
             cmd.header.stamp = self.loop.clock.now().to_msg()
@@ -523,6 +525,7 @@ class Actor(Node):
         self._goal_handle = goal_handle
         self.policy.reset()
         episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
+        self._last_action = None
         self.episode = episode
         while not self._episode_done.wait(0.05):
             if goal_handle.is_cancel_requested or not rclpy.ok():
