@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sim_collect import collect
 from test_cli_errors import user_rl
 
 from user_learner.bags.transition_bag import read_episodes
@@ -28,14 +26,7 @@ def test_a_real_robot_config_refuses_the_privileged_key_before_any_node_starts(t
 
 @pytest.mark.slow
 def test_expert_demos_on_the_sim_cell_carry_the_object_poses(tmp_path: Path) -> None:
-    config = write_config_copy(tmp_path / "cfg", PRIVILEGED)
-    out = tmp_path / "demos.mcap"
-    run = subprocess.run(
-        [sys.executable, "-m", "user_learner.cli.main", "collect", "--task", "pick_and_place", "--episodes", "2",
-         "--out", str(out), "--log-dir", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "USER_CONFIG_DIR": str(config)},
-    )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    out = collect(tmp_path, PRIVILEGED, "pick_and_place", 2)
     actor_log = (tmp_path / "logs" / "collect" / "ros" / "robot_0.actor.log").read_text()
     assert "sim-only privileged key 'object_state'" in actor_log  # named in the logs
     episodes = list(read_episodes(out, images=False))
