@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lag", type=int, default=0, help="control ticks between deciding an action and executing "
                         "it (recorded with the observation it executes at), as the graph's topics add")
+    parser.add_argument("--aligned-labels", action="store_true", help="with --lag: record each action with the "
+                        "observation it was decided on (as if the path delay were known), not the one it executes at")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V", help="hg_dagger.yaml key")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
@@ -94,15 +96,17 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     def episode(name: str, drive, seed: int, index: int, human=None) -> tuple[list[StepRecord], bool, int]:
         """Run one episode: its steps as the actor sends them (intervened: the human drove), success, steps."""
         records: list[StepRecord] = []
-        decided: list[tuple[np.ndarray, bool]] = []  # (action, the human's) by the tick it was decided at
+        decided: list[tuple[np.ndarray, bool, dict]] = []  # (action, the human's, obs) by the tick decided at
 
         def recorded(c: SimCell, step: int) -> np.ndarray:
             if step == 0:
                 executed.clear()
             obs, before = observe(c), (human.driven if human else 0)
-            decided.append((drive(c, step), human is None or human.driven > before))
-            action, intervened = decided[step - args.lag] if step >= args.lag else (np.zeros(task.action.dims), False)
-            records.append(StepRecord("robot_0", name, step, obs, action.astype(np.float32), 0.0,
+            decided.append((drive(c, step), human is None or human.driven > before, obs))
+            action, intervened, seen = decided[step - args.lag] if step >= args.lag else (
+                np.zeros(task.action.dims), False, obs)
+            label_obs = seen if args.aligned_labels else obs
+            records.append(StepRecord("robot_0", name, step, label_obs, action.astype(np.float32), 0.0,
                                       intervened=intervened))
             executed.append(action)
             return action
