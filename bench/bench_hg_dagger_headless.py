@@ -24,7 +24,6 @@ and the human's share of their steps.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +56,8 @@ def main() -> None:
     task_changes = {f"tasks/{args.task}": parse_sets(args.set_task)}
     if args.privileged:
         task_changes[f"tasks/{args.task}"].update(privileged_state(args.task)[f"tasks/{args.task}"])
-    with tempfile.TemporaryDirectory(prefix="bench_hgd_headless_") as tmp, contextlib.ExitStack() as stack:
-        stack.enter_context(config_overrides(Path(tmp), {**task_changes, "algorithms/hg_dagger": parse_sets(args.set)}))
+    changes = {**task_changes, "algorithms/hg_dagger": parse_sets(args.set)}
+    with tempfile.TemporaryDirectory(prefix="bench_hgd_headless_") as tmp, config_overrides(Path(tmp), changes):
         run(args, Path(tmp))
 
 

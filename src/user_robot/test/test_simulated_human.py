@@ -52,7 +52,6 @@ def test_thresholds_come_from_the_task_yaml_and_bad_ones_name_the_task() -> None
         SimulatedHuman(make_expert(dataclasses.replace(task, expert={**task.expert, "human_window": 0})))
 
 
-
 def _down_beside_the_duck(cell: SimCell, step: int) -> np.ndarray:
     """A policy that cuts diagonally down to 1 cm over the duck's grasp height, yaw and gripper untouched."""
     duck = cell.privileged()["objects"]["duck_0"]
