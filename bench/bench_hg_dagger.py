@@ -2,15 +2,16 @@
 human, and measure both with ``user-rl eval`` — the seed's before/after table.
 
     python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000]
-                                    [--eval-episodes 60] [--privileged] [--log-dir D]
+                                    [--eval-episodes 60] [--privileged] [--set-task KEY=V] [--log-dir D]
 
 Runs the user-facing commands one after the other: ``user-rl collect`` (scripted-expert demos),
 ``user-rl pretrain`` (behaviour cloning on all of them), ``user-rl eval`` of the clone, ``user-rl
 train --algo hg_dagger --init <clone> --expert human`` for ``--steps`` environment steps, and
 ``user-rl eval`` of the result (same seed, deterministic). ``--privileged`` adds the sim-only
 ``object_state`` key (object poses from the simulator's ground truth) to the task's state, for a
-CPU-scale run where the policy cannot learn from images; the table says so. Prints the table
-(task, observation, before, after, interventions by window of episodes).
+CPU-scale run where the policy cannot learn from images; the table says so (its observation
+column lists the state keys). ``--set-task`` changes a key of the task's YAML in the run's config
+copy. Prints the table (task, observation, before, after, interventions by window of episodes).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from config_overrides import privileged_state, user_rl
+from config_overrides import parse_sets, privileged_state, user_rl
 
 
 def intervention_windows(actor_log: Path, window: int) -> list[str]:
@@ -47,22 +48,26 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
+    parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
 
     from rich.console import Console
     from rich.table import Table
 
-    from user_robot.config_loader import write_config_copy
+    from user_robot.config_loader import read_yaml, write_config_copy
 
     with tempfile.TemporaryDirectory(prefix="bench_hg_dagger_") as tmp:
         root = Path(args.log_dir or tmp)
         env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
-        observation = "state"
+        task_changes = parse_sets(args.set_task)
         if args.privileged:
-            env["USER_CONFIG_DIR"] = str(write_config_copy(root / "config", privileged_state(args.task)))
-            observation = "state + object_state (sim-only privileged)"
+            task_changes.update(privileged_state(args.task)[f"tasks/{args.task}"])
+        config = write_config_copy(root / "config", {f"tasks/{args.task}": task_changes})
+        env["USER_CONFIG_DIR"] = str(config)
+        state = read_yaml(config / "tasks" / f"{args.task}.yaml")["observation"]["state"]
+        observation = ", ".join(state) + (" (object_state: sim-only privileged)" if "object_state" in state else "")
         demos, clone, online = root / "demos.mcap", root / "clone", root / "hg_dagger"
         print(user_rl("collect", "--task", args.task, "--episodes", str(args.demos), "--seed", "500",
                       "--out", str(demos), "--log-dir", str(root / "logs"), env=env))

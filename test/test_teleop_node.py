@@ -18,6 +18,8 @@ import driver_standins as standins
 import numpy as np
 import pytest
 import yaml
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Joy
 
 from user_interfaces.msg import Intervention
 from user_interfaces.srv import LabelEpisode
@@ -179,3 +181,25 @@ def test_keyboard_labels(spawn, harness, tmp_path) -> None:
         assert [m.label for m in rec.since(t) if m.label] == [Intervention.LABEL_SUCCESS, Intervention.LABEL_FAILURE]
     finally:
         keys.kill()
+
+
+def test_input_is_answered_at_once_stamped_with_its_time(spawn, harness, tmp_path) -> None:
+    """On sim time with no clock (its timer never fires) a SpaceMouse message is answered at once, stamped with the
+    joy's time: what a lockstep sim cell waits for before it lets the actor's next tick run."""
+    args = ["-m", "user_robot.nodes.teleop", "--ros-args", "-r", f"__ns:={NS}", "-p", "use_sim_time:=true"]
+    spawn([*args, "-p", "robot:=franka", "-p", "task:=peg_gripper"], config_tree(tmp_path))
+    mouse = harness.add(standins.SpacenavStandin(harness.context))
+    probe = harness.node("probe", NS)
+    rec = standins.Recorder(probe, Intervention, "intervention", CONTROL)
+    standins.wait_until(lambda: mouse.joy_pub.get_subscription_count() > 0, 15.0, "teleop subscribed")
+    time.sleep(0.5)
+    assert not rec.messages  # no clock, no tick
+    t = time.monotonic()
+    mouse.send([0.25, 0.0, 0.0, 0.0, 0.0, 0.0])
+    joy = Joy(axes=[0.25, 0.0, 0.0, 0.0, 0.0, 0.0], buttons=[0, 0, 0, 0])
+    joy.header.stamp = Time(sec=5, nanosec=10_000_000)
+    mouse.joy_pub.publish(joy)
+    answer = standins.wait_until(
+        lambda: [m for m in rec.since(t) if m.header.stamp == joy.header.stamp], 3.0, "the answer to the input")[-1]
+    assert answer.active
+    np.testing.assert_allclose(answer.action, [0.0, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0], atol=1e-6)

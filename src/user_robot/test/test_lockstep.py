@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from user_robot.sim.lockstep import ACTOR, BRIDGE, COMMAND, LockstepGate, lockstep_period
+from user_robot.sim.lockstep import ACTOR, BRIDGE, COMMAND, TELEOP, LockstepGate, lockstep_period
 
 MS = 1_000_000
 
@@ -80,3 +80,20 @@ def test_a_silent_participant_is_given_up_until_it_speaks_again() -> None:
     g.on_tick(6000 * MS, commanded=False)  # the restarted actor is waited for again
     assert g.waiting_for(6100 * MS) == ACTOR
     assert "actor tick 6.00 s" in g.describe()
+
+
+def test_the_clock_waits_for_teleop_to_answer_the_spacemouse() -> None:
+    g = gate()
+    g.on_mouse(1000 * MS)  # no teleop heard yet: nothing to wait for
+    assert g.waiting_for_teleop() is None
+    g.on_intervention(990 * MS)  # its timer's message (stamped with the clock it had)
+    assert g.waiting_for_teleop() == TELEOP
+    g.on_intervention(1000 * MS)  # the answer, stamped with the input's time
+    assert g.waiting_for_teleop() is None
+    g.on_mouse(1100 * MS)
+    g.give_up(TELEOP)  # a silent teleop is given up on until it speaks again
+    assert g.waiting_for_teleop() is None
+    g.on_intervention(1050 * MS)
+    assert g.waiting_for_teleop() == TELEOP
+    g.on_intervention(1100 * MS)
+    assert "teleop 1.10 s" in g.describe() and g.waiting_for_teleop() is None

@@ -18,9 +18,11 @@ otherwise it paces to the wall clock and stamps with the node clock. With ``lock
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Header
 from std_srvs.srv import SetBool, Trigger
 
-from user_interfaces.msg import ArmState
+from user_interfaces.msg import ArmState, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
 from user_robot.nodes.qos import CONTROL, PROFILES
 from user_robot.robot_config import CameraConfig, load_robot
@@ -139,6 +141,7 @@ class SimCellNode(Node):
         if self.gate is not None:
             self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_actor_tick, CONTROL)
             self.create_subscription(ArmState, "arm/state", self._on_arm_state, CONTROL)
+            self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
         self.create_service(Trigger, "reset_scene", self._on_reset_scene)
         self.create_service(SetBool, "expert/enable", self._on_expert_enable)
         self.get_logger().info(
@@ -210,6 +213,9 @@ class SimCellNode(Node):
     def _on_arm_state(self, msg: ArmState) -> None:
         self._tell_gate(lambda gate: gate.on_bridge(stamp_ns(msg.header.stamp)))
 
+    def _on_intervention(self, msg: Intervention) -> None:
+        self._tell_gate(lambda gate: gate.on_intervention(stamp_ns(msg.header.stamp)))
+
     def _tell_gate(self, update: Any) -> None:
         if self.gate is None:
             return
@@ -267,27 +273,28 @@ class SimCellNode(Node):
                     next_control += control_period
                     self._expert_tick()
             self._publish_cameras(stamp)
+            if self.gate is not None:  # the human's input takes effect at this tick, not one or two later
+                self._await_graph(stamp, self.gate.waiting_for_teleop)
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=stamp))
             if self.gate is not None:
-                self._await_graph(stamp)
+                self._await_graph(stamp, functools.partial(self.gate.waiting_for, stamp_ns(stamp)))
             next_wall = max(next_wall + self.period / self.rtf, time.monotonic() - self.period / self.rtf)
             lag = next_wall - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
 
-    def _await_graph(self, stamp: Time) -> None:
-        """Lockstep: block until the gate lets the clock pass ``stamp`` (giving up on silent participants).
+    def _await_graph(self, stamp: Time, waiting_for: Callable[[], str | None]) -> None:
+        """Lockstep: block until ``waiting_for`` (the gate's) names no participant (giving up on silent ones).
 
         While it waits it re-publishes ``/clock`` and the driver state every 50 ms, as a real driver
         streams its state: both go out best effort, and a lost message must not leave a node waiting
         for a time or a state that has already come.
         """
-        now_ns = stamp_ns(stamp)
         with self._graph:
             since, waiting = time.monotonic(), None
             while rclpy.ok():
-                now_waiting = self.gate.waiting_for(now_ns)
+                now_waiting = waiting_for()
                 if now_waiting is None:
                     return
                 if now_waiting != waiting:
@@ -295,7 +302,8 @@ class SimCellNode(Node):
                 if time.monotonic() - since >= self.lockstep_timeout_s:
                     self.get_logger().warning(
                         f"lockstep: no answer from the {waiting} for {self.lockstep_timeout_s:.1f} s at sim time "
-                        f"{now_ns / 1e9:.2f} s (heard: {self.gate.describe()}); going on without it until it speaks"
+                        f"{stamp_ns(stamp) / 1e9:.2f} s (heard: {self.gate.describe()}); "
+                        "going on without it until it speaks"
                     )
                     self.gate.give_up(waiting)
                     continue
@@ -352,12 +360,15 @@ class SimCellNode(Node):
         self._expert_was_active = active
 
     def _publish_mouse(self, axes: list[float], buttons: list[int]) -> None:
+        """The virtual SpaceMouse: the twist, then the joy stamped now (teleop stamps its answer with it)."""
+        stamp = self._now()
+        self._tell_gate(lambda gate: gate.on_mouse(stamp_ns(stamp)))
         twist = Twist()
         twist.linear.x, twist.linear.y, twist.linear.z = axes[:3]
         twist.angular.x, twist.angular.y, twist.angular.z = axes[3:]
         self.twist_pub.publish(twist)
         joy = Joy(axes=[float(a) for a in axes], buttons=buttons)
-        joy.header.stamp = self._now()
+        joy.header.stamp = stamp
         self.joy_pub.publish(joy)
 
     def _publish_cameras(self, stamp: Time) -> None:

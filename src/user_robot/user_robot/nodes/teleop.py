@@ -1,12 +1,15 @@
 """teleop: SpaceMouse (spacenav) → ``intervention`` at the task's control rate.
 
-Runs in the robot namespace. Subscribes the robot config's twist and joy topics (absolute names
-such as ``/spacenav/twist`` stay global; relative ones, like the sim cell's virtual SpaceMouse,
-resolve in the namespace) and publishes ``user_interfaces/Intervention`` on ``intervention`` every
-control tick: active while the SpaceMouse is deflected beyond the deadband or a control button is
-held, plus ``hold_s`` after; the action in the task's dimensions (with the persistent gripper
-channel for 7-dim tasks); a success/failure label from the label buttons or the ``label``
-service (user_interfaces/srv/LabelEpisode), sent once. The logic is :mod:`user_robot.teleop_core`.
+Runs in the robot namespace. Subscribes the robot config's twist and joy topics (absolute names such
+as ``/spacenav/twist`` stay global; relative ones, like the sim cell's virtual SpaceMouse, resolve
+in the namespace) and publishes ``user_interfaces/Intervention`` on ``intervention`` every control
+tick and at once on every SpaceMouse message (stamped with the joy's time when that is newer than
+the clock: the human's command reaches the actor's next tick, not one tick later; a lockstep sim
+cell waits for that answer before advancing its clock): active while the SpaceMouse is deflected
+beyond the deadband or a control button is held, plus ``hold_s`` after; the action in the task's
+dimensions (with the persistent gripper channel for 7-dim tasks); a success/failure label from the
+label buttons or the ``label`` service (user_interfaces/srv/LabelEpisode), sent once. The logic is
+:mod:`user_robot.teleop_core`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from sensor_msgs.msg import Joy
 
 from user_interfaces.msg import Intervention
@@ -59,6 +63,7 @@ class Teleop(Node):
         self.create_subscription(Joy, cfg.joy_topic, self._on_joy, qos)
         self.pub = self.create_publisher(Intervention, "intervention", CONTROL)
         self.create_service(LabelEpisode, "label", self._on_label)
+        self._input_ns = 0  # newest joy stamp: an answer to input is stamped no earlier
         self.create_timer(1.0 / task.control_rate_hz, self._tick)
         self.get_logger().info(
             f"teleop for {self.robot_id}: {self.resolve_topic_name(cfg.twist_topic)}, "
@@ -78,9 +83,12 @@ class Teleop(Node):
     def _on_twist(self, msg: Twist) -> None:
         lin, ang = msg.linear, msg.angular
         self.core.twist([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z], self._now())
+        self._tick()
 
     def _on_joy(self, msg: Joy) -> None:
         self.core.joy(list(msg.buttons))
+        self._input_ns = max(self._input_ns, Time.from_msg(msg.header.stamp).nanoseconds)
+        self._tick()
 
     def _on_label(self, request: LabelEpisode.Request, response: LabelEpisode.Response) -> LabelEpisode.Response:
         try:
@@ -92,9 +100,10 @@ class Teleop(Node):
         return response
 
     def _tick(self) -> None:
-        state = self.core.tick(self._now())
+        now = self.get_clock().now()
+        state = self.core.tick(now.nanoseconds * 1e-9)
         msg = Intervention(active=state.active, source=SOURCE, action=state.action.tolist(), label=state.label)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = Time(nanoseconds=max(now.nanoseconds, self._input_ns)).to_msg()
         self.pub.publish(msg)
 
 

@@ -10,7 +10,11 @@ going on. It waits
 * at each of the actor's control ticks, for the **actor** to have run the tick ``lead_ticks`` before
   it (``actor/tick``), and
 * when that tick commanded the arm, for the **command** to reach the cell (``equilibrium_pose``
-  stamped at the tick: the bridge stamps a commanded target with the time it was set).
+  stamped at the tick: the bridge stamps a commanded target with the time it was set), and
+* after the cell's virtual SpaceMouse spoke (the scripted expert or simulated human), for the
+  **teleop** node's ``intervention`` stamped at that input: the cell holds ``/clock`` there
+  (:meth:`LockstepGate.waiting_for_teleop`), so the actor's tick at that time already acts on
+  the human's command instead of a control period or two later.
 
 ``lead_ticks = 0`` is strict lockstep: physics stands still from each tick until its command has
 arrived, so the command always lands at its tick whatever the load. ``lead_ticks = 1`` lets physics go on through one
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 
-BRIDGE, ACTOR, COMMAND = "arm bridge", "actor", "command"
+BRIDGE, ACTOR, COMMAND, TELEOP = "arm bridge", "actor", "command", "teleop"
 
 
 def lockstep_period(state_period_s: float, control_period_s: float) -> float:
@@ -48,6 +52,8 @@ class LockstepGate:
     tick_ns: int | None = None  # newest actor tick (None: no actor seen)
     commanded: bool = False  # that tick sent a command
     equilibrium_ns: int = -1  # newest equilibrium target stamp received
+    mouse_ns: int = -1  # newest SpaceMouse input the cell published
+    intervention_ns: int | None = None  # newest intervention stamp (None: no teleop heard)
 
     def on_bridge(self, stamp_ns: int) -> None:
         """The bridge published ``arm/state`` carrying driver state of ``stamp_ns``."""
@@ -62,6 +68,20 @@ class LockstepGate:
     def on_equilibrium(self, stamp_ns: int) -> None:
         """An equilibrium pose whose target was set at ``stamp_ns`` arrived."""
         self.equilibrium_ns = max(self.equilibrium_ns, stamp_ns)
+
+    def on_mouse(self, stamp_ns: int) -> None:
+        """The cell published SpaceMouse input (twist, then joy) stamped ``stamp_ns``."""
+        self.mouse_ns = max(self.mouse_ns, stamp_ns)
+
+    def on_intervention(self, stamp_ns: int) -> None:
+        """The teleop node published an intervention reflecting input up to ``stamp_ns``."""
+        self.intervention_ns = max(stamp_ns, self.intervention_ns if self.intervention_ns is not None else -1)
+
+    def waiting_for_teleop(self) -> str | None:
+        """What must happen before the clock may show the newest SpaceMouse input's time (None: nothing)."""
+        if self.intervention_ns is not None and self.intervention_ns < self.mouse_ns:
+            return TELEOP
+        return None
 
     def _after_tick(self, ticks: int) -> int:
         """Sim time ``ticks`` control periods after the newest tick (half a state step early, against rounding)."""
@@ -86,7 +106,8 @@ class LockstepGate:
         def sec(ns: int | None) -> str:
             return "-" if ns is None or ns < 0 else f"{ns / 1e9:.2f} s"
 
-        return f"bridge state {sec(self.bridge_ns)}, actor tick {sec(self.tick_ns)}, command {sec(self.equilibrium_ns)}"
+        return (f"bridge state {sec(self.bridge_ns)}, actor tick {sec(self.tick_ns)}, "
+                f"command {sec(self.equilibrium_ns)}, teleop {sec(self.intervention_ns)}")
 
     def give_up(self, participant: str) -> None:
         """Stop waiting for ``participant`` until it is heard from again."""
@@ -96,3 +117,5 @@ class LockstepGate:
             self.tick_ns, self.commanded = None, False
         elif participant == COMMAND:
             self.commanded = False
+        elif participant == TELEOP:
+            self.intervention_ns = None
