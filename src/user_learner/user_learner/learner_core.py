@@ -24,6 +24,7 @@ import torch
 from user_learner.algo_config import AlgorithmConfig, load_algorithm_config
 from user_learner.algorithms.base import ALGORITHMS
 from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from user_learner.data_parallel import DataParallel
 from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 from user_learner.transition_log import TransitionLog
@@ -102,7 +103,9 @@ class LearnerCore:
         self.sampler = self._sampler()
         self._episode_rows: dict[str, list[tuple[int, int]]] = {}  # open episode -> its online (row, generation)s
         self.assembler = EpisodeAssembler()
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.parallel: DataParallel | None = None
         self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
         self.embodiments = tuple(sorted(set(embodiments)))
         self.log_dir = Path(log_dir)
@@ -127,6 +130,11 @@ class LearnerCore:
         if missing:
             raise ValueError(f"transition has no {missing[0]!r} observation (has {sorted(obs)})")
         return {k: obs[k] for k in shapes}
+
+    def log_transition(self, raw: bytes) -> None:
+        """Write a serialized transition to the transition log (before it is ingested, later, without ``raw``)."""
+        with self.lock:
+            self.wal.append(raw)
 
     def ingest(self, record: StepRecord, raw: bytes | None = None) -> EpisodeStats | None:
         """Add one received step (logged first when its serialized message ``raw`` is given); returns the
@@ -184,6 +192,14 @@ class LearnerCore:
         self.counters.demo_transitions += added
         return added
 
+    def add_demo_bags(self, paths: Iterable[str | Path]) -> int:
+        """Fill the demo buffer from demo recordings (rosbag2; images only when the policy sees them)."""
+        from user_learner.bags.transition_bag import episode_records, read_episodes
+
+        images = bool(self.spec.image_keys)
+        episodes = (episode for path in paths for episode in read_episodes(path, images=images))
+        return self.add_demos(episode_records(episodes))
+
     def _episode_done(self, stats: EpisodeStats, lags: list[int]) -> None:
         """Episode statistics to TensorBoard, and ``time/policy_lag`` (the learner's newest weight version minus
         the version that produced each transition received since the last episode end: mean and histogram)."""
@@ -219,6 +235,15 @@ class LearnerCore:
         return sum(self.recent_success) / len(self.recent_success) if self.recent_success else 0.0
 
     # --- training
+    def join(self, parallel: DataParallel) -> None:
+        """Learn as one rank of a data-parallel group (:mod:`user_learner.data_parallel`): rank 0's state,
+        this rank's own shard of each batch, gradients averaged over the ranks. Call once the policy is
+        initialised or resumed, on every rank."""
+        parallel.shard_rows(self.algorithm.rows_per_update)  # (fails early on a batch that does not split)
+        parallel.attach(self.algorithm)
+        self.parallel = parallel
+        self.rng = np.random.default_rng([self.seed, parallel.rank])
+
     def ready(self) -> bool:
         """Enough data to start training: ``min_buffer`` online rows the algorithm learns from, or (for an
         algorithm that learns from them alone) demos."""
@@ -234,8 +259,11 @@ class LearnerCore:
     def update(self) -> dict[str, float]:
         """One algorithm update on a fresh batch; returns its metrics."""
         start = time.monotonic()
+        rows = self.algorithm.rows_per_update
+        if self.parallel is not None:
+            rows = self.parallel.shard_rows(rows)
         with self.lock:
-            batch = self.sampler.sample(self.algorithm.rows_per_update, self.rng, self.device)
+            batch = self.sampler.sample(rows, self.rng, self.device)
         metrics = self.algorithm.update(batch)
         self.counters.updates += 1
         self.counters.last_metrics = metrics
@@ -346,11 +374,15 @@ class LearnerCore:
             self.algorithm.policy.load_state_dict(source.policy.state_dict())
         return path
 
-    def resume(self) -> bool:
-        """Restore the newest checkpoint under :attr:`checkpoint_root`; False when there is none."""
+    def resume(self) -> Path | None:
+        """Restore the newest checkpoint under :attr:`checkpoint_root`; returns it (None when there is none)."""
         path = latest_checkpoint(self.checkpoint_root)
-        if path is None:
-            return False
+        if path is not None:
+            self.restore(path)
+        return path
+
+    def restore(self, path: Path) -> None:
+        """Restore checkpoint ``path``: algorithm, buffers, RNG, counters, de-duplication state."""
         buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng)
         with self.lock:
             self.online = buffers["online"]
@@ -361,7 +393,6 @@ class LearnerCore:
             self.counters.version = max(self.counters.version, self._published_version())
             self.assembler = EpisodeAssembler()
             self.assembler.load_state(metadata.get("assembler", {}))
-        return True
 
     def _published_version(self) -> int:
         """The newest version published from this log dir (0: none)."""

@@ -9,11 +9,19 @@ episode updates are done (sync: one version per episode), checkpoints every
 ``/user/learner_status`` and ``/diagnostics``. Every transition is written to the transition log
 (``<log_dir>/wal``) before it is used. With ``resume:=true``, or after a crash, it continues from the
 newest checkpoint in ``log_dir`` and replays the log, so nothing received is lost.
+
+Under ``torchrun --nproc-per-node N`` it learns data-parallel (:mod:`user_learner.data_parallel`):
+rank 0 is this node; ranks 1..N-1 run :func:`follow` without ROS, on the transitions rank 0
+forwards to them each round, and log nothing of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -26,7 +34,8 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
 from user_interfaces.msg import LearnerStatus, PolicyWeights, Transition
-from user_learner.episode_assembler import StepRecord, step_record
+from user_learner.data_parallel import DataParallel, RankLostError, Round
+from user_learner.episode_assembler import EpisodeStats, StepRecord, step_record
 from user_learner.learner_core import LearnerCore
 from user_learner.transition_log import read_segment
 from user_policies.nodes.messages import image_array
@@ -38,6 +47,9 @@ from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
+ROUND_UPDATES = 10
+"""Data-parallel: the most updates one round runs before rank 0 forwards newer transitions."""
+
 
 def message_record(msg: Transition) -> StepRecord:
     """A received Transition message as the assembler's :class:`StepRecord`."""
@@ -45,6 +57,45 @@ def message_record(msg: Transition) -> StepRecord:
     for name, image in zip(msg.camera_names, msg.images, strict=True):
         obs[name] = image_array(image)
     return step_record(msg.robot_id, msg.episode_id, msg, obs)
+
+
+def ingest_raw(core: LearnerCore, raw: bytes, log: bool) -> tuple[Transition, EpisodeStats | None]:
+    """Decode a serialized Transition and give it to ``core`` (logged first when ``log``); ``ValueError`` for
+    one the learner cannot use."""
+    msg = deserialize_message(raw, Transition)
+    return msg, core.ingest(message_record(msg), raw if log else None)
+
+
+def build_core(p: dict, log_dir: str | Path, tensorboard: bool = True) -> LearnerCore:
+    """The learner core the parameters ``p`` describe (every rank builds the same one)."""
+    embodiment = load_robot(p["robot"]).embodiment
+    return LearnerCore(load_task(p["task"]), p["algo"], p["obs"], [embodiment], log_dir, seed=p["seed"],
+                       policy=p["policy"], tensorboard=tensorboard)
+
+
+def follow(parallel: DataParallel) -> None:
+    """A follower rank of a data-parallel learner: rank 0's learner, fed the transitions rank 0 forwards, updated
+    in step with it; it publishes and writes nothing (its log dir is ``<log_dir>/ranks/rank<N>``)."""
+    torch.set_num_threads(1)
+    p = parallel.share(None)
+    core = build_core(p, Path(p["log_dir"]) / "ranks" / f"rank{parallel.rank}", tensorboard=False)
+    resumed = parallel.share(None)
+    if resumed is not None:
+        core.restore(resumed)
+    else:
+        if p["init"]:
+            core.init_policy(p["init"])
+        if p["demos"]:
+            core.add_demo_bags(p["demos"])
+    core.join(parallel)
+    print(f"learner rank {parallel.rank} of {parallel.world_size} following rank 0", flush=True)
+    while not (round_ := parallel.share_round(None)).stop:
+        for raw in round_.transitions:
+            with contextlib.suppress(ValueError):  # (rank 0 drops it too, and says so)
+                ingest_raw(core, raw, log=False)
+        for _ in range(round_.updates):
+            core.update()
+    core.close()
 
 
 RUNNING_MARKER = "learner.running"
@@ -64,15 +115,15 @@ def _alive(pid: str) -> bool:
 class Learner(Node):
     """See the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, parallel: DataParallel | None = None) -> None:
         super().__init__("learner")
         p = self._declare_parameters()
         self.task = load_task(p["task"])
         self.pipeline = p["pipeline"]
-        embodiment = load_robot(p["robot"]).embodiment
-        self.core = LearnerCore(
-            self.task, p["algo"], p["obs"], [embodiment], p["log_dir"], seed=p["seed"], policy=p["policy"]
-        )
+        self.parallel = parallel
+        if parallel is not None:
+            parallel.share(p)  # the followers build the same learner
+        self.core = build_core(p, p["log_dir"])
         self.running_marker = Path(p["log_dir"]) / RUNNING_MARKER
         crashed = self.running_marker.is_file()  # the previous learner on this log dir never shut down
         if crashed and _alive(self.running_marker.read_text().strip()):
@@ -82,7 +133,8 @@ class Learner(Node):
             self.get_logger().warning(
                 f"{self.running_marker} exists: the previous learner here did not shut down cleanly; resuming"
             )
-        if (p["resume"] or crashed) and self.core.resume():
+        resumed = self.core.resume() if p["resume"] or crashed else None
+        if resumed is not None:
             self.get_logger().info(
                 f"resumed from checkpoint: {self.core.counters.updates} updates, v{self.core.counters.version}, "
                 f"{len(self.core.online)} online transitions"
@@ -90,8 +142,17 @@ class Learner(Node):
         else:
             if p["init"]:
                 self.get_logger().info(f"policy initialised from {self.core.init_policy(p['init'])}")
-            if not self.core.counters.demo_transitions:
-                self._load_demos(p["demos"])
+            if p["demos"]:
+                added = self.core.add_demo_bags(p["demos"])
+                self.get_logger().info(f"loaded {added} demo transitions from {len(p['demos'])} recording(s)")
+        if parallel is not None:
+            parallel.share(resumed)
+            self.core.join(parallel)
+            self.get_logger().info(f"data-parallel over {parallel.world_size} ranks: each samples "
+                                   f"{parallel.shard_rows(self.core.algorithm.rows_per_update)} rows of every batch")
+        self.failed = False  # a data-parallel rank was lost: the process exits non-zero
+        self._forward: list[bytes] = []  # data-parallel: received, not yet shared with the followers
+        self._forward_lock = threading.Lock()
         self.running_marker.parent.mkdir(parents=True, exist_ok=True)
         self.running_marker.write_text(f"{os.getpid()}\n")
         self.secret = load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None
@@ -160,16 +221,6 @@ class Learner(Node):
         live = self.get_parameter("publish_every").value
         return live if live > 0 else self.core.cfg.publish_every
 
-    def _load_demos(self, paths: list[str]) -> None:
-        if not paths:
-            return
-        from user_learner.bags.transition_bag import episode_records, read_episodes
-
-        images = bool(self.core.spec.image_keys)
-        records = episode_records(episode for path in paths for episode in read_episodes(path, images=images))
-        added = self.core.add_demos(records)
-        self.get_logger().info(f"loaded {added} demo transitions from {len(paths)} recording(s)")
-
     def _replay_log(self) -> None:
         """Ingest what the transition log holds: what a learner that died here received after its last checkpoint."""
         duplicates, replayed = self.core.assembler.duplicates, 0
@@ -184,10 +235,18 @@ class Learner(Node):
             )
 
     def _on_transition(self, raw: bytes) -> None:
-        msg = deserialize_message(raw, Transition)
+        if self.parallel is not None:  # logged now, ingested by every rank at the next round
+            self.core.log_transition(raw)
+            with self._forward_lock:
+                self._forward.append(raw)
+            return
+        self._ingest(raw, log=True)
+
+    def _ingest(self, raw: bytes, log: bool) -> None:
         try:
-            stats = self.core.ingest(message_record(msg), raw)
+            msg, stats = ingest_raw(self.core, raw, log)
         except ValueError as exc:
+            msg = deserialize_message(raw, Transition)
             self.get_logger().warning(f"dropped transition {msg.episode_id}:{msg.step}: {exc}")
             return
         if stats is not None and self.pipeline == "sync" and self.core.ready():
@@ -198,32 +257,61 @@ class Learner(Node):
     # --- training thread
     def _train_loop(self) -> None:
         torch.set_num_threads(1)
+        self._window = self._last_save = time.monotonic()
+        self._window_updates = 0
+        try:
+            while not self._stop.is_set():
+                due = self._due_updates()
+                if not due:
+                    with self._wake:
+                        self._wake.wait(0.01)
+                for _ in range(due):
+                    self._update()
+            if self.parallel is not None:
+                self.parallel.share_round(Round(stop=True))
+        except RankLostError as exc:
+            self.get_logger().fatal(str(exc))
+            self.failed = True
+            signal.raise_signal(signal.SIGTERM)  # stop the node: it checkpoints what it has on the way out
+
+    def _update(self) -> None:
         cfg = self.core.cfg
-        window = last_save = time.monotonic()
-        window_updates = 0
-        while not self._stop.is_set():
-            if not self._may_update():
-                with self._wake:
-                    self._wake.wait(0.01)
-                continue
-            self.core.update()
-            window_updates += 1
-            updates = self.core.counters.updates
-            if self.pipeline == "sync":  # one new version per episode, once its updates are done
-                with self._wake:
-                    self._pending_episode_updates -= 1
-                    publish = self._pending_episode_updates == 0
-            else:
-                publish = updates % self._publish_every() == 0
-            if publish:
-                self._publish_weights()
-            overdue = cfg.checkpoint_every_s and time.monotonic() - last_save > cfg.checkpoint_every_s
-            if updates % cfg.checkpoint_every == 0 or overdue:
-                self.core.save()
-                last_save = time.monotonic()
-            if time.monotonic() - window > 2.0:
-                self._ups = window_updates / (time.monotonic() - window)
-                window, window_updates = time.monotonic(), 0
+        self.core.update()
+        self._window_updates += 1
+        updates = self.core.counters.updates
+        if self.pipeline == "sync":  # one new version per episode, once its updates are done
+            with self._wake:
+                self._pending_episode_updates -= 1
+                publish = self._pending_episode_updates == 0
+        else:
+            publish = updates % self._publish_every() == 0
+        if publish:
+            self._publish_weights()
+        overdue = cfg.checkpoint_every_s and time.monotonic() - self._last_save > cfg.checkpoint_every_s
+        if updates % cfg.checkpoint_every == 0 or overdue:
+            self.core.save()
+            self._last_save = time.monotonic()
+        if time.monotonic() - self._window > 2.0:
+            self._ups = self._window_updates / (time.monotonic() - self._window)
+            self._window, self._window_updates = time.monotonic(), 0
+
+    def _due_updates(self) -> int:
+        """Updates to run now. Data-parallel: rank 0 first ingests what it received and shares it, with the count,
+        as one round (at most :data:`ROUND_UPDATES` updates)."""
+        if self.parallel is None:
+            return int(self._may_update())
+        with self._forward_lock:
+            received, self._forward = tuple(self._forward), []
+        for raw in received:
+            self._ingest(raw, log=False)
+        due = 0
+        if self.core.ready() and self.pipeline == "sync":
+            due = min(self._pending_episode_updates, ROUND_UPDATES)
+        elif self.core.ready():
+            c, utd = self.core.counters, self.core.cfg.utd
+            due = ROUND_UPDATES if utd <= 0 else min(ROUND_UPDATES, max(0, math.ceil(utd * c.transitions_added
+                                                                                      - c.updates)))
+        return self.parallel.share_round(Round(received, due)).updates
 
     def _may_update(self) -> bool:
         if not self.core.ready():
@@ -285,11 +373,27 @@ class Learner(Node):
             self.get_logger().info(f"saved checkpoint {path}")
         self.core.close()
         self.running_marker.unlink(missing_ok=True)
+        if self.parallel is not None:
+            self.parallel.close()
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the learner until interrupted; ``Learner.shutdown`` checkpoints on the way out."""
-    run(Learner, "learner", args, threads=2)
+    """Run the learner until interrupted; ``Learner.shutdown`` checkpoints on the way out. Under ``torchrun``
+    rank 0 runs the node and the other ranks :func:`follow` it."""
+    parallel = DataParallel.from_env()
+    if parallel is not None and not parallel.leader:
+        stopping = threading.Event()  # a signal: go on until rank 0, which checkpoints first, says stop
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        try:
+            follow(parallel)
+        except RankLostError as exc:
+            if not stopping.is_set():
+                raise SystemExit(f"[learner rank {parallel.rank}] {exc}") from exc
+        finally:
+            parallel.close()
+        return
+    run(functools.partial(Learner, parallel), "learner", args, threads=2, fatal=(RankLostError,))
 
 
 if __name__ == "__main__":
