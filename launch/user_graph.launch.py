@@ -11,6 +11,8 @@ Every node reads the task, robot and algorithm YAMLs under ``config/`` itself.
 
 from __future__ import annotations
 
+import sys
+
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -37,6 +39,7 @@ def graph_nodes(context: LaunchContext) -> list[Node]:
             emulate_tty=True,
             respawn=spec.respawn,
             respawn_delay=2.0,
+            prefix=" ".join([sys.executable, *spec.torchrun(), "--no-python"]) if spec.torchrun() else None,
         )
         for spec in build_graph(task, **parse_options(values))
     ]

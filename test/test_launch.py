@@ -320,3 +320,11 @@ def test_launch_descriptions_expand(name: str, task: str) -> None:
     with pytest.raises(ValueError, match="algo must be one of"):
         _expand([module.generate_launch_description()], context)
 
+
+
+def test_a_data_parallel_learner_starts_under_torchrun() -> None:
+    """``learner_ranks:=N``: the node runs under ``python -m torch.distributed.run`` (the CLI's command; launch's
+    node prefix; test_data_parallel_node.py runs it); one rank is the plain node."""
+    learner = next(s for s in build_graph("peg_insertion", learner_ranks=2) if s.executable == "learner")
+    assert learner.torchrun() == ("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2")
+    assert next(s for s in build_graph("peg_insertion") if s.executable == "learner").torchrun() == ()

@@ -83,6 +83,8 @@ class GraphOptions:
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
     init: str = _opt("", "start the learner's policy from this checkpoint (or log dir), e.g. `user-rl pretrain`'s")
+    learner_ranks: int = _opt(1, "learner processes, data-parallel under torchrun (one per GPU; gloo on CPU): "
+                                 "each samples batch/N rows of every batch")
     reward_classifier: str = _opt("", "success classifier directory for a task whose reward.source is classifier "
                                       "(empty: the task's reward.classifier)")
     record_images: bool = _opt(False, "put the cameras' images into every transition even for a state policy "
@@ -117,6 +119,14 @@ class NodeSpec:
     remappings: dict[str, str] = dataclasses.field(default_factory=dict)
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
     respawn: bool = False  # launch restarts it when it dies (the learner: it then resumes, see its RUNNING_MARKER)
+    ranks: int = 1  # processes of this node under torchrun (data-parallel; see user_learner.data_parallel)
+
+    def torchrun(self) -> tuple[str, ...]:
+        """The torchrun command line (``python -m torch.distributed.run ...``, without the program) that starts
+        :attr:`ranks` processes of this node; empty for one."""
+        if self.ranks <= 1:
+            return ()
+        return ("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(self.ranks))
 
 
 def add_option_arguments(parser: Any, exclude: tuple[str, ...] = (), defaults: Mapping[str, Any] | None = None) -> None:
@@ -312,7 +322,8 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             **({"demos": list(opts.demos)} if opts.demos else {}),
             **common,
         }
-        nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner", respawn=True))
+        nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner", respawn=True,
+                              ranks=opts.learner_ranks))
     return nodes
 
 

@@ -49,9 +49,10 @@ class NodeProcess:
         if extra_parameters:
             spec = dataclasses.replace(spec, parameters={**spec.parameters, **extra_parameters})
         code = f"from {spec.package}.nodes.{spec.executable} import main; main()"
+        program = ["-m", f"{spec.package}.nodes.{spec.executable}"] if spec.torchrun() else ["-c", code]
         log = open(self.log_path, "a")  # noqa: SIM115  (kept open for the child's lifetime)
         self.popen = subprocess.Popen(
-            [sys.executable, "-u", "-c", code, *to_ros_args(spec)],
+            [sys.executable, "-u", *spec.torchrun(), *program, *to_ros_args(spec)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
