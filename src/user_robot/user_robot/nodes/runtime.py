@@ -114,8 +114,8 @@ def run(
             pass
         if failure:
             raise failure[0]
-        if getattr(getattr(node, "loop", None), "failed", False):
-            raise SystemExit(1)
+        if getattr(node, "failed", False) or getattr(getattr(node, "loop", None), "failed", False):
+            raise SystemExit(1)  # (the node, or its control loop, failed and stopped it)
         executor.shutdown(timeout_sec=5.0)
         spinner.join(timeout=5.0)  # (a spin thread still inside rcl when the process exits aborts it)
         drain = getattr(node, "drain", None)
