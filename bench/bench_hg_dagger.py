@@ -2,7 +2,8 @@
 human, and measure both with ``user-rl eval`` — the seed's before/after table.
 
     python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000]
-                                    [--eval-episodes 60] [--privileged] [--set-task KEY=V] [--log-dir D]
+                                    [--eval-episodes 60] [--privileged] [--set-task KEY=V] [--lead-ticks N]
+                                    [--log-dir D]
 
 Runs the user-facing commands one after the other: ``user-rl collect`` (scripted-expert demos),
 ``user-rl pretrain`` (behaviour cloning on all of them), ``user-rl eval`` of the clone, ``user-rl
@@ -11,7 +12,9 @@ train --algo hg_dagger --init <clone> --expert human`` for ``--steps`` environme
 ``object_state`` key (object poses from the simulator's ground truth) to the task's state, for a
 CPU-scale run where the policy cannot learn from images; the table says so (its observation
 column lists the state keys). ``--set-task`` changes a key of the task's YAML in the run's config
-copy. Prints the table (task, observation, before, after, interventions by window of episodes).
+copy. ``--lead-ticks 0`` trains in strict lockstep (each observation and command at its tick, as
+the evaluation runs; about half the speed). Prints the table (task, observation, before, after,
+interventions by window of episodes).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
+    parser.add_argument("--lead-ticks", type=int, default=1, help="train's --lockstep-lead-ticks")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
 
@@ -78,6 +82,7 @@ def main() -> None:
         print(before)
         trained = user_rl("train", "--task", args.task, "--algo", "hg_dagger", "--init", str(clone), "--demos",
                           str(demos), "--expert", "human", "--steps", str(args.steps), "--log-dir", str(online),
+                          "--lockstep-lead-ticks", str(args.lead_ticks),
                           env=env)
         print(trained)
         after = user_rl(*evaluate, "--checkpoint", str(online), "--log-dir", str(root / "eval_online"), env=env)

@@ -97,6 +97,9 @@ class GraphOptions:
                                         "with lockstep, the top speed")
     lockstep: bool = _opt(True, "sim, one robot: /clock advances one step at a time, only once the actor and arm "
                                 "bridge have consumed the last (false: free-running, for timing measurements)")
+    lockstep_lead_ticks: int = _opt(1, "lockstep: control ticks physics may run ahead of the actor (1: as a real arm "
+                                       "moves on while the actor computes; 0: strict, each command and observation "
+                                       "at its tick, about half the speed)")
     demos: tuple[str, ...] = _opt((), "demo recordings (bags) for the learner's demo buffer, comma-separated")
     mode: str = _opt("train", "episode mode of the actors", ("train", "eval", "demo"))
     episodes: int = _opt(0, "episodes per robot before the episode driver stops (0 = until stopped)")
@@ -284,6 +287,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
                     "real_time_factor": opts.real_time_factor,
                     "publish_clock": publish_clock,
                     "lockstep": lockstep,
+                    "lockstep_lead_ticks": opts.lockstep_lead_ticks,
                     # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
                     "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
                     "expert": opts.expert,
