@@ -10,11 +10,11 @@ Runs the user-facing commands one after the other: ``user-rl collect`` (scripted
 train --algo hg_dagger --init <clone> --expert human`` for ``--steps`` environment steps, and
 ``user-rl eval`` of the result (same seed, deterministic). ``--privileged`` adds the sim-only
 ``object_state`` key (object poses from the simulator's ground truth) to the task's state, for a
-CPU-scale run where the policy cannot learn from images; the table says so (its observation
-column lists the state keys). ``--set-task`` changes a key of the task's YAML in the run's config
-copy. ``--lead-ticks 0`` trains in strict lockstep (each observation and command at its tick, as
-the evaluation runs; about half the speed). Prints the table (task, observation, before, after,
-interventions by window of episodes).
+CPU-scale run where the policy cannot learn from images; the table says so (its observation column
+lists the state keys). ``--set-task`` changes a key of the task's YAML in the run's config copy.
+Training runs in strict lockstep (``--lead-ticks 0``: each observation and command at its tick, as
+the evaluation runs; ``1`` lets physics lead the actor by a tick, the graph's default). Prints the
+table (task, observation, before, after, interventions by window of episodes).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
-    parser.add_argument("--lead-ticks", type=int, default=1, help="train's --lockstep-lead-ticks")
+    parser.add_argument("--lead-ticks", type=int, default=0, help="train's --lockstep-lead-ticks (0: strict)")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
 

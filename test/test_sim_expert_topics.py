@@ -37,7 +37,7 @@ def test_partial_expert_takes_over_part_of_some_episodes(tmp_path) -> None:
     assert code == 0, log.summary()
     taken = [r for r in log.results if r.intervened_steps]
     assert 1 <= len(taken) < len(log.results), log.summary()
-    # It drives 10 ticks (plus the teleop's 0.5 s hold), then lets go: an episode it has not finished by then goes on
+    # It drives 10 ticks (plus the teleop's hold), then lets go: an episode it has not finished by then goes on
     # without it (one it finished within its period is intervened throughout).
     longer = [r for r in taken if r.length > 15]
     shares = [(r.intervened_steps, r.length) for r in taken]
