@@ -113,7 +113,8 @@ class DataParallel:
         for key, _, _ in layout:
             self._collective("sharing the starting weights", lambda t=state[key]: dist.broadcast(t, src=0))
         algorithm.load_state_dict(state)
-        algorithm.generator.manual_seed(algorithm.generator.initial_seed() + self.rank)
+        if self.rank:  # (rank 0 keeps its stream, a resumed one included)
+            algorithm.generator.manual_seed(algorithm.generator.initial_seed() + self.rank)
         params = {id(p): p for opt in algorithm.optimizers.values() for g in opt.param_groups for p in g["params"]}
         for param in params.values():
             param.register_post_accumulate_grad_hook(self._average_grad)
