@@ -2,7 +2,7 @@
 
 Rank 0 is the learner node (ROS, weights, checkpoints, TensorBoard); ranks 1..N-1 are followers
 without ROS. Every rank holds the same replay data: rank 0 forwards, each round, the transitions it
-received since the last (:meth:`DataParallel.share_round`), and every rank ingests them at the same
+received since the last as a :class:`Round` (:meth:`DataParallel.share`), and every rank ingests them at the same
 point. Each rank samples its own shard of every batch (``rows_per_update / N`` rows, from its own
 random stream) and runs the algorithm's update; gradients are averaged over the ranks while backward
 accumulates them (a hook on every parameter an optimiser steps, the all-reduce that DDP does), so
@@ -95,10 +95,6 @@ class DataParallel:
         box = [value if self.leader else None]
         self._collective("sharing an object", lambda: dist.broadcast_object_list(box, src=0))
         return box[0]
-
-    def share_round(self, round_: Round | None) -> Round:
-        """Rank 0's round on every rank."""
-        return self.share(round_)
 
     def attach(self, algorithm: Algorithm) -> None:
         """Give every rank rank 0's algorithm state (weights, optimiser moments, update count), a random stream of

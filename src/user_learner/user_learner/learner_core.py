@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import math
 import threading
 import time
 import uuid
@@ -254,7 +255,13 @@ class LearnerCore:
 
     def updates_allowed(self) -> bool:
         """Whether the update-to-data ratio allows another update now (``utd`` 0 = unlimited)."""
-        return self.cfg.utd <= 0 or self.counters.updates < self.cfg.utd * self.counters.transitions_added
+        return self.updates_due(1) > 0
+
+    def updates_due(self, limit: int) -> int:
+        """How many more updates the update-to-data ratio allows now, at most ``limit`` (``utd`` 0: ``limit``)."""
+        if self.cfg.utd <= 0:
+            return limit
+        return max(0, min(limit, math.ceil(self.cfg.utd * self.counters.transitions_added - self.counters.updates)))
 
     def update(self) -> dict[str, float]:
         """One algorithm update on a fresh batch; returns its metrics."""

@@ -48,8 +48,8 @@ class NodeProcess:
         spec = self.spec
         if extra_parameters:
             spec = dataclasses.replace(spec, parameters={**spec.parameters, **extra_parameters})
-        code = f"from {spec.package}.nodes.{spec.executable} import main; main()"
-        program = ["-m", f"{spec.package}.nodes.{spec.executable}"] if spec.torchrun() else ["-c", code]
+        module = f"{spec.package}.nodes.{spec.executable}"  # (torchrun takes a module, not code)
+        program = ["-m", module] if spec.torchrun() else ["-c", f"from {module} import main; main()"]
         log = open(self.log_path, "a")  # noqa: SIM115  (kept open for the child's lifetime)
         self.popen = subprocess.Popen(
             [sys.executable, "-u", *spec.torchrun(), *program, *to_ros_args(spec)],

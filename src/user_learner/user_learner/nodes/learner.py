@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import signal
 import threading
@@ -73,6 +72,13 @@ def build_core(p: dict, log_dir: str | Path, tensorboard: bool = True) -> Learne
                        policy=p["policy"], tensorboard=tensorboard)
 
 
+def start_fresh(core: LearnerCore, p: dict) -> tuple[Path | None, int]:
+    """A learner not resumed: its policy from ``init`` (if given), its demo buffer from ``demos``; returns (the
+    checkpoint it started from, demo transitions added)."""
+    init = core.init_policy(p["init"]) if p["init"] else None
+    return init, core.add_demo_bags(p["demos"]) if p["demos"] else 0
+
+
 def follow(parallel: DataParallel) -> None:
     """A follower rank of a data-parallel learner: rank 0's learner, fed the transitions rank 0 forwards, updated
     in step with it; it publishes and writes nothing (its log dir is ``<log_dir>/ranks/rank<N>``)."""
@@ -83,13 +89,10 @@ def follow(parallel: DataParallel) -> None:
     if resumed is not None:
         core.restore(resumed)
     else:
-        if p["init"]:
-            core.init_policy(p["init"])
-        if p["demos"]:
-            core.add_demo_bags(p["demos"])
+        start_fresh(core, p)
     core.join(parallel)
     print(f"learner rank {parallel.rank} of {parallel.world_size} following rank 0", flush=True)
-    while not (round_ := parallel.share_round(None)).stop:
+    while not (round_ := parallel.share(None)).stop:
         for raw in round_.transitions:
             with contextlib.suppress(ValueError):  # (rank 0 drops it too, and says so)
                 ingest_raw(core, raw, log=False)
@@ -140,10 +143,10 @@ class Learner(Node):
                 f"{len(self.core.online)} online transitions"
             )
         else:
-            if p["init"]:
-                self.get_logger().info(f"policy initialised from {self.core.init_policy(p['init'])}")
+            init, added = start_fresh(self.core, p)
+            if init is not None:
+                self.get_logger().info(f"policy initialised from {init}")
             if p["demos"]:
-                added = self.core.add_demo_bags(p["demos"])
                 self.get_logger().info(f"loaded {added} demo transitions from {len(p['demos'])} recording(s)")
         if parallel is not None:
             parallel.share(resumed)
@@ -268,7 +271,7 @@ class Learner(Node):
                 for _ in range(due):
                     self._update()
             if self.parallel is not None:
-                self.parallel.share_round(Round(stop=True))
+                self.parallel.share(Round(stop=True))
         except RankLostError as exc:
             self.get_logger().fatal(str(exc))
             self.failed = True
@@ -305,13 +308,10 @@ class Learner(Node):
         for raw in received:
             self._ingest(raw, log=False)
         due = 0
-        if self.core.ready() and self.pipeline == "sync":
-            due = min(self._pending_episode_updates, ROUND_UPDATES)
-        elif self.core.ready():
-            c, utd = self.core.counters, self.core.cfg.utd
-            due = ROUND_UPDATES if utd <= 0 else min(ROUND_UPDATES, max(0, math.ceil(utd * c.transitions_added
-                                                                                      - c.updates)))
-        return self.parallel.share_round(Round(received, due)).updates
+        if self.core.ready():
+            sync = self.pipeline == "sync"
+            due = min(self._pending_episode_updates, ROUND_UPDATES) if sync else self.core.updates_due(ROUND_UPDATES)
+        return self.parallel.share(Round(received, due)).updates
 
     def _may_update(self) -> bool:
         if not self.core.ready():
