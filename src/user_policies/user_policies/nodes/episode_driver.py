@@ -116,29 +116,16 @@ class EpisodeDriver(Node):
             if sent is None:
                 break
             goal_handle, published_before = sent
-            if not goal_handle.accepted and self._running_episode_ended(published_before):
-                pass  # the actor ran this goal as sent the first time (its answer was lost, see _send)
-            elif not goal_handle.accepted:
+            if not goal_handle.accepted:
                 self.get_logger().warning("episode goal rejected (the actor is busy?); retrying in 1 s")
                 threading.Event().wait(1.0)
                 continue
-            elif not self._episode_ended(goal, goal_handle, published_before):
+            if not self._episode_ended(goal, goal_handle, published_before):
                 break
             count += 1
             if self.sync and rclpy.ok():
                 self._wait_for_learner(version_before)
         self.done.set()
-
-    def _running_episode_ended(self, published_before: int) -> bool:
-        """A goal rejected as busy: wait while the actor runs the episode it is on. True once that episode's result
-        is published (it was this driver's goal, whose acceptance was lost); False when the actor falls silent."""
-        self.get_logger().warning("episode goal rejected: the actor is busy (an earlier answer lost?); waiting for "
-                                  "its episode to end")
-        while rclpy.ok() and self._published_results <= published_before:
-            if not self._actor_alive():
-                return False
-            threading.Event().wait(0.1)
-        return rclpy.ok()
 
     def _send(self, goal: RunEpisode.Goal):
         """Send ``goal`` until the actor answers: ``(goal_handle, results published before it)``, None on
