@@ -56,28 +56,32 @@ def _by_ns(specs) -> dict[str, list[str]]:
 # --- build_graph -------------------------------------------------------------------------------
 
 
-def test_three_sim_robots_one_learner() -> None:
+def test_three_sim_robots_one_learner_one_clock() -> None:
     specs = build_graph("peg_insertion", robots=3, seed=10)
-    assert _by_ns(specs) == {
-        "robot_0": list(ROBOT_SIDE),
-        "robot_1": list(ROBOT_SIDE),
-        "robot_2": list(ROBOT_SIDE),
-        "": ["learner"],
-    }
-    sims = [s for s in specs if s.executable == "sim_cell"]
-    assert [s.parameters["seed"] for s in sims] == [10, 11, 12]
-    assert all(s.parameters["publish_clock"] is False and s.parameters["lockstep"] is False for s in sims)
+    robot_side = [e for e in ROBOT_SIDE if e != "sim_cell"]
+    assert _by_ns(specs) == {"": ["sim_cell", "learner"], "robot_0": robot_side, "robot_1": robot_side,
+                             "robot_2": robot_side}
+    (sim,) = [s for s in specs if s.executable == "sim_cell"]
+    assert specs[0] is sim  # (first: it owns /clock)
+    assert sim.parameters["cells"] == ["robot_0", "robot_1", "robot_2"] and sim.parameters["seed"] == 10
+    assert sim.parameters["cell_robots"] == ["sim"] * 3
+    assert sim.parameters["publish_clock"] is True and sim.parameters["lockstep"] is True
     for s in specs:
         if s.namespace:
             assert s.side == "robot"
             assert s.parameters.get("robot_id", s.namespace) == s.namespace
-        assert "use_sim_time" not in s.parameters
+        assert s.parameters.get("use_sim_time") is True
     (learner,) = [s for s in specs if s.executable == "learner"]
-    assert learner.side == "learner" and learner.parameters["robots"] == 3
+    assert learner.side == "learner" and learner.parameters["robots"] == ["sim"] * 3
     assert learner.respawn and not any(spec.respawn for spec in specs if spec is not learner)
     assert {k: learner.parameters[k] for k in ("task", "algo", "pipeline", "resume")} == {
         "task": "peg_insertion", "algo": "rlpd", "pipeline": "async", "resume": False,
     }
+    free = build_graph("peg_insertion", robots=3, seed=10, lockstep=False)  # real time: a cell each, no clock
+    sims = [s for s in free if s.executable == "sim_cell"]
+    assert [(s.namespace, s.parameters["seed"]) for s in sims] == [("robot_0", 10), ("robot_1", 11), ("robot_2", 12)]
+    assert all(s.parameters["publish_clock"] is False and "cells" not in s.parameters for s in sims)
+    assert all("use_sim_time" not in s.parameters for s in free)
 
 
 def test_pipeline_and_seeds_reach_the_nodes() -> None:
@@ -86,9 +90,34 @@ def test_pipeline_and_seeds_reach_the_nodes() -> None:
     assert [d.parameters["sync"] for d in drivers] == [True, True]
     assert [s.parameters["seed"] for s in specs if s.executable == "actor"] == [5, 6]
     assert {s.parameters["expert"] for s in specs if s.executable == "sim_cell"} == {"partial"}
-    assert specs[-1].parameters["robot"] == "sim_arx" and specs[-1].parameters["pipeline"] == "sync"
+    assert specs[-1].parameters["robots"] == ["sim_arx"] * 2 and specs[-1].parameters["pipeline"] == "sync"
     with pytest.raises(ValueError, match="expert must be one of off, always, partial"):
         build_graph("peg_insertion", expert="sometimes")
+
+
+def test_robots_as_a_list_each_with_its_own_config() -> None:
+    specs = build_graph("peg_insertion", robots="2xsim,sim_arx", seed=3)
+    robots = {s.namespace: s.parameters["robot"] for s in specs if s.executable == "actor"}
+    assert robots == {"robot_0": "sim", "robot_1": "sim", "robot_2": "sim_arx"}
+    for spec in specs:
+        if spec.namespace:
+            assert spec.parameters.get("robot", robots[spec.namespace]) == robots[spec.namespace], spec
+    (sim,) = [s for s in specs if s.executable == "sim_cell"]
+    assert sim.parameters["cell_robots"] == ["sim", "sim", "sim_arx"] and sim.parameters["seed"] == 3
+    assert specs[-1].parameters["robots"] == ["sim", "sim", "sim_arx"]
+    assert [s.parameters["robot"] for s in build_graph("peg_insertion", robots="sim_arx,sim", lockstep=False) if
+            s.executable == "sim_cell"] == ["sim_arx", "sim"]
+    assert len(build_graph("peg_insertion", robots="2")) == len(build_graph("peg_insertion", robots=2))
+    mixed = build_graph("peg_insertion", robots="sim,franka", algo="sac")  # a sim cell beside a real arm: real time
+    assert _by_ns(mixed)["robot_0"][0] == "sim_cell" and "sim_cell" not in _by_ns(mixed)["robot_1"]
+    assert all("use_sim_time" not in s.parameters for s in mixed)
+    for bad in ("2x", "sim,,arx", "0xsim", "x2"):
+        with pytest.raises(ValueError, match="robots"):
+            build_graph("peg_insertion", robots=bad)
+    with pytest.raises(ConfigError, match="no robot named 'ur5'"):
+        build_graph("peg_insertion", robots="sim,ur5")
+    with pytest.raises(ValueError, match="'franka' is real hardware"):
+        build_graph("peg_insertion", robots="franka", real_time_factor=2.0)
 
 
 def test_an_algorithm_that_does_not_explore_gets_deterministic_actors() -> None:
@@ -135,8 +164,8 @@ def test_fast_sim_publishes_clock_and_every_node_uses_sim_time() -> None:
     sim = specs[0]
     assert sim.executable == "sim_cell" and sim.parameters["publish_clock"] is True
     assert sim.parameters["real_time_factor"] == 4.0 and sim.parameters["cameras"] is True
-    with pytest.raises(ValueError, match="robots == 1"):
-        build_graph("peg_insertion", real_time_factor=4.0, robots=2)
+    (shared,) = [s for s in build_graph("peg_insertion", real_time_factor=4.0, robots=2) if s.executable == "sim_cell"]
+    assert shared.parameters["real_time_factor"] == 4.0 and shared.parameters["cells"] == ["robot_0", "robot_1"]
 
 
 def test_record_images_renders_the_cameras_and_puts_them_into_a_state_policys_transitions() -> None:
@@ -186,7 +215,7 @@ def test_launch_argument_text_round_trips() -> None:
     defaults = {f.name: option_text(f.default) for f in GRAPH_OPTIONS}
     assert GraphOptions(**parse_options(defaults)) == GraphOptions()
     parsed = parse_options({"robots": "3", "resume": "true", "demos": "a.mcap, b.mcap", "real_time_factor": "2"})
-    assert parsed == {"robots": 3, "resume": True, "demos": ("a.mcap", "b.mcap"), "real_time_factor": 2.0}
+    assert parsed == {"robots": "3", "resume": True, "demos": ("a.mcap", "b.mcap"), "real_time_factor": 2.0}
     with pytest.raises(ValueError, match="resume: expected true or false"):
         parse_options({"resume": "maybe"})
 

@@ -201,3 +201,23 @@ def test_weights_leave_a_frozen_encoder_out_and_the_actor_checks_its_own_by_hash
     assert FROZEN_METADATA_KEY not in whole.metadata and abs(whole.byte_size - full.byte_size) < 1000
     fresh = PolicySlot("franka_panda", state_dim(TASK), TASK.action.dims, cams)
     assert fresh.load_message(packet_to_msg(whole, PolicyWeights())) == ""
+
+
+def test_success_is_counted_per_robot_and_per_embodiment_and_the_weights_serve_every_embodiment(tmp_path) -> None:
+    core = LearnerCore(TASK, "rlpd", "state", ["arx5", "franka_panda", "arx5"], tmp_path, tensorboard=False)
+    kinds = {"robot_0": "franka_panda", "robot_1": "arx5", "robot_2": "arx5"}
+    outcomes = {"robot_0": [True, True], "robot_1": [False, False], "robot_2": [True, False]}
+    for robot, results in outcomes.items():
+        for n, success in enumerate(results):
+            for record in episode(robot, 4 + n, success=success):
+                core.ingest(dataclasses.replace(record, embodiment=kinds[robot], task=TASK.name))
+    by_robot, by_embodiment = core.success_rates()
+    assert by_robot == {"robot_0": 1.0, "robot_1": 0.0, "robot_2": 0.5}
+    assert by_embodiment == {"arx5": 0.25, "franka_panda": 1.0}
+    assert core.success_rate() == pytest.approx(0.5)
+    assert core.weights_packet().embodiments == ("arx5", "franka_panda")
+    for kind in ("arx5", "franka_panda"):
+        slot = PolicySlot(kind, state_dim(TASK), TASK.action.dims)
+        assert slot.load_message(packet_to_msg(core.weights_packet(), PolicyWeights())) == ""
+    stranger = PolicySlot("ur5e", state_dim(TASK), TASK.action.dims)
+    assert "embodiments" in stranger.load_message(packet_to_msg(core.weights_packet(), PolicyWeights()))

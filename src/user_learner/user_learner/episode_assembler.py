@@ -45,6 +45,8 @@ class StepRecord:
     policy_version: int = 0
     solved: bool = False  # the reward source's verdict on this observation
     truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth on it
+    embodiment: str = ""  # the robot's embodiment and task, as its messages name them ("": not known)
+    task: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -86,6 +88,8 @@ class EpisodeStats:
     takeovers: int = 0  # runs of consecutive intervened steps (how often a human took over)
     truth: int = TRUTH_UNKNOWN  # the sim cell's ground truth on the final observation
     reward_confusion: tuple[int, int, int, int] = (0, 0, 0, 0)  # frames with ground truth: (tp, fp, tn, fn)
+    embodiment: str = ""
+    task: str = ""
 
     @property
     def intervention_rate(self) -> float:
@@ -123,11 +127,15 @@ class _OpenEpisode:
             self.confusion[(0 if record.solved else 3) if truth else (1 if record.solved else 2)] += 1
 
 
-def step_record(robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray]) -> StepRecord:
+def step_record(
+    robot_id: str, episode_id: str, step: Any, obs: dict[str, np.ndarray], embodiment: str = "", task: str = ""
+) -> StepRecord:
     """A :class:`StepRecord` from anything with the Transition fields (a message or a bag step)."""
     return StepRecord(
         robot_id=robot_id,
         episode_id=episode_id,
+        embodiment=embodiment,
+        task=task,
         step=int(step.step),
         obs=obs,
         action=np.asarray(step.action, dtype=np.float32),
@@ -240,6 +248,8 @@ class EpisodeAssembler:
             policy_version=last.policy_version if last is not None else record.policy_version,
             truth=record.truth,
             reward_confusion=tuple(episode.confusion),
+            embodiment=record.embodiment,
+            task=record.task,
         )
         return out, stats
 

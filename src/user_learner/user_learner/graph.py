@@ -5,15 +5,18 @@ choices); :func:`build_graph` turns a task and options into :class:`NodeSpec` s,
 ``config/``. Parameters are names and overrides only: every node loads the task, robot and
 algorithm YAMLs itself, so config lives in one place. Pure: no rclpy, no launch.
 
-Per robot ``i`` (namespace ``robot_<i>``): the sim cell (sim backends only), arm bridge, teleop,
-actor and episode driver, all on side ``"robot"``; once: the learner, on side ``"learner"``, so a
-robot PC and a GPU server can each start their half (``side:=robot`` / ``side:=learner``).
+Per robot ``i`` (namespace ``robot_<i>``, each with its own robot config: ``robots:=sim,sim_arx``):
+the sim cell (sim backends only), arm bridge, teleop, actor and episode driver, all on side
+``"robot"``; several sim cells on sim time are one process stepping them all under one ``/clock``
+(namespace ``""``); once: the learner, on side ``"learner"``, so a robot PC and a GPU server can each
+start their half (``side:=robot`` / ``side:=learner``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -74,7 +77,8 @@ class GraphOptions:
     algo: str = _opt("rlpd", "learning algorithm: a registered algorithm with a config/algorithms/<algo>.yaml",
                      algorithm_choices)
     policy: str = _opt("", "policy kind replacing the algorithm recipe's (empty: the recipe's)", policy_choices)
-    robots: int = _opt(1, "number of robots, namespaces robot_0 .. robot_<N-1>")
+    robots: str = _opt("1", "the robots, namespaces robot_0 ..: a count of --robot (2), a count of a robot config "
+                            "(2xsim), or robot configs comma-separated (sim,sim_arx; parts may be counted: 2xsim,arx)")
     pipeline: str = _opt("async", "async: actors never wait for the learner; sync: they wait for new weights",
                          ("async", "sync"))
     side: str = _opt("all", "which half to start here: robot (drivers, bridge, actor) or learner",
@@ -93,9 +97,9 @@ class GraphOptions:
                               "or human (a simulated human taking over when the policy drifts or stalls)",
                        ("off", "always", "partial", "human"))
     seed: int = _opt(0, "random seed (robot i's sim cell uses seed + i)")
-    real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; one robot only); "
-                                        "with lockstep, the top speed")
-    lockstep: bool = _opt(True, "sim, one robot: /clock advances one step at a time, only once the actor and arm "
+    real_time_factor: float = _opt(1.0, "sim speed (!= 1 publishes /clock and sets use_sim_time; several sim robots "
+                                        "share it); with lockstep, the top speed")
+    lockstep: bool = _opt(True, "sim: /clock advances one step at a time, only once every robot's actor and arm "
                                 "bridge have consumed the last (false: free-running, for timing measurements)")
     lockstep_lead_ticks: int = _opt(1, "lockstep: control ticks physics may run ahead of the actor (1: as a real arm "
                                        "moves on while the actor computes; 0: strict, each command and observation "
@@ -202,19 +206,43 @@ def options(**overrides: Any) -> GraphOptions:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UsageError(f"unknown graph option {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    if "robots" in overrides:  # (a count is also given as a number)
+        overrides = {**overrides, "robots": str(overrides["robots"]).strip()}
     opts = GraphOptions(**overrides)
     for field in GRAPH_OPTIONS:
         choices = option_choices(field)
         value = getattr(opts, field.name)
         if choices and value not in choices:
             raise UsageError(f"{field.name} must be one of {', '.join(choices)}, got {value!r}")
-    if opts.robots < 1:
-        raise UsageError(f"robots must be >= 1, got {opts.robots}")
+    robot_names(opts)  # (raises for a malformed list)
     if opts.real_time_factor <= 0:
         raise UsageError(f"real_time_factor must be > 0, got {opts.real_time_factor}")
     if opts.episodes < 0:
         raise UsageError(f"episodes must be >= 0, got {opts.episodes}")
     return opts
+
+
+MAX_ROBOTS = 64
+"""Robots one graph (and one learner) takes at most."""
+
+
+def robot_names(opts: GraphOptions) -> tuple[str, ...]:
+    """The robot config of each robot ``robot_<i>``, from ``opts.robots``: a count of ``opts.robot`` (``2``),
+    a count of a config (``2xsim``), or configs comma-separated (``sim,sim_arx``; parts may be counted)."""
+    names: list[str] = []
+    for part in opts.robots.split(","):
+        part = part.strip()
+        counted = re.fullmatch(r"(\d+)(?:x(\S+))?", part)
+        count, name = (int(counted.group(1)), counted.group(2) or opts.robot) if counted else (1, part)
+        if count < 1:
+            raise UsageError(f"robots must be >= 1 of each, got {part!r} in {opts.robots!r}")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise UsageError(f"robots: expected a count (2), NxROBOT (2xsim) or robot configs comma-separated "
+                             f"(sim,sim_arx), got {opts.robots!r}")
+        names += [name] * count
+    if len(names) > MAX_ROBOTS:
+        raise UsageError(f"robots must be <= {MAX_ROBOTS}, got {len(names)} ({opts.robots!r})")
+    return tuple(names)
 
 
 def _require_config(kind: str, name: str) -> None:
@@ -230,7 +258,8 @@ def check_configs(task: str, opts: GraphOptions) -> None:
 
     task_cfg = load_task(task)
     try:
-        check_privileged_state(task_cfg, load_robot(opts.robot))
+        for name in sorted(set(robot_names(opts))):
+            check_privileged_state(task_cfg, load_robot(name))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if task_cfg.reward.source == "classifier" and opts.side != "learner":
@@ -259,15 +288,17 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     opts = options(**overrides)
     _require_config("tasks", task)
     _require_config("algorithms", opts.algo)
-    robot_cfg = load_robot(opts.robot)
+    names = robot_names(opts)
+    for name in sorted(set(names)):
+        _require_config("robots", name)
+    robot_cfgs = [load_robot(name) for name in names]
     check_configs(task, opts)
-    sim = robot_cfg.backend == "sim"
+    sim = all(cfg.backend == "sim" for cfg in robot_cfgs)
     learned_reward = load_task(task).reward.source == "classifier"
-    if opts.real_time_factor != 1.0 and not sim:
-        raise UsageError(f"real_time_factor applies to the sim only; robot '{opts.robot}' is real hardware")
-    if sim and opts.real_time_factor != 1.0 and opts.robots > 1:
-        raise UsageError("real_time_factor != 1 needs robots == 1: several sim cells cannot share one /clock")
-    lockstep = sim and opts.lockstep and opts.robots == 1  # (several sim cells run free, at real time)
+    hardware = [name for name, cfg in zip(names, robot_cfgs, strict=True) if cfg.backend != "sim"]
+    if opts.real_time_factor != 1.0 and hardware:
+        raise UsageError(f"real_time_factor applies to the sim only; robot '{hardware[0]}' is real hardware")
+    lockstep = sim and opts.lockstep
     publish_clock = sim and (opts.real_time_factor != 1.0 or lockstep)
     common = {"use_sim_time": True} if publish_clock else {}
 
@@ -275,26 +306,33 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     if opts.side in ("all", "robot"):
         from user_learner.algorithms.base import ALGORITHMS
 
+        def sim_params(robot: str, seed: int) -> dict[str, Any]:
+            return {
+                "task": task,
+                "robot": robot,
+                "seed": seed,
+                "real_time_factor": opts.real_time_factor,
+                "publish_clock": publish_clock,
+                "lockstep": lockstep,
+                "lockstep_lead_ticks": opts.lockstep_lead_ticks,
+                # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
+                "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
+                "expert": opts.expert,
+                "cameras": opts.obs == "pixels" or learned_reward or opts.record_images,
+                **common,
+            }
+
+        one_clock = publish_clock and len(names) > 1  # one process steps every cell under the one /clock
+        if one_clock:
+            cells = {"cells": [f"robot_{i}" for i in range(len(names))], "cell_robots": list(names)}
+            nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", "", {**sim_params(names[0], opts.seed),
+                                                                             **cells}))
         deterministic = ALGORITHMS.get(opts.algo).rollout_deterministic
-        for i in range(opts.robots):
+        for i, (name, robot_cfg) in enumerate(zip(names, robot_cfgs, strict=True)):
             ns = f"robot_{i}"
-            cell = {"task": task, "robot": opts.robot, "robot_id": ns, **common}
-            if sim:
-                sim_params = {
-                    "task": task,
-                    "robot": opts.robot,
-                    "seed": opts.seed + i,
-                    "real_time_factor": opts.real_time_factor,
-                    "publish_clock": publish_clock,
-                    "lockstep": lockstep,
-                    "lockstep_lead_ticks": opts.lockstep_lead_ticks,
-                    # ~100 Hz of driver state in wall time: a faster sim must not multiply every node's load
-                    "state_rate_hz": max(SIM_STATE_RATE_HZ / max(opts.real_time_factor, 1.0), 25.0),
-                    "expert": opts.expert,
-                    "cameras": opts.obs == "pixels" or learned_reward or opts.record_images,
-                    **common,
-                }
-                nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params))
+            cell = {"task": task, "robot": name, "robot_id": ns, **common}
+            if robot_cfg.backend == "sim" and not one_clock:
+                nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params(name, opts.seed + i)))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
             actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images,
@@ -307,13 +345,13 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
         if opts.use_rviz:
             rviz = str(config_dir().joinpath(*RVIZ_CONFIG))
-            args = ("-d", rviz, "-f", robot_cfg.base_frame)
-            remaps = rviz_remappings(robot_cfg)
+            args = ("-d", rviz, "-f", robot_cfgs[0].base_frame)
+            remaps = rviz_remappings(robot_cfgs[0])
             nodes.append(NodeSpec("rviz2", "rviz2", "rviz2", "", dict(common), "robot", remaps, args))
     if opts.side in ("all", "learner"):
         learner = {
             "task": task,
-            "robot": opts.robot,
+            "robots": list(names),
             "algo": opts.algo,
             "policy": opts.policy,
             "obs": opts.obs,
@@ -321,7 +359,6 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             "log_dir": opts.log_dir,
             "resume": opts.resume,
             "init": opts.init,
-            "robots": opts.robots,
             "seed": opts.seed,
             **({"demos": list(opts.demos)} if opts.demos else {}),
             **common,

@@ -55,6 +55,10 @@ def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
     return dataclasses.replace(cfg, policy=POLICIES.get(kind).complete_spec(spec))
 
 
+def _rate(successes: collections.deque[bool]) -> float:
+    return sum(successes) / len(successes) if successes else 0.0
+
+
 def default_device() -> str:
     """CUDA when available, else CPU."""
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,6 +117,8 @@ class LearnerCore:
         self.wal = TransitionLog(self.log_dir / "wal")
         self.counters = LearnerCounters(version=self._published_version())
         self.recent_success: collections.deque[bool] = collections.deque(maxlen=20)
+        self.recent_by_robot: dict[str, collections.deque[bool]] = {}  # robot_id -> its last 20 successes
+        self.recent_by_embodiment: dict[str, collections.deque[bool]] = {}
         self.recent_truth: collections.deque[bool] = collections.deque(maxlen=20)  # the sim's verdicts, where known
         self._lags: list[int] = []  # policy lag of each transition received since the last episode end
         self.lock = threading.Lock()
@@ -205,20 +211,26 @@ class LearnerCore:
         """Episode statistics to TensorBoard, and ``time/policy_lag`` (the learner's newest weight version minus
         the version that produced each transition received since the last episode end: mean and histogram)."""
         self.counters.episodes += 1
-        self.recent_success.append(stats.success)
+        with self.lock:  # (read by success_rates on another thread)
+            self.recent_success.append(stats.success)
+            by_robot = self.recent_by_robot.setdefault(stats.robot_id, collections.deque(maxlen=20))
+            by_robot.append(stats.success)
+            by_embodiment = self.recent_by_embodiment.setdefault(stats.embodiment or "unknown",
+                                                                 collections.deque(maxlen=20))
+            by_embodiment.append(stats.success)
+            overall, robot_rate, embodiment_rate = self.success_rate(), _rate(by_robot), _rate(by_embodiment)
         step = self.counters.transitions_added
-        self.scalars(
-            {
-                "env/success_once": float(stats.success),
-                "env/return": stats.episode_return,
-                "env/episode_len": float(stats.length),
-                "env/intervened_steps": float(stats.intervened_steps),
-                "env/intervention_rate": stats.intervention_rate,
-                "env/takeovers": float(stats.takeovers),
-                "env/success_rate_20": self.success_rate(),
-            },
-            step,
-        )
+        episode = {
+            "success_once": float(stats.success),
+            "return": stats.episode_return,
+            "episode_len": float(stats.length),
+            "intervened_steps": float(stats.intervened_steps),
+            "intervention_rate": stats.intervention_rate,
+            "takeovers": float(stats.takeovers),
+        }
+        for prefix, rate in (("env", overall), (f"env/{stats.robot_id}", robot_rate)):
+            self.scalars({**{f"{prefix}/{k}": v for k, v in episode.items()}, f"{prefix}/success_rate_20": rate}, step)
+        self.scalars({f"env/embodiment/{stats.embodiment or 'unknown'}/success_rate_20": embodiment_rate}, step)
         judged = {"reward/false_positive_rate": stats.false_positive_rate,
                   "reward/false_negative_rate": stats.false_negative_rate}
         if stats.truth != TRUTH_UNKNOWN:
@@ -233,7 +245,13 @@ class LearnerCore:
 
     def success_rate(self) -> float:
         """Success over the last 20 episodes."""
-        return sum(self.recent_success) / len(self.recent_success) if self.recent_success else 0.0
+        return _rate(self.recent_success)
+
+    def success_rates(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Success over the last 20 episodes of each robot (by robot id) and of each embodiment."""
+        with self.lock:
+            return ({k: _rate(v) for k, v in sorted(self.recent_by_robot.items())},
+                    {k: _rate(v) for k, v in sorted(self.recent_by_embodiment.items())})
 
     # --- training
     def join(self, parallel: DataParallel) -> None:

@@ -311,7 +311,8 @@ def episode_records(episodes: Iterable[Episode]) -> Iterator[StepRecord]:
     """The steps of recorded episodes as the learner's :class:`StepRecord` s (images as read)."""
     for episode in episodes:
         for step in episode.steps:
-            yield step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images})
+            yield step_record(episode.robot_id, episode.episode_id, step, {"state": step.state, **step.images},
+                              episode.embodiment, episode.task)
 
 
 def check_recording(path: str | Path) -> str:

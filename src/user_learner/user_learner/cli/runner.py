@@ -156,6 +156,20 @@ class EpisodeLog:
             return None
         return sum(r.truth == TRUTH_SOLVED for r in recent) / len(recent)
 
+    def robot_lines(self, last: int = 20) -> list[str]:
+        """One line per robot (by robot id): its embodiment, task, episodes and success over its last ``last``."""
+        with self._lock:
+            by_robot: dict[str, list] = {}
+            for r in self.results:
+                by_robot.setdefault(r.robot_id, []).append(r)
+        lines = []
+        for robot_id, results in sorted(by_robot.items()):
+            recent = results[-last:]
+            lines.append(f"robot={robot_id} embodiment={results[-1].embodiment} task={results[-1].task} "
+                         f"episodes={len(results)} steps={sum(r.length for r in results)} "
+                         f"success_rate={sum(r.success for r in recent) / len(recent):.3f}")
+        return lines
+
     def summary(self) -> str:
         """One line: episodes, steps, success over the last 20, weight versions the actors used (and the sim's
         ground truth over the last 20 where the reward is not the sim's: ``ground_truth_success=``)."""

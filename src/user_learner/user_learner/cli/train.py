@@ -6,10 +6,12 @@ steps. ``--side robot`` / ``--side learner`` start one half each, on two machine
 ``ROS_DOMAIN_ID``): the robot side counts environment steps and waits for weights, the learner side
 counts the transitions it received and names the robots it sees. An algorithm that samples demos
 (RLPD, SAC Flow's default) on the sim cell without ``--demos`` first records ``--demo-episodes``
-scripted-expert demos (kept for the next run). Ends with one summary line: ``success_rate=`` over
-the last 20 episodes, ``weight_versions=`` (new weight versions the actors loaded) and, where the
-learner is seen, ``transitions_received=``. ``--record DIR`` also writes what the robots sent to a
-recording (as ``user-rl collect``), for the next run's demos or a success classifier.
+scripted-expert demos on each kind of robot of ``--robots`` (kept for the next run). Ends with one
+line per robot (``robot=robot_0 embodiment=... task=... success_rate=``) and a summary line:
+``success_rate=`` over the last 20 episodes, ``weight_versions=`` (new weight versions the actors
+loaded) and, where the learner is seen, ``transitions_received=``. ``--record DIR`` also writes
+what the robots sent to a recording (as ``user-rl collect``), for the next run's demos or a success
+classifier.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from user_learner.bags.transition_bag import check_recording
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
-from user_learner.graph import add_option_arguments, build_graph, option_values
+from user_learner.graph import add_option_arguments, build_graph, option_values, options, robot_names
 from user_robot.config_loader import UsageError
 from user_robot.robot_config import load_robot
 
@@ -51,8 +53,9 @@ def samples_demos(algo: str) -> bool:
     return bool(getattr(params, "demo_ratio", 0.0))
 
 
-def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
-    """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) recorded expert demos."""
+def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], sim: bool) -> tuple[str, ...]:
+    """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) expert demos recorded
+    on each kind of robot in ``robots``."""
     if args.demos:
         for path in args.demos:
             print(f"demos: {check_recording(path)}")
@@ -63,19 +66,23 @@ def ensure_demos(args: argparse.Namespace, sim: bool) -> tuple[str, ...]:
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
-    # a pixel policy needs the cameras in its demos: they are recorded with the run's observation
-    out = Path(args.log_dir) / "demos" / f"{args.task}_{args.robot}_{args.obs}_{args.demo_episodes}.mcap"
-    if not out.exists():
-        print(f"recording {args.demo_episodes} scripted-expert demos ({args.obs}) to {out}")
-        record_demos(args.task, args.robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
-                     log_dir=Path(args.log_dir))
-    return (str(out),)
+    bags = []
+    for robot in dict.fromkeys(robots):  # (each kind once, in order)
+        # a pixel policy needs the cameras in its demos: they are recorded with the run's observation
+        out = Path(args.log_dir) / "demos" / f"{args.task}_{robot}_{args.obs}_{args.demo_episodes}.mcap"
+        if not out.exists():
+            print(f"recording {args.demo_episodes} scripted-expert demos ({args.obs}, {robot}) to {out}")
+            record_demos(args.task, robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
+                         log_dir=Path(args.log_dir))
+        bags.append(str(out))
+    return tuple(bags)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train and print the summary line."""
-    sim = load_robot(args.robot).backend == "sim"
-    rtf = args.real_time_factor or (2.0 if sim and args.robots == 1 else 1.0)
+    """Train and print the summary: one line per robot, then the total."""
+    names = robot_names(options(robots=args.robots, robot=args.robot))
+    sim = all(load_robot(name).backend == "sim" for name in names)
+    rtf = args.real_time_factor or (2.0 if sim and len(names) == 1 else 1.0)
     overrides = {**option_values(args, exclude=NOT_TRAIN_OPTIONS), "real_time_factor": rtf if sim else 1.0}
     build_graph(args.task, **{**overrides, "demos": ()})  # every name and config file, before anything starts
     learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
@@ -83,18 +90,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
     writer = open_recording_writer(args.record) if args.record else None
     try:
-        demos = ensure_demos(args, sim) if args.side != "robot" else ()
+        demos = ensure_demos(args, names, sim) if args.side != "robot" else ()
         specs = build_graph(args.task, **{**overrides, "demos": demos})
         log, code = run_graph(
             specs,
             Path(args.log_dir),
-            robots=args.robots,
+            robots=len(names),
             done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
             if learner_only else (lambda log: log.steps >= args.steps),
             total=args.steps,
             unit="transitions" if learner_only else "steps",
             timeout_s=args.timeout,
-            setup_monitor=None if writer is None else (lambda node: record_on(node, writer, args.robots)),
+            setup_monitor=None if writer is None else (lambda node: record_on(node, writer, len(names))),
             side=args.side,
         )
     finally:
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         f" transitions_received={log.learner.transitions_received} updates={log.learner.updates}"
         f" learner_version={log.learner.version}"
     )
+    for line in log.robot_lines():
+        print(f"train {line}")
     print(f"train task={args.task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} side={args.side} "
           f"{log.summary()}{learner}")
     return code

@@ -55,7 +55,7 @@ def message_record(msg: Transition) -> StepRecord:
     obs = {"state": np.asarray(msg.state, dtype=np.float32)}
     for name, image in zip(msg.camera_names, msg.images, strict=True):
         obs[name] = image_array(image)
-    return step_record(msg.robot_id, msg.episode_id, msg, obs)
+    return step_record(msg.robot_id, msg.episode_id, msg, obs, msg.embodiment, msg.task)
 
 
 def ingest_raw(core: LearnerCore, raw: bytes, log: bool) -> tuple[Transition, EpisodeStats | None]:
@@ -67,8 +67,8 @@ def ingest_raw(core: LearnerCore, raw: bytes, log: bool) -> tuple[Transition, Ep
 
 def build_core(p: dict, log_dir: str | Path, tensorboard: bool = True) -> LearnerCore:
     """The learner core the parameters ``p`` describe (every rank builds the same one)."""
-    embodiment = load_robot(p["robot"]).embodiment
-    return LearnerCore(load_task(p["task"]), p["algo"], p["obs"], [embodiment], log_dir, seed=p["seed"],
+    embodiments = [load_robot(name).embodiment for name in p["robots"]]
+    return LearnerCore(load_task(p["task"]), p["algo"], p["obs"], embodiments, log_dir, seed=p["seed"],
                        policy=p["policy"], tensorboard=tensorboard)
 
 
@@ -194,22 +194,13 @@ class Learner(Node):
             "init": ("", "a checkpoint (or log dir) whose policy a fresh learner starts from, e.g. a cloned "
                          "one (`user-rl pretrain`); ignored when resuming"),
             "demos": ([""], "demo recordings (rosbag2) for the demo buffer"),
-            "robot": ("sim", "robot config name whose embodiment the weights serve"),
+            "robots": (["sim"], "robot config of each robot feeding this learner: the weights serve their embodiments"),
             "seed": (0, "random seed"),
             "weights_secret_file": ("", "file holding a shared secret: weights are signed with it (HMAC-SHA256); "
                                         "empty = unsigned"),
         }
         values = declare(self, described)
         values["demos"] = [d for d in values["demos"] if d]
-        self.declare_parameter(
-            "robots",
-            1,
-            ParameterDescriptor(
-                description="number of robots feeding this learner (informational)",
-                read_only=True,
-                integer_range=[IntegerRange(from_value=1, to_value=64, step=1)],
-            ),
-        )
         self.declare_parameter(
             "publish_every",
             0,
@@ -350,6 +341,9 @@ class Learner(Node):
         msg.metric_names = list(c.last_metrics)
         msg.metric_values = [float(v) for v in c.last_metrics.values()]
         msg.success_rate = self.core.success_rate()
+        by_robot, by_embodiment = self.core.success_rates()
+        msg.robot_ids, msg.robot_success_rates = list(by_robot), list(by_robot.values())
+        msg.embodiments, msg.embodiment_success_rates = list(by_embodiment), list(by_embodiment.values())
         msg.state = "training" if self.core.ready() else "waiting_for_data"
         self.status_pub.publish(msg)
         values = {

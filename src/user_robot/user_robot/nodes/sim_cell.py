@@ -14,6 +14,11 @@ Time: with ``publish_clock`` the cell publishes ``/clock`` and stamps with sim t
 otherwise it paces to the wall clock and stamps with the node clock. With ``lockstep`` (and
 ``publish_clock``) it also never advances the clock past what the graph has consumed
 (:mod:`user_robot.sim.lockstep`): ``real_time_factor`` is then its top speed.
+
+Several cells, one clock: with ``cells`` (namespaces, e.g. ``[robot_0, robot_1]``) and ``cell_robots``
+(their robot configs) one process runs one cell node per namespace (seeds ``seed + i``), steps them
+in turn and publishes one ``/clock`` (sim time is one for the whole graph), held in lockstep until
+every cell's actor, arm bridge and teleop have consumed it; a silent one is given up on as above.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy._rclpy_pybind11 import InvalidHandle, RCLError
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Header
@@ -78,8 +84,9 @@ def encode(rgb: np.ndarray, encoding: str) -> np.ndarray:
 class SimCellNode(Node):
     """See the module docstring."""
 
-    def __init__(self) -> None:
-        super().__init__("sim_cell")
+    def __init__(self, namespace: str | None = None, overrides: tuple[Parameter, ...] = (),
+                 clock_owner: bool = True) -> None:
+        super().__init__("sim_cell", namespace=namespace, parameter_overrides=list(overrides))
         p = self._declare_parameters()
         self.task = load_task(p["task"])
         self.robot = load_robot(p["robot"])
@@ -111,6 +118,7 @@ class SimCellNode(Node):
         self.mouse = VirtualSpaceMouse(self.robot.teleop)
         self._expert_was_active = False
         self._step = 0
+        self._next_control = 0.0
         self._lock = threading.Lock()
         self._equilibrium: tuple[np.ndarray, np.ndarray] | None = None
         self._gripper: float | None = None
@@ -129,7 +137,7 @@ class SimCellNode(Node):
         teleop = self.robot.teleop
         self.twist_pub = self.create_publisher(Twist, teleop.twist_topic, PROFILES[teleop.qos])
         self.joy_pub = self.create_publisher(Joy, teleop.joy_topic, PROFILES[teleop.qos])
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock else None
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if self.publish_clock and clock_owner else None
         self.cameras: list[tuple[str, CameraConfig, Any, Any, float]] = []
         if p["cameras"]:
             for name, cam in self.robot.cameras.items():
@@ -251,38 +259,36 @@ class SimCellNode(Node):
 
     # -- sim loop (main thread) ----------------------------------------------------------------
 
-    def run(self) -> None:
-        """Step and publish until ROS shuts down."""
-        next_wall = time.monotonic()
-        control_period = 1.0 / self.task.control_rate_hz
-        next_control = 0.0
-        print("sim_cell ready", flush=True)
-        while rclpy.ok():
-            with self._lock:
-                if self._equilibrium is not None:
-                    self.cell.set_equilibrium(*self._equilibrium)
-                    self._equilibrium = None
-                if self._gripper is not None:
-                    self.cell.set_gripper(self._gripper)
-                    self._gripper = None
-                self.cell.step(self.period)
-                self.sim_time += self.period
-                stamp = self._now()
-                self._publish_state(stamp)
-                if self.sim_time + 1e-9 >= next_control:
-                    next_control += control_period
-                    self._expert_tick()
-            self._publish_cameras(stamp)
-            if self.gate is not None:  # the human's input takes effect at this tick, not one or two later
-                self._await_graph(stamp, self.gate.waiting_for_teleop)
-            if self.clock_pub is not None:
-                self.clock_pub.publish(Clock(clock=stamp))
-            if self.gate is not None:
-                self._await_graph(stamp, functools.partial(self.gate.waiting_for, stamp_ns(stamp)))
-            next_wall = max(next_wall + self.period / self.rtf, time.monotonic() - self.period / self.rtf)
-            lag = next_wall - time.monotonic()
-            if lag > 0:
-                time.sleep(lag)
+    def advance(self) -> Time:
+        """Apply the newest commands, step the physics one state period and publish the driver state, the
+        virtual SpaceMouse (at control ticks) and due camera images; returns the new time's stamp."""
+        with self._lock:
+            if self._equilibrium is not None:
+                self.cell.set_equilibrium(*self._equilibrium)
+                self._equilibrium = None
+            if self._gripper is not None:
+                self.cell.set_gripper(self._gripper)
+                self._gripper = None
+            self.cell.step(self.period)
+            self.sim_time += self.period
+            stamp = self._now()
+            self._publish_state(stamp)
+            if self.sim_time + 1e-9 >= self._next_control:
+                self._next_control += 1.0 / self.task.control_rate_hz
+                self._expert_tick()
+        self._publish_cameras(stamp)
+        return stamp
+
+    def await_teleop(self, stamp: Time) -> None:
+        """Lockstep: hold the clock until the teleop answered this cell's newest SpaceMouse input (the human's
+        input then takes effect at this tick, not one or two later)."""
+        if self.gate is not None:
+            self._await_graph(stamp, self.gate.waiting_for_teleop)
+
+    def await_consumers(self, stamp: Time) -> None:
+        """Lockstep: hold the clock at ``stamp`` until the actor, arm bridge and command have caught up."""
+        if self.gate is not None:
+            self._await_graph(stamp, functools.partial(self.gate.waiting_for, stamp_ns(stamp)))
 
     def _await_graph(self, stamp: Time, waiting_for: Callable[[], str | None]) -> None:
         """Lockstep: block until ``waiting_for`` (the gate's) names no participant (giving up on silent ones).
@@ -313,7 +319,8 @@ class SimCellNode(Node):
     def _republish(self, stamp: Time) -> None:
         with self._lock:
             self._publish_state(stamp)
-        self.clock_pub.publish(Clock(clock=stamp))
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=stamp))
 
     def _now(self) -> Time:
         return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()
@@ -400,6 +407,54 @@ class SimCellNode(Node):
         return info
 
 
+def run(cells: list[SimCellNode]) -> None:
+    """Step every cell one state period in turn and publish ``/clock`` (the first cell's publisher, shared by
+    all), held in lockstep until each cell's graph has consumed it; paced to ``real_time_factor``."""
+    first = cells[0]
+    for cell in cells[1:]:
+        cell.clock_pub = first.clock_pub  # (while one waits for its graph, it re-publishes the one clock)
+    next_wall = time.monotonic()
+    print("sim_cell ready", flush=True)
+    while rclpy.ok():
+        stamps = [cell.advance() for cell in cells]
+        for cell, stamp in zip(cells, stamps, strict=True):
+            cell.await_teleop(stamp)
+        if first.clock_pub is not None:
+            first.clock_pub.publish(Clock(clock=stamps[0]))
+        for cell, stamp in zip(cells, stamps, strict=True):
+            cell.await_consumers(stamp)
+        next_wall = max(next_wall + first.period / first.rtf, time.monotonic() - first.period / first.rtf)
+        lag = next_wall - time.monotonic()
+        if lag > 0:
+            time.sleep(lag)
+
+
+def make_cells() -> list[SimCellNode]:
+    """The cell nodes the process's parameters ask for: one (in the process's namespace), or one per entry of
+    ``cells`` (namespaces) with ``cell_robots`` (robot configs) and seeds ``seed + i``, only the first owning
+    ``/clock``."""
+    probe = Node("sim_cell")
+    described = {"cells": "namespaces of the cells this process runs under one clock (empty: one cell, this node)",
+                 "cell_robots": "robot config of each of cells"}
+    for name, text in described.items():
+        probe.declare_parameter(name, [""], ParameterDescriptor(description=text))
+    names = [n for n in probe.get_parameter("cells").value if n]
+    robots = [r for r in probe.get_parameter("cell_robots").value if r]
+    probe.declare_parameter("seed", 0)
+    seed = int(probe.get_parameter("seed").value)
+    probe.destroy_node()
+    if not names:
+        return [SimCellNode()]
+    if len(robots) != len(names):
+        raise ValueError(f"sim_cell: cells {names} and cell_robots {robots} must have one entry each")
+    cells = [SimCellNode(ns, (Parameter("robot", value=robot), Parameter("seed", value=seed + i)), i == 0)
+             for i, (ns, robot) in enumerate(zip(names, robots, strict=True))]
+    periods = {cell.period for cell in cells}
+    if len(periods) > 1:
+        raise ValueError(f"sim_cell: cells under one clock need one state period, got {sorted(periods)} s")
+    return cells
+
+
 def _spin(executor: SingleThreadedExecutor) -> None:
     try:
         executor.spin()
@@ -413,13 +468,14 @@ def _spin(executor: SingleThreadedExecutor) -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``sim_cell`` executable."""
     rclpy.init(args=args)
-    node = SimCellNode()
+    cells = make_cells()
     executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    for cell in cells:
+        executor.add_node(cell)
     spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
     spinner.start()
     try:
-        node.run()
+        run(cells)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (InvalidHandle, RCLError):
@@ -427,8 +483,9 @@ def main(args: list[str] | None = None) -> None:
             raise
     finally:
         executor.shutdown()
-        node.cell.close()
-        node.destroy_node()
+        for cell in cells:
+            cell.cell.close()
+            cell.destroy_node()
         rclpy.try_shutdown()
 
 
