@@ -8,9 +8,11 @@ import collections
 import re
 
 import pytest
+from graph_watch import FAST_SAC, Watcher, failure_report, start_graph
 
 from user_learner.cli.runner import run_graph
 from user_learner.graph import build_graph
+from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
 
 EPISODES = 3
 
@@ -37,3 +39,49 @@ def test_a_panda_and_an_arx_run_their_episodes_in_lockstep_under_one_clock(tmp_p
     sim_log = (tmp_path / "ros" / "global.sim_cell.log").read_text()
     assert sim_log.count("lockstep with the actor and arm bridge") == 2, sim_log[-2000:]
     assert "no answer from" not in sim_log  # (neither cell had to give up on its robot's nodes)
+
+
+def _stamp(line: str) -> float:
+    """The wall-clock stamp of a ROS log line (``[INFO] [<seconds>] [node]: ...``)."""
+    return float(re.search(r"\] \[(\d+\.\d+)\] \[", line).group(1))
+
+
+@pytest.mark.slow
+def test_a_killed_robot_stalls_neither_the_learner_nor_the_other_robot_and_returns_on_the_newest_weights(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(write_config_copy(tmp_path / "config", {"algorithms/sac": FAST_SAC})))
+    watcher = Watcher(keep=True)
+    procs = start_graph(tmp_path, robots="sim,sim_arx")
+    actor = procs.find("actor", "robot_1")
+
+    def steps_of(robot: str, since: int = 0) -> list:
+        return [m for m in list(watcher.steps)[since:] if m.robot_id == robot]
+
+    try:
+        try:
+            watcher.wait("both robots on learned weights",
+                         lambda: all(any(m.policy_version > 0 for m in steps_of(r)) for r in ("robot_0", "robot_1")),
+                         300)
+            actor.popen.kill()  # kill -9
+            actor.popen.wait()
+            killed, updates = len(watcher.steps), watcher.status.updates
+            watcher.wait("robot_0 to go on without robot_1 (60 steps)", lambda: len(steps_of("robot_0", killed)) >= 60,
+                         120)
+            watcher.wait("the learner to go on training", lambda: watcher.status.updates > updates, 60)
+            newest = watcher.status.version
+            actor.start()
+            watcher.wait("the restarted actor to load weights", lambda: "loaded policy weights" in (
+                [*actor.log_path.read_text().split("actor ready"), "", ""])[2], 120)
+            watcher.wait("robot_1's steps again", lambda: len(steps_of("robot_1", killed)) >= 10, 60)
+        except AssertionError:
+            raise AssertionError(failure_report(procs)) from None
+    finally:
+        procs.stop()
+        watcher.close()
+    # the first weights it loads are the newest the learner had published when it came back (the latched
+    # message; how soon: bench/bench_robot_restart.py)
+    lines = actor.log_path.read_text().splitlines()
+    ready = [_stamp(line) for line in lines if "actor ready" in line][-1]
+    loaded = next(line for line in lines if "loaded policy weights" in line and _stamp(line) >= ready)
+    assert int(re.search(r"weights v(\d+)", loaded).group(1)) >= newest, loaded
