@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     task, robot = load_task(args.task), load_robot("sim")
     cell = SimCell(task, robot)
-    encoder = StateEncoder(task, robot.gripper_max_width)
+    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment)
     core = LearnerCore(task, "hg_dagger", "state", [robot.embodiment], tmp / "learner", seed=args.seed,
                        device="cpu", tensorboard=False)
     policy = core.algorithm.policy

@@ -50,7 +50,12 @@ def _stamp(line: str) -> float:
 def test_a_killed_robot_stalls_neither_the_learner_nor_the_other_robot_and_returns_on_the_newest_weights(
     tmp_path, monkeypatch
 ) -> None:
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(write_config_copy(tmp_path / "config", {"algorithms/sac": FAST_SAC})))
+    """A Panda and an ARX train one SAC policy whose state tells the arms apart (the ``embodiment`` key); the
+    ARX's actor is killed, the Panda and the learner go on, the restarted actor loads the newest weights."""
+    task = {"observation.state": ["tcp_pose", "tcp_vel", "gripper", "wrench", "embodiment"],
+            "observation.embodiments": ["franka_panda", "arx5"]}  # one policy, told which arm it drives
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(write_config_copy(tmp_path / "config", {
+        "algorithms/sac": FAST_SAC, "tasks/peg_insertion": task})))
     watcher = Watcher(keep=True)
     procs = start_graph(tmp_path, robots="sim,sim_arx")
     actor = procs.find("actor", "robot_1")
@@ -79,6 +84,8 @@ def test_a_killed_robot_stalls_neither_the_learner_nor_the_other_robot_and_retur
     finally:
         procs.stop()
         watcher.close()
+    assert {tuple(m.state[-2:]) for m in steps_of("robot_0")} == {(1.0, 0.0)}
+    assert {tuple(m.state[-2:]) for m in steps_of("robot_1")} == {(0.0, 1.0)}
     # the first weights it loads are the newest the learner had published when it came back (the latched
     # message; how soon: bench/bench_robot_restart.py)
     lines = actor.log_path.read_text().splitlines()

@@ -254,12 +254,12 @@ def _require_config(kind: str, name: str) -> None:
 
 def check_configs(task: str, opts: GraphOptions) -> None:
     """Load every config file the graph's nodes will read, so that a mistake fails before any node starts."""
-    from user_policies.observation import check_privileged_state
+    from user_policies.observation import check_state_keys
 
     task_cfg = load_task(task)
     try:
         for name in sorted(set(robot_names(opts))):
-            check_privileged_state(task_cfg, load_robot(name))
+            check_state_keys(task_cfg, load_robot(name))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if task_cfg.reward.source == "classifier" and opts.side != "learner":

@@ -54,7 +54,7 @@ def test_keys_follow_the_task_order_and_scales() -> None:
 
 
 def test_the_privileged_object_state_joins_the_state_in_task_order_and_only_on_a_sim_cell() -> None:
-    from user_policies.observation import check_privileged_state
+    from user_policies.observation import check_state_keys
     from user_robot.robot_config import load_robot
 
     base = load_task("pick_and_place")
@@ -66,10 +66,10 @@ def test_the_privileged_object_state_joins_the_state_in_task_order_and_only_on_a
     np.testing.assert_array_equal(encoder.encode(_sample(task.target.xyz), objects), [0, 1, 2, 3, 4, 5, 0.0])
     with pytest.raises(ValueError, match="no object state came"):
         encoder.encode(_sample(task.target.xyz))
-    check_privileged_state(task, load_robot("sim"))
+    check_state_keys(task, load_robot("sim"))
     with pytest.raises(ValueError, match="'object_state' is the simulator's ground truth and robot 'franka' is a real"):
-        check_privileged_state(task, load_robot("franka"))
-    check_privileged_state(base, load_robot("franka"))  # without the key a real cell is fine
+        check_state_keys(task, load_robot("franka"))
+    check_state_keys(base, load_robot("franka"))  # without the key a real cell is fine
 
 
 def test_last_action_is_the_previous_ticks_action_and_zero_at_the_first() -> None:
@@ -81,3 +81,27 @@ def test_last_action_is_the_previous_ticks_action_and_zero_at_the_first() -> Non
     previous = np.array([0.5, -0.25, 0.0, 0.0, 0.0, 0.1, 1.0])
     np.testing.assert_allclose(encoder.encode(_sample(task.target.xyz), None, previous)[:7], previous)
     np.testing.assert_array_equal(encoder.encode(_sample(task.target.xyz))[:7], 0.0)
+
+
+def test_the_embodiment_key_is_a_one_hot_of_the_robots_kind_among_the_tasks() -> None:
+    from user_policies.observation import check_state_keys
+    from user_robot.robot_config import load_robot
+
+    base = load_task("peg_insertion")
+    observation = dataclasses.replace(base.observation, state=("gripper", "embodiment"),
+                                      embodiments=("franka_panda", "arx5"))
+    task = dataclasses.replace(base, observation=observation)
+    assert state_dim(task) == 1 + 2
+    panda = StateEncoder(task, 0.08, "franka_panda").encode(_sample(task.target.xyz))
+    arx = StateEncoder(task, 0.08, "arx5").encode(_sample(task.target.xyz))
+    np.testing.assert_array_equal(panda[1:], [1.0, 0.0])
+    np.testing.assert_array_equal(arx[1:], [0.0, 1.0])
+    assert panda[0] == arx[0]
+    check_state_keys(task, load_robot("sim_arx"))
+    with pytest.raises(ValueError, match=r"embodiments \['franka_panda', 'arx5'\] has no 'franka_fr3'"):
+        check_state_keys(task, load_robot("franka"))
+    with pytest.raises(ValueError, match="has no 'ur5e'"):
+        StateEncoder(task, 0.08, "ur5e")
+    for state, kinds in ((("gripper", "embodiment"), ()), (("gripper",), ("arx5",)), (("embodiment",), ("a", "a"))):
+        with pytest.raises(ValueError, match="embodiment"):
+            dataclasses.replace(base.observation, state=state, embodiments=kinds)

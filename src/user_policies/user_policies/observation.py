@@ -12,11 +12,14 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``wrench`` | 6 | force (N, ÷20) and torque (N·m, ÷2) at the TCP |
 | ``last_action`` | action dims | the previous control tick's executed action (zero at the first) |
 | ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
+| ``embodiment`` | per task | one-hot of the robot's embodiment among the task's ``observation.embodiments`` |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
 CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it.
 ``last_action`` makes the state Markov again when actions reach the arm a tick or two after the
 observation they were decided on (the graph's path, a real cell's): the action still in flight.
+``embodiment`` lets one policy trained by several kinds of arm (``--robots sim,sim_arx``) act by
+kind: state and action are the task's, in the TCP frame, whatever the arm, so they need no padding.
 
 Rotations are rotation vectors of the pose relative to the target (or to the identity), which
 are continuous where quaternions flip sign and Euler angles wrap.
@@ -33,9 +36,9 @@ from user_robot.robot_config import RobotConfig
 from user_robot.task_config import TaskConfig
 
 STATE_KEYS: dict[str, int] = {
-    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1
+    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1
 }
-"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects)."""
+"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments)."""
 
 PRIVILEGED_KEY = "object_state"
 """The sim-only state key: ground truth no real cell has."""
@@ -63,6 +66,8 @@ def state_dim(task: TaskConfig) -> int:
 def _key_size(task: TaskConfig, key: str) -> int:
     if key == "last_action":
         return task.action.dims
+    if key == "embodiment":
+        return len(task.observation.embodiments)
     return object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key]
 
 
@@ -84,8 +89,13 @@ def uses_privileged_state(task: TaskConfig) -> bool:
     return PRIVILEGED_KEY in task.observation.state
 
 
-def check_privileged_state(task: TaskConfig, robot: RobotConfig) -> None:
-    """``ValueError`` when a real robot would be given the sim-only ``object_state`` key."""
+def check_state_keys(task: TaskConfig, robot: RobotConfig) -> None:
+    """``ValueError`` when a real robot would be given the sim-only ``object_state`` key, or when the task's
+    ``embodiment`` key does not know the robot's embodiment."""
+    embodiments = task.observation.embodiments
+    if embodiments and robot.embodiment not in embodiments:
+        raise ValueError(f"task {task.name}: observation.embodiments {list(embodiments)} has no {robot.embodiment!r} "
+                         f"(robot {robot.name!r}): add it (the policy's state then grows by one)")
     if uses_privileged_state(task) and robot.backend != "sim":
         raise ValueError(
             f"task {task.name}: observation.state key '{PRIVILEGED_KEY}' is the simulator's ground truth and "
@@ -96,7 +106,7 @@ def check_privileged_state(task: TaskConfig, robot: RobotConfig) -> None:
 class StateEncoder:
     """Turns :class:`ArmSample` into the task's float32 state vector."""
 
-    def __init__(self, task: TaskConfig, gripper_max_width: float) -> None:
+    def __init__(self, task: TaskConfig, gripper_max_width: float, embodiment: str = "") -> None:
         unknown = [k for k in task.observation.state if k not in STATE_KEYS]
         if unknown:
             raise ValueError(
@@ -112,6 +122,12 @@ class StateEncoder:
         self.gripper_max_width = gripper_max_width
         self.action_dims = task.action.dims
         self.dim = state_dim(task)
+        self.embodiment = np.zeros(len(task.observation.embodiments))
+        if task.observation.embodiments:
+            if embodiment not in task.observation.embodiments:
+                raise ValueError(f"task {task.name}: observation.embodiments {list(task.observation.embodiments)} "
+                                 f"has no {embodiment!r}")
+            self.embodiment[task.observation.embodiments.index(embodiment)] = 1.0
 
     def encode(
         self, arm: ArmSample, objects: np.ndarray | None = None, last_action: np.ndarray | None = None
@@ -133,6 +149,8 @@ class StateEncoder:
                 if objects is None:
                     raise ValueError("observation.state has the sim-only 'object_state' key but no object state came")
                 parts.append(np.asarray(objects, dtype=np.float64))
+            elif key == "embodiment":
+                parts.append(self.embodiment)
             else:  # wrench
                 parts += [arm.force / 20.0, arm.torque / 2.0]
         return np.concatenate(parts).astype(np.float32)

@@ -90,10 +90,15 @@ class ObservationConfig:
     relative_to_target: bool = True  # tcp position expressed relative to the target
     position_scale: float = 10.0  # state units per metre of tcp position; 100 makes 1 mm read as 0.1
     max_age_s: float = 0.25  # older camera or arm data marks the observation stale
+    embodiments: tuple[str, ...] = ()  # the ones the state key ``embodiment`` tells apart (one-hot, in this order)
 
     def __post_init__(self) -> None:
         if not self.position_scale > 0.0:
             raise ValueError("position_scale must be positive")
+        if ("embodiment" in self.state) != bool(self.embodiments):
+            raise ValueError("state key 'embodiment' and embodiments (the list it one-hot encodes) go together")
+        if len(set(self.embodiments)) != len(self.embodiments):
+            raise ValueError(f"embodiments lists one twice: {list(self.embodiments)}")
 
 
 @dataclasses.dataclass(frozen=True)

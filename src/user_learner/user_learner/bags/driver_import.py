@@ -135,7 +135,7 @@ def import_driver_bag(
             else:
                 pieces.append(piece)
     _read_images(bag, streams, [t for piece in pieces for t in piece], task, robot)
-    encoder = StateEncoder(task, robot.gripper_max_width)
+    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment)
     for i, piece in enumerate(pieces):
         episode_id = f"{cfg.robot_id}-{bag.name}-{i:04d}"
         result.episodes.append(_episode(piece, streams, task, robot, cfg, encoder, episode_id))
