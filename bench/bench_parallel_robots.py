@@ -1,0 +1,85 @@
+"""More robots, one learner: wall-clock time to 0.8 success with one robot against several, same recipe, same run.
+
+    python bench/bench_parallel_robots.py [--task peg_insertion] [--algo rlpd] [--robots sim 2xsim]
+                                          [--real-time-factor 1] [--max-steps 15000] [--demos 20]
+
+Records ``--demos`` scripted-expert demos once (through the real topics), then for each ``--robots``
+setting in turn trains from scratch with the whole graph (sim cells under one clock, in lockstep, at
+``--real-time-factor``: 1 is real time, as real robots run) until the last 20 episodes of all robots
+together reach 0.8 success, or ``--max-steps`` environment steps. Prints, per setting: the wall time
+and environment steps to 0.8, the success of each robot over its own last 20 episodes, and the wall
+time's ratio to the first setting's (the bar: two robots at <= 0.6x one robot's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from user_learner.cli.collect import record_demos
+from user_learner.cli.runner import run_graph
+from user_learner.cli.train import samples_demos
+from user_learner.graph import algorithm_choices, build_graph, options, robot_names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="peg_insertion")
+    parser.add_argument("--algo", default="rlpd", choices=algorithm_choices())
+    parser.add_argument("--robots", nargs="+", default=["sim", "2xsim"], help="settings of --robots to compare")
+    parser.add_argument("--real-time-factor", type=float, default=1.0)
+    parser.add_argument("--max-steps", type=int, default=15000, help="give up on a setting after this many steps")
+    parser.add_argument("--demos", type=int, default=20)
+    parser.add_argument("--target", type=float, default=0.8, help="success over the last 20 episodes to reach")
+    parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
+    args = parser.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
+        root = Path(args.log_dir or tmp)
+        demos: tuple[str, ...] = ()
+        if samples_demos(args.algo):
+            bag = root / "demos"
+            if not bag.exists():
+                record_demos(args.task, "sim", args.demos, bag, seed=10_000, log_dir=root)
+            demos = (str(bag),)
+        for setting in args.robots:
+            count = len(robot_names(options(robots=setting)))
+            specs = build_graph(args.task, robots=setting, algo=args.algo, real_time_factor=args.real_time_factor,
+                                log_dir=str(root / setting / "train"), demos=demos)
+            reached = lambda log: len(log.results) >= 20 and log.success_rate() >= args.target  # noqa: E731
+            start = time.monotonic()
+            log, code = run_graph(specs, root / setting, robots=count,
+                                  done=lambda log: reached(log) or log.steps >= args.max_steps,  # noqa: B023
+                                  total=args.max_steps, unit="steps")
+            wall = time.monotonic() - start
+            if code != 0:
+                raise SystemExit(f"training with --robots {setting} failed (exit {code})")
+            rows.append((setting, wall if reached(log) else None, log.steps, len(log.results), log.robot_lines()))
+            print(f"--robots {setting}: {'reached' if reached(log) else 'did not reach'} {args.target} in "
+                  f"{wall / 60:.1f} min, {log.steps} steps; " + "; ".join(log.robot_lines()), flush=True)
+
+    table = Table(title=f"{args.task}, {args.algo}, sim x{args.real_time_factor}: wall time to {args.target} "
+                        f"success over the last 20 episodes (all robots)")
+    for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)", "wall vs first"):
+        table.add_column(column)
+    first = rows[0][1]
+    for setting, wall, steps, episodes, lines in rows:
+        per_robot = "\n".join(" ".join(w for w in line.split() if w.startswith(("robot=", "success_rate=")))
+                              for line in lines)
+        ratio = f"{wall / first:.2f}x" if wall and first else "-"
+        table.add_row(setting, f"{wall / 60:.1f} min" if wall else f"not reached ({args.max_steps} steps)",
+                      str(steps), str(episodes), per_robot, ratio)
+    Console(width=140).print(table)
+
+
+if __name__ == "__main__":
+    main()
