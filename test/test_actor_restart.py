@@ -25,10 +25,13 @@ def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
             watcher.wait("the next episode under way",
                          lambda: any(m.step >= 20 and m.episode_id not in finished for m in list(watcher.steps)), 60)
             seen = len(bridge)
-            actor.popen.kill()  # kill -9, mid-episode, and started again at once (as launch's respawn does)
+            actor.popen.kill()  # kill -9, mid-episode
             actor.popen.wait()
-            actor.start()
+            # The lockstep cell holds the clock for lockstep_timeout_s waiting for the dead actor, then runs on
+            # without it: no command for the watchdog's time, so the bridge holds the arm. (Restarted at once, the
+            # new actor could take the episode up before the clock has run that long, and no watchdog is due.)
             watcher.wait("the bridge to hold the arm", lambda: any("watchdog" in m for m in bridge[seen:]), 30)
+            actor.start()  # started again (as launch's respawn does)
             watcher.wait("the restarted actor", lambda: actor.log_path.read_text().count("actor ready") >= 2, 120)
             ready = time.monotonic()
             before = {m.episode_id for m in list(watcher.steps)}
