@@ -252,14 +252,15 @@ def _require_config(kind: str, name: str) -> None:
         raise ConfigError(path, "", f"no {kind[:-1]} named '{name}' (known: {known})")
 
 
-def check_configs(task: str, opts: GraphOptions) -> None:
-    """Load every config file the graph's nodes will read, so that a mistake fails before any node starts."""
+def check_configs(task: str, opts: GraphOptions, robots: list[RobotConfig]) -> None:
+    """Load every config file the graph's nodes will read (``robots``: the robots' configs, loaded), so that a
+    mistake fails before any node starts."""
     from user_policies.observation import check_state_keys
 
     task_cfg = load_task(task)
     try:
-        for name in sorted(set(robot_names(opts))):
-            check_state_keys(task_cfg, load_robot(name))
+        for robot in robots:
+            check_state_keys(task_cfg, robot)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if task_cfg.reward.source == "classifier" and opts.side != "learner":
@@ -292,7 +293,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     for name in sorted(set(names)):
         _require_config("robots", name)
     robot_cfgs = [load_robot(name) for name in names]
-    check_configs(task, opts)
+    check_configs(task, opts, robot_cfgs)
     sim = all(cfg.backend == "sim" for cfg in robot_cfgs)
     learned_reward = load_task(task).reward.source == "classifier"
     hardware = [name for name, cfg in zip(names, robot_cfgs, strict=True) if cfg.backend != "sim"]
