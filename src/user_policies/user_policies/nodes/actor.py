@@ -121,12 +121,12 @@ class Actor(Node):
 
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
-        if self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
-            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
         self._last_action: np.ndarray | None = None  # executed at the previous tick (``last_action`` state key)
-        if uses_privileged_state(self.task):
+        if uses_privileged_state(self.task):  # object poses and the verdict of one sim step, in one message
             self.create_subscription(Float32MultiArray, "sim/object_state", self._on_objects, CONTROL)
+        elif self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
+            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
         self._weights_arrived = threading.Condition()
         threading.Thread(target=self._load_weights, name="weights", daemon=True).start()
@@ -239,7 +239,8 @@ class Actor(Node):
         self._sim_success = (bool(msg.data), time.monotonic())
 
     def _on_objects(self, msg: Float32MultiArray) -> None:
-        self._objects = (np.asarray(msg.data, dtype=np.float32), time.monotonic())
+        data, now = np.asarray(msg.data, dtype=np.float32), time.monotonic()
+        self._objects, self._sim_success = (data[:-1], now), (bool(data[-1] > 0.5), now)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:

@@ -5,7 +5,8 @@ Runs in the robot namespace (``-r __ns:=/robot_0``); every topic name comes from
 the main thread: each state period (``state_rate_hz``) it applies the latest equilibrium pose and
 gripper width, advances the physics, and publishes the driver state (current pose, external
 wrench, joint states, gripper joint states) and the ground-truth ``sim/success`` (and, while an actor
-observes it, the sim-only privileged ``sim/object_state``: object poses); camera images
+observes it, the sim-only privileged ``sim/object_state``: object poses, then the success verdict as
+1.0/0.0); camera images
 at each camera's rate; the scripted expert's SpaceMouse twist and joy at the task's control rate
 while the expert has control. ROS callbacks run on a second thread and only store commands.
 
@@ -347,9 +348,11 @@ class SimCellNode(Node):
         fingers = JointState(name=self.finger_names, position=cell.finger_positions().tolist())
         fingers.header.stamp = stamp
         self.gripper_pub.publish(fingers)
-        self.success_pub.publish(Bool(data=cell.success()))
+        success = cell.success()
+        self.success_pub.publish(Bool(data=success))
         if self.objects_pub.get_subscription_count():  # (only an actor observing object_state asks for it)
-            self.objects_pub.publish(Float32MultiArray(data=cell.object_state().tolist()))
+            # the verdict rides along so that an observer gets poses and verdict of one step, never a mix
+            self.objects_pub.publish(Float32MultiArray(data=[*cell.object_state().tolist(), float(success)]))
 
     def _expert_tick(self) -> None:
         command = None
