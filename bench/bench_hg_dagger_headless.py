@@ -128,7 +128,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     rows = []
     for _ in range(args.pretrain_updates):
         core.update()
-    rows.append(("clone", "-", "-", f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
+    console = Console()
+
+    def add(row: tuple[str, ...]) -> None:  # each row as it is measured (a run takes tens of minutes)
+        rows.append(row)
+        console.print(" | ".join(row))
+
+    add(("clone", "-", "-", f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
     window: list[tuple[bool, int, int]] = []
     for i in range(args.episodes):
         human, supervised = headless.supervised_policy(task, robot, act)
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             core.update()
         if (i + 1) % args.eval_every == 0 or i + 1 == args.episodes:
             ok, steps, driven = (sum(x) for x in zip(*window, strict=True))
-            rows.append((f"{i + 1 - len(window) + 1}-{i + 1}", f"{ok}/{len(window)}", f"{100 * driven / steps:.0f}%",
+            add((f"{i + 1 - len(window) + 1}-{i + 1}", f"{ok}/{len(window)}", f"{100 * driven / steps:.0f}%",
                          f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
             window = []
     table = Table(title=f"HG-DAgger headless: {args.task}, {args.demos} demos, utd {args.utd}, "
@@ -149,7 +155,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console.print(table)
 
 
 if __name__ == "__main__":
