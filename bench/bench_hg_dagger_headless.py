@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     from user_learner.episode_assembler import StepRecord
     from user_learner.learner_core import LearnerCore
-    from user_policies.observation import ArmSample, StateEncoder
+    from user_policies.observation import ArmSample, StateEncoder, present_mask
     from user_robot.contracts import END_SUCCESS, END_TIME_LIMIT
     from user_robot.robot_config import load_robot
     from user_robot.sim import headless
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     task, robot = load_task(args.task), load_robot("sim")
     cell = SimCell(task, robot)
-    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment)
+    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment, present_mask(task, robot))
     core = LearnerCore(task, "hg_dagger", "state", [robot.embodiment], tmp / "learner", seed=args.seed,
                        device="cpu", tensorboard=False)
     policy = core.algorithm.policy

@@ -1,18 +1,22 @@
 """Several robots of different kinds in one graph: each with its own robot config, several sim cells
-stepped by one process under one ``/clock`` (lockstep with every robot's actor), and the learner's
-and the CLI's statistics per robot and per embodiment."""
+stepped by one process under one ``/clock`` (lockstep with every robot's actor), embodiments that lack
+part of the task's inputs, and the learner's and the CLI's statistics per robot and per embodiment."""
 
 from __future__ import annotations
 
 import collections
 import re
 
+import numpy as np
 import pytest
+import yaml
 from graph_watch import FAST_SAC, Watcher, failure_report, start_graph
 
+from user_learner.bags.transition_bag import TransitionBagWriter, read_episodes
+from user_learner.cli.collect import record_on
 from user_learner.cli.runner import run_graph
 from user_learner.graph import build_graph
-from user_robot.config_loader import CONFIG_DIR_ENV, write_config_copy
+from user_robot.config_loader import CONFIG_DIR_ENV, config_dir, write_config_copy
 
 EPISODES = 3
 
@@ -39,6 +43,47 @@ def test_a_panda_and_an_arx_run_their_episodes_in_lockstep_under_one_clock(tmp_p
     sim_log = (tmp_path / "ros" / "global.sim_cell.log").read_text()
     assert sim_log.count("lockstep with the actor and arm bridge") == 2, sim_log[-2000:]
     assert "no answer from" not in sim_log  # (neither cell had to give up on its robot's nodes)
+
+
+@pytest.mark.slow
+def test_an_arm_without_gripper_force_sensing_or_front_camera_feeds_the_same_policy_interface(
+    tmp_path, monkeypatch
+) -> None:
+    """A sim Panda and an arm that lacks the gripper, the wrench and the front camera of pick-and-place record
+    transitions of one shape: what the second lacks is zeros (a black frame) and its ``present`` mask says
+    so; its gripper action is carried and never executed."""
+    bare = yaml.safe_load((config_dir() / "robots" / "sim_arx.yaml").read_text())
+    bare.update(name="sim_arx_bare", gripper="none", cameras={"wrist": bare["cameras"]["wrist"]})
+    bare["driver"]["external_wrench"] = ""
+    task = {"observation.state": ["tcp_pose", "gripper", "wrench", "embodiment", "present"],
+            "observation.embodiments": ["franka_panda", "arx5"], "observation.image_size": [32, 32]}
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(write_config_copy(tmp_path / "config", {
+        "robots/sim_arx_bare": bare, "tasks/pick_and_place": task})))
+    specs = build_graph("pick_and_place", robots="sim,sim_arx_bare", side="robot", expert="always", mode="demo",
+                        episodes=1, seed=1, real_time_factor=4.0, record_images=True)
+    out = tmp_path / "both.mcap"
+    with TransitionBagWriter(out) as writer:
+        log, code = run_graph(specs, tmp_path, robots=2, done=lambda _log: len(writer.complete) >= 2, total=2,
+                              unit="episodes", timeout_s=400, setup_monitor=lambda node: record_on(node, writer, 2))
+    assert code == 0, log.summary()
+    episodes = {e.robot_id: e for e in read_episodes(out)}
+    panda, arm = episodes["robot_0"], episodes["robot_1"]
+    assert panda.success and not arm.success  # (no gripper: the duck stays where it lies)
+    for episode, present in ((panda, [1, 1, 1, 1]), (arm, [0, 0, 1, 0])):
+        states = np.stack([s.state for s in episode.steps])
+        assert states.shape[1] == 6 + 1 + 6 + 2 + 4
+        assert {tuple(row) for row in states[:, -4:]} == {tuple(present)}
+        assert all(set(s.images) == {"wrist", "front"} and s.images["front"].shape == (32, 32, 3)
+                   for s in episode.steps)
+        assert all(s.images["wrist"].any() for s in episode.steps)
+    arm_states = np.stack([s.state for s in arm.steps])
+    assert not arm_states[:, 6:13].any()  # no gripper opening, no wrench: zeros
+    assert not any(s.images["front"].any() for s in arm.steps)  # a black frame for the camera it lacks
+    assert all(s.images["front"].any() for s in panda.steps)
+    closes = [s.action[6] for s in arm.steps if s.action.size]
+    assert max(closes) > 0.5  # the expert asked it to grip (the action set is the task's) ...
+    bridge_log = (tmp_path / "ros" / "robot_1.arm_bridge.log").read_text()
+    assert "gripper none" in bridge_log  # ... and its bridge, configured without one, sent nothing
 
 
 def _stamp(line: str) -> float:

@@ -383,7 +383,7 @@ def rviz_remappings(robot: RobotConfig) -> dict[str, str]:
     actual.update({f"camera:{name}": cam.topic for name, cam in robot.cameras.items()})
     remaps = {}
     for key, shown in RVIZ_TOPICS.items():
-        if key in actual and resolve_topic(actual[key], "robot_0") != shown:
+        if actual.get(key) and resolve_topic(actual[key], "robot_0") != shown:
             remaps[shown] = resolve_topic(actual[key], "robot_0")
     return remaps
 

@@ -105,3 +105,30 @@ def test_the_embodiment_key_is_a_one_hot_of_the_robots_kind_among_the_tasks() ->
     for state, kinds in ((("gripper", "embodiment"), ()), (("gripper",), ("arx5",)), (("embodiment",), ("a", "a"))):
         with pytest.raises(ValueError, match="embodiment"):
             dataclasses.replace(base.observation, state=state, embodiments=kinds)
+
+
+def test_what_a_robot_lacks_is_zero_padded_and_masked_in_present() -> None:
+    from user_policies.observation import present_mask
+    from user_robot.camera_core import check_cameras
+    from user_robot.robot_config import load_robot
+
+    base = load_task("pick_and_place")
+    observation = dataclasses.replace(base.observation, state=("gripper", "wrench", "present"),
+                                      cameras=("wrist", "front"))
+    task = dataclasses.replace(base, observation=observation)
+    assert state_dim(task) == 1 + 6 + 4
+    full = load_robot("sim_arx")
+    bare = dataclasses.replace(full, gripper="none", driver=dataclasses.replace(full.driver, external_wrench=""),
+                               cameras={"wrist": full.cameras["wrist"]})
+    np.testing.assert_array_equal(present_mask(task, full), [1, 1, 1, 1])
+    np.testing.assert_array_equal(present_mask(task, bare), [0, 0, 1, 0])
+    arm = _sample(task.target.xyz, force=(0.0, 0.0, -10.0))  # (values a driverless field would never carry)
+    with_all = StateEncoder(task, 0.088, present=present_mask(task, full)).encode(arm)
+    without = StateEncoder(task, 0.088, present=present_mask(task, bare)).encode(arm)
+    assert with_all[0] != 0.0 and with_all[3] == pytest.approx(-0.5)  # gripper and force as measured
+    np.testing.assert_array_equal(without[:7], np.zeros(7))  # the gripper and the wrench it lacks: zeros
+    np.testing.assert_array_equal(without[7:], [0, 0, 1, 0])
+    check_cameras(task, bare)  # the task observes the mask: a black frame may stand in for 'front'
+    unmasked = dataclasses.replace(task, observation=dataclasses.replace(observation, state=("gripper", "wrench")))
+    with pytest.raises(ValueError, match=r"observes camera 'front', which robot sim_arx does not define.*'present'"):
+        check_cameras(unmasked, bare)

@@ -13,13 +13,20 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``last_action`` | action dims | the previous control tick's executed action (zero at the first) |
 | ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
 | ``embodiment`` | per task | one-hot of the robot's embodiment among the task's ``observation.embodiments`` |
+| ``present`` | 2 + cameras | what this robot has (1/0): gripper, wrench, then each of the task's cameras |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
 CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it.
 ``last_action`` makes the state Markov again when actions reach the arm a tick or two after the
 observation they were decided on (the graph's path, a real cell's): the action still in flight.
 ``embodiment`` lets one policy trained by several kinds of arm (``--robots sim,sim_arx``) act by
-kind: state and action are the task's, in the TCP frame, whatever the arm, so they need no padding.
+kind: state and action are the task's, in the TCP frame, whatever the arm, so the arm's joint count
+never shows. What an embodiment lacks of the task's interface is padded and masked: the task names
+the union (its state keys, action dims, cameras); a robot config without a gripper (``gripper: none``),
+without force sensing (``driver.external_wrench: ""``) or without one of the task's cameras gets zeros
+there (a black frame for a camera) and says so in ``present``, which the task must then observe (a
+missing camera is an error otherwise). The gripper action dimension of a robot without one is
+carried and not executed (the arm bridge sends no gripper command), so it is one action set for all.
 
 Rotations are rotation vectors of the pose relative to the target (or to the identity), which
 are continuous where quaternions flip sign and Euler angles wrap.
@@ -31,14 +38,18 @@ import dataclasses
 
 import numpy as np
 
+from user_robot.camera_core import MASK_KEY, absent_cameras
 from user_robot.pose_math import quat_conjugate, quat_from_rpy, quat_multiply, rotvec_from_quat
 from user_robot.robot_config import RobotConfig
 from user_robot.task_config import TaskConfig
 
 STATE_KEYS: dict[str, int] = {
-    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1
+    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1,
+    "present": -1,
 }
-"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments)."""
+"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments,
+its cameras)."""
+
 
 PRIVILEGED_KEY = "object_state"
 """The sim-only state key: ground truth no real cell has."""
@@ -68,6 +79,8 @@ def _key_size(task: TaskConfig, key: str) -> int:
         return task.action.dims
     if key == "embodiment":
         return len(task.observation.embodiments)
+    if key == MASK_KEY:
+        return 2 + len(task.observation.cameras)
     return object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key]
 
 
@@ -89,6 +102,13 @@ def uses_privileged_state(task: TaskConfig) -> bool:
     return PRIVILEGED_KEY in task.observation.state
 
 
+def present_mask(task: TaskConfig, robot: RobotConfig) -> np.ndarray:
+    """What ``robot`` provides of ``task``'s inputs: gripper, wrench, then each task camera (1.0 or 0.0)."""
+    absent = absent_cameras(task, robot)
+    return np.array([robot.gripper != "none", bool(robot.driver.external_wrench),
+                     *(name not in absent for name in task.observation.cameras)], dtype=np.float64)
+
+
 def check_state_keys(task: TaskConfig, robot: RobotConfig) -> None:
     """``ValueError`` when a real robot would be given the sim-only ``object_state`` key, or when the task's
     ``embodiment`` key does not know the robot's embodiment."""
@@ -106,7 +126,10 @@ def check_state_keys(task: TaskConfig, robot: RobotConfig) -> None:
 class StateEncoder:
     """Turns :class:`ArmSample` into the task's float32 state vector."""
 
-    def __init__(self, task: TaskConfig, gripper_max_width: float, embodiment: str = "") -> None:
+    def __init__(
+        self, task: TaskConfig, gripper_max_width: float, embodiment: str = "", present: np.ndarray | None = None
+    ) -> None:
+        """``present``: :func:`present_mask` of the robot (default: it has everything)."""
         unknown = [k for k in task.observation.state if k not in STATE_KEYS]
         if unknown:
             raise ValueError(
@@ -128,6 +151,7 @@ class StateEncoder:
                 raise ValueError(f"task {task.name}: observation.embodiments {list(task.observation.embodiments)} "
                                  f"has no {embodiment!r}")
             self.embodiment[task.observation.embodiments.index(embodiment)] = 1.0
+        self.present = np.ones(2 + len(task.observation.cameras)) if present is None else np.asarray(present, float)
 
     def encode(
         self, arm: ArmSample, objects: np.ndarray | None = None, last_action: np.ndarray | None = None
@@ -141,8 +165,8 @@ class StateEncoder:
                 parts += [(arm.xyz - self.origin) * self.position_scale, rot]
             elif key == "tcp_vel":
                 parts += [arm.linear_velocity * 10.0, arm.angular_velocity]
-            elif key == "gripper":
-                parts.append(np.array([2.0 * arm.gripper_width / self.gripper_max_width - 1.0]))
+            elif key == "gripper":  # (0 without a gripper)
+                parts.append(np.array([2.0 * arm.gripper_width / self.gripper_max_width - 1.0]) * self.present[0])
             elif key == "last_action":
                 parts.append(np.zeros(self.action_dims) if last_action is None else np.asarray(last_action, np.float64))
             elif key == PRIVILEGED_KEY:
@@ -151,6 +175,8 @@ class StateEncoder:
                 parts.append(np.asarray(objects, dtype=np.float64))
             elif key == "embodiment":
                 parts.append(self.embodiment)
-            else:  # wrench
-                parts += [arm.force / 20.0, arm.torque / 2.0]
+            elif key == MASK_KEY:
+                parts.append(self.present)
+            else:  # wrench (0 without force sensing)
+                parts += [arm.force / 20.0 * self.present[1], arm.torque / 2.0 * self.present[1]]
         return np.concatenate(parts).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Camera frames (pure): sensor_msgs/Image fields ↔ numpy, crop, resize, freshness.
+"""Camera frames (pure): sensor_msgs/Image fields ↔ numpy, crop, resize, freshness, a robot's missing cameras.
 
 Observations are always ``uint8`` arrays of shape ``(height, width, 3)`` in RGB order: ``bgr8`` is
 reordered and ``mono8`` replicated to three channels, so a policy sees the same layout from every
@@ -11,11 +11,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from user_robot.robot_config import RobotConfig
+    from user_robot.task_config import TaskConfig
+
 CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
 """Supported encodings and their channel counts."""
+
+MASK_KEY = "present"
+"""The state key (``user_policies.observation``) that tells a policy which of the task's inputs a robot has."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,3 +125,19 @@ def stamp_seconds(sec: int, nanosec: int) -> float:
 def is_stale(stamp: float | None, now: float, max_age_s: float) -> bool:
     """True if there is no frame or it is older than ``max_age_s`` (a frame from the future is fresh)."""
     return stamp is None or not math.isfinite(stamp) or now - stamp > max_age_s
+
+
+def absent_cameras(task: TaskConfig, robot: RobotConfig) -> list[str]:
+    """The task's cameras that ``robot`` does not have (a black frame stands in, flagged in ``present``)."""
+    return [name for name in task.observation.cameras if name not in robot.cameras]
+
+
+def check_cameras(task: TaskConfig, robot: RobotConfig) -> None:
+    """``ValueError`` when ``robot`` lacks one of ``task``'s cameras and the task does not observe ``present``."""
+    absent = absent_cameras(task, robot)
+    if absent and MASK_KEY not in task.observation.state:
+        raise ValueError(
+            f"task {task.name} observes camera {absent[0]!r}, which robot {robot.name} does not define "
+            f"(cameras: {', '.join(robot.cameras) or 'none'}): add it to the robot config, or add '{MASK_KEY}' to "
+            "the task's observation.state (a black frame then stands in, and the policy is told)"
+        )

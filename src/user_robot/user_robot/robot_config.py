@@ -20,7 +20,7 @@ class DriverTopics:
     """The arm driver's topics (defaults: franka_ros2 on Jazzy) and their QoS profile names."""
 
     current_pose: str = "franka_robot_state_broadcaster/current_pose"
-    external_wrench: str = "franka_robot_state_broadcaster/external_wrench_in_base_frame"
+    external_wrench: str = "franka_robot_state_broadcaster/external_wrench_in_base_frame"  # "": no force sensing
     joint_states: str = "franka_robot_state_broadcaster/measured_joint_states"
     equilibrium_pose: str = "cartesian_impedance_example_controller/equilibrium_pose"
     gripper_command: str = "franka_gripper/width_command"  # Float64 width (m); gripper: topic

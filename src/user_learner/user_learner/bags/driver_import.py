@@ -40,7 +40,7 @@ from user_learner.bags.transition_bag import Episode, Step, TransitionBagWriter
 from user_learner.bags.typestore import typestore
 from user_learner.graph import resolve_topic
 from user_learner.progress import progress as show_progress
-from user_policies.observation import ArmSample, StateEncoder
+from user_policies.observation import ArmSample, StateEncoder, present_mask
 from user_robot.action_mapping import action_toward
 from user_robot.arm_state_core import VelocityEstimator, gripper_width
 from user_robot.camera_core import observation, to_array
@@ -135,7 +135,7 @@ def import_driver_bag(
             else:
                 pieces.append(piece)
     _read_images(bag, streams, [t for piece in pieces for t in piece], task, robot)
-    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment)
+    encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment, present_mask(task, robot))
     for i, piece in enumerate(pieces):
         episode_id = f"{cfg.robot_id}-{bag.name}-{i:04d}"
         result.episodes.append(_episode(piece, streams, task, robot, cfg, encoder, episode_id))
@@ -173,10 +173,10 @@ def _streams(task: TaskConfig, robot: RobotConfig, cfg: BagImportConfig) -> dict
     needs_joy = spacemouse or cfg.split.rule == "joy_button" or task.action.dims == 7
     specs = {
         "current_pose": (d.current_pose, "geometry_msgs/msg/PoseStamped", True, "current pose"),
-        "wrench": (d.external_wrench, "geometry_msgs/msg/WrenchStamped", "wrench" in task.observation.state,
-                   "external wrench"),
-        "gripper": (d.gripper_joint_states, "sensor_msgs/msg/JointState", "gripper" in task.observation.state,
-                    "gripper joint states"),
+        "wrench": (d.external_wrench, "geometry_msgs/msg/WrenchStamped", "wrench" in task.observation.state
+                   and bool(d.external_wrench), "external wrench"),
+        "gripper": (d.gripper_joint_states, "sensor_msgs/msg/JointState", "gripper" in task.observation.state
+                    and robot.gripper != "none", "gripper joint states"),
         "equilibrium_pose": (d.equilibrium_pose, "geometry_msgs/msg/PoseStamped",
                              cfg.action_source == "commanded_pose", "commanded pose"),
         "twist": (t.twist_topic, "geometry_msgs/msg/Twist", spacemouse, "SpaceMouse twist"),

@@ -35,7 +35,7 @@ from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Interventio
 from user_policies.classifier_reward import ClassifierReward
 from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
-from user_policies.observation import StateEncoder, check_state_keys, uses_privileged_state
+from user_policies.observation import StateEncoder, check_state_keys, present_mask, uses_privileged_state
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region, within_pose_gate
 from user_policies.success_classifier import SuccessClassifier, check_classifier, load_classifier
@@ -87,7 +87,8 @@ class Actor(Node):
         self.rng = np.random.default_rng(self.seed)
         if self.task.reward.source not in ACTOR_REWARD_SOURCES:
             raise ValueError(f"reward source {self.task.reward.source!r} is not available in the actor yet")
-        self.encoder = StateEncoder(self.task, self.robot.gripper_max_width, self.robot.embodiment)
+        self.encoder = StateEncoder(self.task, self.robot.gripper_max_width, self.robot.embodiment,
+                                    present_mask(self.task, self.robot))
         check_state_keys(self.task, self.robot)
         if uses_privileged_state(self.task):
             self.get_logger().warning(

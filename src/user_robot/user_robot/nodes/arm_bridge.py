@@ -92,7 +92,8 @@ class ArmBridge(Node):
 
         state_qos = PROFILES[drv.state_qos]
         self.create_subscription(PoseStamped, drv.current_pose, self._on_pose, state_qos)
-        self.create_subscription(WrenchStamped, drv.external_wrench, self._on_wrench, state_qos)
+        if drv.external_wrench:  # ("": no force sensing; the wrench stays zero)
+            self.create_subscription(WrenchStamped, drv.external_wrench, self._on_wrench, state_qos)
         self.create_subscription(JointState, drv.joint_states, self._on_joints, state_qos)
         if self.robot.gripper != "none":
             self.create_subscription(JointState, drv.gripper_joint_states, self._on_gripper_joints, state_qos)

@@ -1,4 +1,5 @@
-"""CameraSet: the task's cameras on a node (the actor's), newest frame per camera, and freshness.
+"""CameraSet: the task's cameras on a node (the actor's), newest frame per camera, and freshness (a camera the
+robot lacks, allowed when the task observes the ``present`` mask, is a black frame).
 
 Not a node: ``CameraSet(node, robot_cfg, task_cfg)`` subscribes the realsense2_camera color
 topics of the cameras the task observes (names from ``task.observation.cameras``, topics, crops
@@ -75,12 +76,8 @@ class CameraSet:
     """The task's cameras on ``node``; thread-safe."""
 
     def __init__(self, node: Node, robot: RobotConfig, task: TaskConfig, callback_group: Any = None) -> None:
-        missing = [name for name in task.observation.cameras if name not in robot.cameras]
-        if missing:
-            raise ValueError(
-                f"task {task.name} observes camera {missing[0]!r}, which robot {robot.name} does not define "
-                f"(cameras: {', '.join(robot.cameras) or 'none'})"
-            )
+        camera_core.check_cameras(task, robot)
+        self.absent = camera_core.absent_cameras(task, robot)  # a black frame each, never stale
         self.node = node
         self.size = task.observation.image_size
         self.max_age_s = task.observation.max_age_s
@@ -88,7 +85,10 @@ class CameraSet:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._arrivals = 0
-        self._streams = {name: _Stream(robot.cameras[name]) for name in task.observation.cameras}
+        self._streams = {name: _Stream(robot.cameras[name]) for name in task.observation.cameras
+                         if name not in self.absent}
+        self._black = np.zeros((*self.size, 3), dtype=np.uint8)
+        self._names = tuple(task.observation.cameras)
         self._bad_encoding: set[str] = set()
         for name, stream in self._streams.items():
             node.create_subscription(
@@ -101,8 +101,8 @@ class CameraSet:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Camera names, in the task's order."""
-        return tuple(self._streams)
+        """Camera names, in the task's order (with the absent ones)."""
+        return self._names
 
     def _now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -140,7 +140,10 @@ class CameraSet:
                     pixels = self._decode(s.msg)
                     s.frame = camera_core.observation(pixels, s.msg.encoding, s.cfg.crop, self.size)
                 out[name] = (s.frame, s.stamp)
-        return out
+        if self.absent and out:  # black frames for the cameras this robot lacks, as new as its newest frame
+            newest = max(stamp for _, stamp in out.values())
+            out.update({name: (self._black, newest) for name in self.absent})
+        return {name: out[name] for name in self.names if name in out}
 
     def stale(self, now: float | None = None, max_age_s: float | None = None) -> list[str]:
         """Names of cameras with no frame or a frame older than ``max_age_s`` (default: the task's)."""

@@ -128,7 +128,9 @@ class SimCellNode(Node):
         drv, names = self.robot.driver, self._joint_names()
         state_qos = PROFILES[drv.state_qos]
         self.pose_pub = self.create_publisher(PoseStamped, drv.current_pose, state_qos)
-        self.wrench_pub = self.create_publisher(WrenchStamped, drv.external_wrench, state_qos)
+        # (a robot config without force sensing, external_wrench "", gets none, as its real driver)
+        self.wrench_pub = self.create_publisher(WrenchStamped, drv.external_wrench, state_qos) if drv.external_wrench \
+            else None
         self.joints_pub = self.create_publisher(JointState, drv.joint_states, state_qos)
         self.gripper_pub = self.create_publisher(JointState, drv.gripper_joint_states, CONTROL)
         self.success_pub = self.create_publisher(Bool, "sim/success", CONTROL)
@@ -335,12 +337,12 @@ class SimCellNode(Node):
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = (float(v) for v in quat)
         self.pose_pub.publish(pose)
-        w = cell.wrench()
-        wrench = WrenchStamped()
-        wrench.header.stamp, wrench.header.frame_id = stamp, frame
-        f, t = wrench.wrench.force, wrench.wrench.torque
-        f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in w)
-        self.wrench_pub.publish(wrench)
+        if self.wrench_pub is not None:
+            wrench = WrenchStamped()
+            wrench.header.stamp, wrench.header.frame_id = stamp, frame
+            f, t = wrench.wrench.force, wrench.wrench.torque
+            f.x, f.y, f.z, t.x, t.y, t.z = (float(v) for v in cell.wrench())
+            self.wrench_pub.publish(wrench)
         joints = JointState(name=self.joint_names, position=cell.joint_positions().tolist(),
                             velocity=cell.joint_velocities().tolist(), effort=cell.joint_efforts().tolist())
         joints.header.stamp = stamp
