@@ -2,13 +2,18 @@
 
     python bench/bench_parallel_robots.py [--task peg_insertion] [--algo rlpd] [--robots sim 2xsim]
                                           [--real-time-factor 1] [--max-steps 15000] [--demos 20]
+                                          [--each] [--set-task KEY=V ...]
 
 Records ``--demos`` scripted-expert demos once (through the real topics), then for each ``--robots``
 setting in turn trains from scratch with the whole graph (sim cells under one clock, in lockstep, at
 ``--real-time-factor``: 1 is real time, as real robots run) until the last 20 episodes of all robots
-together reach 0.8 success, or ``--max-steps`` environment steps. Prints, per setting: the wall time
-and environment steps to 0.8, the success of each robot over its own last 20 episodes, and the wall
-time's ratio to the first setting's (the bar: two robots at <= 0.6x one robot's).
+together reach 0.8 success (with ``--each``: every robot over its own last 20), or ``--max-steps``
+environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
+robot over its own last 20 episodes, and the wall time's and the steps' ratios to the first setting's
+(the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
+one embodiment's steps, ``--robots sim sim,sim_arx --each --real-time-factor 4 --set-task
+observation.state=[tcp_pose,tcp_vel,gripper,wrench,embodiment] --set-task
+'observation.embodiments=[franka_panda,arx5]'``). ``--set-task`` changes the task YAML for every setting.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import os
 import tempfile
 import time
 from pathlib import Path
+
+from config_overrides import config_overrides, parse_sets
 
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
@@ -34,6 +41,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=15000, help="give up on a setting after this many steps")
     parser.add_argument("--demos", type=int, default=20)
     parser.add_argument("--target", type=float, default=0.8, help="success over the last 20 episodes to reach")
+    parser.add_argument("--each", action="store_true", help="every robot must reach --target over its own last 20")
+    parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
@@ -42,8 +51,15 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    def reached(log, count: int) -> bool:
+        if args.each:
+            rates = log.robot_success_rates().values()
+            return len(rates) == count and all(n >= 20 and rate >= args.target for n, rate in rates)
+        return len(log.results) >= 20 and log.success_rate() >= args.target
+
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp, \
+            config_overrides(Path(tmp), {f"tasks/{args.task}": parse_sets(args.set_task)}):
         root = Path(args.log_dir or tmp)
         demos: tuple[str, ...] = ()
         if samples_demos(args.algo):
@@ -55,29 +71,32 @@ def main() -> None:
             count = len(robot_names(options(robots=setting)))
             specs = build_graph(args.task, robots=setting, algo=args.algo, real_time_factor=args.real_time_factor,
                                 log_dir=str(root / setting / "train"), demos=demos)
-            reached = lambda log: len(log.results) >= 20 and log.success_rate() >= args.target  # noqa: E731
             start = time.monotonic()
             log, code = run_graph(specs, root / setting, robots=count,
-                                  done=lambda log: reached(log) or log.steps >= args.max_steps,  # noqa: B023
+                                  done=lambda log: reached(log, count) or log.steps >= args.max_steps,  # noqa: B023
                                   total=args.max_steps, unit="steps")
             wall = time.monotonic() - start
             if code != 0:
                 raise SystemExit(f"training with --robots {setting} failed (exit {code})")
-            rows.append((setting, wall if reached(log) else None, log.steps, len(log.results), log.robot_lines()))
-            print(f"--robots {setting}: {'reached' if reached(log) else 'did not reach'} {args.target} in "
+            done = reached(log, count)
+            rows.append((setting, wall if done else None, log.steps if done else None, len(log.results),
+                         log.robot_lines()))
+            print(f"--robots {setting}: {'reached' if done else 'did not reach'} {args.target} in "
                   f"{wall / 60:.1f} min, {log.steps} steps; " + "; ".join(log.robot_lines()), flush=True)
 
     table = Table(title=f"{args.task}, {args.algo}, sim x{args.real_time_factor}: wall time to {args.target} "
-                        f"success over the last 20 episodes (all robots)")
-    for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)", "wall vs first"):
+                        f"success over the last 20 episodes ({'each robot' if args.each else 'all robots'})")
+    for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)", "wall vs first",
+                   "steps vs first"):
         table.add_column(column)
-    first = rows[0][1]
+    first, first_steps = rows[0][1], rows[0][2]
     for setting, wall, steps, episodes, lines in rows:
         per_robot = "\n".join(" ".join(w for w in line.split() if w.startswith(("robot=", "success_rate=")))
                               for line in lines)
         ratio = f"{wall / first:.2f}x" if wall and first else "-"
         table.add_row(setting, f"{wall / 60:.1f} min" if wall else f"not reached ({args.max_steps} steps)",
-                      str(steps), str(episodes), per_robot, ratio)
+                      str(steps or "-"), str(episodes), per_robot, ratio,
+                      f"{steps / first_steps:.2f}x" if steps and first_steps else "-")
     Console(width=140).print(table)
 
 

@@ -156,19 +156,25 @@ class EpisodeLog:
             return None
         return sum(r.truth == TRUTH_SOLVED for r in recent) / len(recent)
 
-    def robot_lines(self, last: int = 20) -> list[str]:
-        """One line per robot (by robot id): its embodiment, task, episodes and success over its last ``last``."""
+    def by_robot(self) -> dict[str, list]:
+        """The results of each robot (by robot id, sorted), in arrival order."""
         with self._lock:
             by_robot: dict[str, list] = {}
             for r in self.results:
                 by_robot.setdefault(r.robot_id, []).append(r)
-        lines = []
-        for robot_id, results in sorted(by_robot.items()):
-            recent = results[-last:]
-            lines.append(f"robot={robot_id} embodiment={results[-1].embodiment} task={results[-1].task} "
-                         f"episodes={len(results)} steps={sum(r.length for r in results)} "
-                         f"success_rate={sum(r.success for r in recent) / len(recent):.3f}")
-        return lines
+        return dict(sorted(by_robot.items()))
+
+    def robot_success_rates(self, last: int = 20) -> dict[str, tuple[int, float]]:
+        """Per robot id: its episodes so far and its success rate over its own last ``last``."""
+        return {robot_id: (len(results), sum(r.success for r in results[-last:]) / len(results[-last:]))
+                for robot_id, results in self.by_robot().items()}
+
+    def robot_lines(self, last: int = 20) -> list[str]:
+        """One line per robot (by robot id): its embodiment, task, episodes and success over its last ``last``."""
+        rates = self.robot_success_rates(last)
+        return [f"robot={robot_id} embodiment={results[-1].embodiment} task={results[-1].task} "
+                f"episodes={len(results)} steps={sum(r.length for r in results)} success_rate={rates[robot_id][1]:.3f}"
+                for robot_id, results in self.by_robot().items()]
 
     def summary(self) -> str:
         """One line: episodes, steps, success over the last 20, weight versions the actors used (and the sim's
