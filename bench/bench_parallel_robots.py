@@ -2,7 +2,7 @@
 
     python bench/bench_parallel_robots.py [--task peg_insertion] [--algo rlpd] [--robots sim 2xsim]
                                           [--real-time-factor 1] [--max-steps 15000] [--demos 20]
-                                          [--each] [--set-task KEY=V ...]
+                                          [--each] [--set-task KEY=V ...] [--pipeline async]
 
 Records ``--demos`` scripted-expert demos once (through the real topics), then for each ``--robots``
 setting in turn trains from scratch with the whole graph (sim cells under one clock, in lockstep, at
@@ -11,7 +11,7 @@ together reach 0.8 success (with ``--each``: every robot over its own last 20), 
 environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
 robot over its own last 20 episodes, and the wall time's and the steps' ratios to the first setting's
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
-one embodiment's steps, ``--robots sim sim,sim_arx --each --real-time-factor 4 --set-task
+one embodiment's steps, ``--robots sim sim,sim_arx --each --pipeline sync --set-task
 observation.state=[tcp_pose,tcp_vel,gripper,wrench,embodiment] --set-task
 'observation.embodiments=[franka_panda,arx5]'``). ``--set-task`` changes the task YAML for every setting.
 """
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=15000, help="give up on a setting after this many steps")
     parser.add_argument("--demos", type=int, default=20)
     parser.add_argument("--target", type=float, default=0.8, help="success over the last 20 episodes to reach")
+    parser.add_argument("--pipeline", default="async", choices=("async", "sync"),
+                        help="sync: the same updates per step in every setting (steps comparable whatever the load)")
     parser.add_argument("--each", action="store_true", help="every robot must reach --target over its own last 20")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
@@ -70,7 +72,7 @@ def main() -> None:
         for setting in args.robots:
             count = len(robot_names(options(robots=setting)))
             specs = build_graph(args.task, robots=setting, algo=args.algo, real_time_factor=args.real_time_factor,
-                                log_dir=str(root / setting / "train"), demos=demos)
+                                log_dir=str(root / setting / "train"), demos=demos, pipeline=args.pipeline)
             start = time.monotonic()
             log, code = run_graph(specs, root / setting, robots=count,
                                   done=lambda log: reached(log, count) or log.steps >= args.max_steps,  # noqa: B023
