@@ -376,3 +376,23 @@ def test_cli_bag_import_and_info(driver_bag, tmp_path: Path, capsys) -> None:
     text = " ".join(capsys.readouterr().err.split())
     assert text.startswith("user-rl bag: error:")
     assert "missing topic(s) /robot_0/franka_robot_state_broadcaster/current_pose" in text
+
+
+def test_a_robot_without_force_sensing_or_front_camera_imports_zeros_and_black_frames(tmp_path: Path) -> None:
+    path = tmp_path / "bare"
+    write_driver_bag(path, "mcap", skip=("wrench", "front"))
+    base, franka = load_task("peg_insertion"), load_robot("franka")
+    bare = dataclasses.replace(franka, driver=dataclasses.replace(franka.driver, external_wrench=""),
+                               cameras={"wrist": franka.cameras["wrist"]})
+    with pytest.raises(BagImportError, match=r"observes camera 'front'.*'present'"):
+        import_driver_bag(path, base, bare, load_import_config("franka_spacemouse"))
+    observation = dataclasses.replace(base.observation, state=(*base.observation.state, "present"))
+    task = dataclasses.replace(base, observation=observation)
+    result = import_driver_bag(path, task, bare, load_import_config("franka_spacemouse"))
+    assert len(result.episodes) == len(TICKS)
+    steps = [s for e in result.episodes for s in e.steps]
+    assert sum(s.images["wrist"].any() for s in steps) >= len(steps) - 1  # (the script's frame values: 0..199)
+    for step in steps:
+        assert not step.images["front"].any() and step.images["front"].shape == (*task.observation.image_size, 3)
+        assert not step.state[12:18].any()  # the wrench it cannot sense: zeros
+        np.testing.assert_array_equal(step.state[-4:], [1, 0, 1, 0])  # gripper, wrench, wrist, front

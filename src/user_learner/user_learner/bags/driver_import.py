@@ -17,7 +17,8 @@ realsense2_camera images, spacenav twist and joy), resolved under ``namespace``.
    measured pose on arrival); ``measured_pose`` from the next measured pose (kinesthetic demos);
    ``spacemouse`` replays the twist and joy messages through the teleop mapping. A 7-dim task's
    gripper channel comes from the SpaceMouse buttons.
-5. **State and images** exactly as the actor builds them (``StateEncoder``, camera crop + resize).
+5. **State and images** exactly as the actor builds them (``StateEncoder``, camera crop + resize; what the
+   robot lacks, zeros and a black frame, flagged in the ``present`` state key).
 
 Success (reward 1 on the last action, ``terminated``): ``all`` (every demo succeeded),
 ``pose_region`` (the final pose lies within the task's success tolerance) or ``none``.
@@ -43,7 +44,7 @@ from user_learner.progress import progress as show_progress
 from user_policies.observation import ArmSample, StateEncoder, present_mask
 from user_robot.action_mapping import action_toward
 from user_robot.arm_state_core import VelocityEstimator, gripper_width
-from user_robot.camera_core import observation, to_array
+from user_robot.camera_core import check_cameras, observation, to_array
 from user_robot.config_loader import load
 from user_robot.contracts import END_ABORTED, END_SUCCESS, REWARD_HUMAN, REWARD_POSE_REGION
 from user_robot.robot_config import RobotConfig
@@ -169,6 +170,12 @@ def _streams(task: TaskConfig, robot: RobotConfig, cfg: BagImportConfig) -> dict
     if cfg.reference not in task.observation.cameras:
         raise BagImportError(f"reference camera {cfg.reference!r} is not one of the task's cameras "
                              f"{list(task.observation.cameras)}")
+    if cfg.reference not in robot.cameras:
+        raise BagImportError(f"reference camera {cfg.reference!r} is not configured for robot {robot.name!r}")
+    try:  # a camera the robot lacks is a black frame, when the task observes the ``present`` mask
+        check_cameras(task, robot)
+    except ValueError as exc:
+        raise BagImportError(str(exc)) from exc
     spacemouse = cfg.action_source == "spacemouse"
     needs_joy = spacemouse or cfg.split.rule == "joy_button" or task.action.dims == 7
     specs = {
@@ -183,9 +190,8 @@ def _streams(task: TaskConfig, robot: RobotConfig, cfg: BagImportConfig) -> dict
         "joy": (t.joy_topic, "sensor_msgs/msg/Joy", needs_joy, "SpaceMouse buttons"),
     }
     for name in task.observation.cameras:
-        if name not in robot.cameras:
-            raise BagImportError(f"task camera {name!r} is not configured for robot {robot.name!r}")
-        specs[f"camera:{name}"] = (robot.cameras[name].topic, "sensor_msgs/msg/Image", True, f"{name} camera")
+        if name in robot.cameras:
+            specs[f"camera:{name}"] = (robot.cameras[name].topic, "sensor_msgs/msg/Image", True, f"{name} camera")
     return {
         key: _Stream(resolve_topic(topic, ns), msgtype, required, what)
         for key, (topic, msgtype, required, what) in specs.items()
@@ -334,6 +340,7 @@ def _episode(
     episode_id: str,
 ) -> Episode:
     poses = streams["current_pose"]
+    black = np.zeros((*task.observation.image_size, 3), np.uint8)  # for a camera the robot lacks
     velocity = VelocityEstimator()
     teleop = TeleopCore(robot.teleop, task.action.dims)
     # Replay the filters' inputs from a second before the episode (the joy state is the last message before).
@@ -357,7 +364,8 @@ def _episode(
         width = streams["gripper"].values[streams["gripper"].latest(t)] if "gripper" in streams else 0.0
         arm = ArmSample(xyz, quat, velocity.linear.copy(), velocity.angular.copy(), force_torque[:3],
                         force_torque[3:], width, t / NS)
-        images = {n: streams[f"camera:{n}"].values[streams[f"camera:{n}"].latest(t)] for n in task.observation.cameras}
+        images = {n: streams[c].values[streams[c].latest(t)] if (c := f"camera:{n}") in streams else black
+                  for n in task.observation.cameras}
         intervention = teleop.tick(t / NS)
         last = k == len(stamps) - 1
         if last:
