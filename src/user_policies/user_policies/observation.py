@@ -151,7 +151,7 @@ class StateEncoder:
                 raise ValueError(f"task {task.name}: observation.embodiments {list(task.observation.embodiments)} "
                                  f"has no {embodiment!r}")
             self.embodiment[task.observation.embodiments.index(embodiment)] = 1.0
-        self.present = np.ones(2 + len(task.observation.cameras)) if present is None else np.asarray(present, float)
+        self.present = np.ones(_key_size(task, MASK_KEY)) if present is None else np.asarray(present, float)
 
     def encode(
         self, arm: ArmSample, objects: np.ndarray | None = None, last_action: np.ndarray | None = None

@@ -124,6 +124,11 @@ class GraphProcesses:
             node.stop(timeout=max(0.1, deadline - time.monotonic()))
 
 
+def _success_rate(results: list) -> float:
+    """Share of ``results`` that succeeded (0 if none)."""
+    return sum(r.success for r in results) / len(results) if results else 0.0
+
+
 class EpisodeLog:
     """Episode results seen so far (thread-safe), for progress and the final summary."""
 
@@ -146,7 +151,7 @@ class EpisodeLog:
         """Success rate over the last ``last`` episodes (0 if none)."""
         with self._lock:
             recent = self.results[-last:]
-        return sum(r.success for r in recent) / len(recent) if recent else 0.0
+        return _success_rate(recent)
 
     def ground_truth_success_rate(self, last: int = 20) -> float | None:
         """The sim cell's verdict over the last ``last`` episodes (None when a result lacks it: a real cell)."""
@@ -166,14 +171,14 @@ class EpisodeLog:
 
     def robot_success_rates(self, last: int = 20) -> dict[str, tuple[int, float]]:
         """Per robot id: its episodes so far and its success rate over its own last ``last``."""
-        return {robot_id: (len(results), sum(r.success for r in results[-last:]) / len(results[-last:]))
+        return {robot_id: (len(results), _success_rate(results[-last:]))
                 for robot_id, results in self.by_robot().items()}
 
     def robot_lines(self, last: int = 20) -> list[str]:
         """One line per robot (by robot id): its embodiment, task, episodes and success over its last ``last``."""
-        rates = self.robot_success_rates(last)
         return [f"robot={robot_id} embodiment={results[-1].embodiment} task={results[-1].task} "
-                f"episodes={len(results)} steps={sum(r.length for r in results)} success_rate={rates[robot_id][1]:.3f}"
+                f"episodes={len(results)} steps={sum(r.length for r in results)} "
+                f"success_rate={_success_rate(results[-last:]):.3f}"
                 for robot_id, results in self.by_robot().items()]
 
     def summary(self) -> str:

@@ -140,10 +140,11 @@ class CameraSet:
                     pixels = self._decode(s.msg)
                     s.frame = camera_core.observation(pixels, s.msg.encoding, s.cfg.crop, self.size)
                 out[name] = (s.frame, s.stamp)
-        if self.absent and out:  # black frames for the cameras this robot lacks, as new as its newest frame
-            newest = max(stamp for _, stamp in out.values())
-            out.update({name: (self._black, newest) for name in self.absent})
-        return {name: out[name] for name in self.names if name in out}
+        if not (self.absent and out):
+            return out
+        newest = max(stamp for _, stamp in out.values())  # black frames for the cameras it lacks, as new
+        out.update({name: (self._black, newest) for name in self.absent})
+        return {name: out[name] for name in self.names if name in out}  # (in the task's order)
 
     def stale(self, now: float | None = None, max_age_s: float | None = None) -> list[str]:
         """Names of cameras with no frame or a frame older than ``max_age_s`` (default: the task's)."""
