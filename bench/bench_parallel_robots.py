@@ -3,6 +3,7 @@
     python bench/bench_parallel_robots.py [--task peg_insertion] [--algo rlpd] [--robots sim 2xsim]
                                           [--real-time-factor 1] [--max-steps 15000] [--demos 20]
                                           [--each] [--set-task KEY=V ...] [--pipeline async]
+                                          [--tasks peg_insertion,charger_plugging]
 
 Records ``--demos`` scripted-expert demos once (through the real topics), then for each ``--robots``
 setting in turn trains from scratch with the whole graph (sim cells under one clock, in lockstep, at
@@ -13,7 +14,9 @@ robot over its own last 20 episodes, and the wall time's and the steps' ratios t
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
 one embodiment's steps, ``--robots sim sim,sim_arx --each --pipeline sync --set-task
 observation.state=[tcp_pose,tcp_vel,gripper,wrench,embodiment] --set-task
-'observation.embodiments=[franka_panda,arx5]'``). ``--set-task`` changes the task YAML for every setting.
+'observation.embodiments=[franka_panda,arx5]'``; two tasks on one policy at >= 0.8 each,
+``--robots 2xsim --tasks peg_insertion,charger_plugging --each``). ``--set-task`` changes the task YAML
+for every setting; ``--tasks`` gives robot i the i-th task, demos recorded for each.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from config_overrides import config_overrides, parse_sets
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
 from user_learner.cli.train import samples_demos
-from user_learner.graph import algorithm_choices, build_graph, options, robot_names
+from user_learner.graph import algorithm_choices, build_graph, options, robot_names, run_tasks
 
 
 def main() -> None:
@@ -45,6 +48,8 @@ def main() -> None:
                         help="sync: the same updates per step in every setting (steps comparable whatever the load)")
     parser.add_argument("--each", action="store_true", help="every robot must reach --target over its own last 20")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
+    parser.add_argument("--tasks", default="", help="one policy for several tasks: robot i does the i-th "
+                        "(comma-separated; the graph option)")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
@@ -63,16 +68,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp, \
             config_overrides(Path(tmp), {f"tasks/{args.task}": parse_sets(args.set_task)}):
         root = Path(args.log_dir or tmp)
-        demos: tuple[str, ...] = ()
-        if samples_demos(args.algo):
-            bag = root / "demos"
+        demos: list[str] = []
+        tasks = run_tasks(args.task, options(tasks=args.tasks)) or (args.task,)
+        for task in tasks if samples_demos(args.algo) else ():
+            bag = root / f"demos_{task}{'_of_' + '+'.join(tasks) if len(tasks) > 1 else ''}"
             if not bag.exists():
-                record_demos(args.task, "sim", args.demos, bag, seed=10_000, log_dir=root)
-            demos = (str(bag),)
+                record_demos(task, "sim", args.demos, bag, seed=10_000, log_dir=root, tasks=args.tasks)
+            demos.append(str(bag))
         for setting in args.robots:
             count = len(robot_names(options(robots=setting)))
             specs = build_graph(args.task, robots=setting, algo=args.algo, real_time_factor=args.real_time_factor,
-                                log_dir=str(root / setting / "train"), demos=demos, pipeline=args.pipeline)
+                                log_dir=str(root / setting / "train"), demos=tuple(demos), pipeline=args.pipeline,
+                                tasks=args.tasks)
             start = time.monotonic()
             log, code = run_graph(specs, root / setting, robots=count,
                                   done=lambda log: reached(log, count) or log.steps >= args.max_steps,  # noqa: B023
@@ -86,8 +93,9 @@ def main() -> None:
             print(f"--robots {setting}: {'reached' if done else 'did not reach'} {args.target} in "
                   f"{wall / 60:.1f} min, {log.steps} steps; " + "; ".join(log.robot_lines()), flush=True)
 
-    table = Table(title=f"{args.task}, {args.algo}, sim x{args.real_time_factor}: wall time to {args.target} "
-                        f"success over the last 20 episodes ({'each robot' if args.each else 'all robots'})")
+    table = Table(title=f"{args.tasks or args.task}, {args.algo}, sim x{args.real_time_factor}: wall time to "
+                        f"{args.target} success over the last 20 episodes "
+                        f"({'each robot' if args.each else 'all robots'})")
     for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)", "wall vs first",
                    "steps vs first"):
         table.add_column(column)

@@ -16,7 +16,7 @@ from user_learner.bags.transition_bag import TransitionBagWriter, read_episodes
 from user_learner.cli.collect import record_on
 from user_learner.cli.runner import run_graph
 from user_learner.graph import build_graph
-from user_robot.config_loader import CONFIG_DIR_ENV, config_dir, write_config_copy
+from user_robot.config_loader import CONFIG_DIR_ENV, UsageError, config_dir, write_config_copy
 
 EPISODES = 3
 
@@ -84,6 +84,46 @@ def test_an_arm_without_gripper_force_sensing_or_front_camera_feeds_the_same_pol
     assert max(closes) > 0.5  # the expert asked it to grip (the action set is the task's) ...
     bridge_log = (tmp_path / "ros" / "robot_1.arm_bridge.log").read_text()
     assert "gripper none" in bridge_log  # ... and its bridge, configured without one, sent nothing
+
+
+def test_a_multi_task_graph_gives_each_robot_its_task_and_the_policy_their_identity() -> None:
+    specs = {(s.namespace, s.name): s.parameters for s in build_graph(
+        "peg_insertion", robots="2xsim", tasks="peg_insertion,charger_plugging", real_time_factor=4.0)}
+    assert specs[("", "sim_cell")]["cell_tasks"] == ["peg_insertion", "charger_plugging"]
+    for i, task in enumerate(("peg_insertion", "charger_plugging")):
+        for node in ("arm_bridge", "teleop", "actor"):
+            assert specs[(f"robot_{i}", node)]["task"] == task
+        assert specs[(f"robot_{i}", "actor")]["tasks"] == ["peg_insertion", "charger_plugging"]
+    assert specs[("", "learner")]["tasks"] == ["peg_insertion", "charger_plugging"]
+    one = {s.name: s.parameters for s in build_graph("charger_plugging", tasks="peg_insertion,charger_plugging")}
+    assert one["actor"]["task"] == "charger_plugging" and one["actor"]["tasks"] == ["peg_insertion", "charger_plugging"]
+    assert "tasks" not in {s.name: s.parameters for s in build_graph("peg_insertion", robots="2xsim")}["actor"]
+    with pytest.raises(UsageError, match=r"3 tasks .* for 2 robots"):
+        build_graph("peg_insertion", robots="2xsim", tasks="peg_insertion,charger_plugging,peg_insertion")
+    with pytest.raises(UsageError, match=r"cannot share one policy: observation\.state"):
+        build_graph("peg_insertion", robots="2xsim", tasks="peg_insertion,pick_and_place")
+
+
+@pytest.mark.slow
+def test_two_robots_on_two_tasks_record_their_own_task_and_its_identity(tmp_path) -> None:
+    """Peg insertion and charger plugging under one clock: each cell runs its robot's task (the expert solves
+    it), and each robot's transitions name their task and carry its one-hot as the state's last entries."""
+    specs = build_graph("peg_insertion", robots="2xsim", tasks="peg_insertion,charger_plugging", side="robot",
+                        expert="always", mode="demo", episodes=1, seed=3, real_time_factor=4.0)
+    out = tmp_path / "both.mcap"
+    with TransitionBagWriter(out) as writer:
+        log, code = run_graph(specs, tmp_path, robots=2, done=lambda _log: len(writer.complete) >= 2, total=2,
+                              unit="episodes", timeout_s=400, setup_monitor=lambda node: record_on(node, writer, 2))
+    assert code == 0, log.summary()
+    assert [re.match(r"robot=(\S+) embodiment=\S+ task=(\S+)", line).groups() for line in log.robot_lines()] == [
+        ("robot_0", "peg_insertion"), ("robot_1", "charger_plugging")]
+    episodes = {e.robot_id: e for e in read_episodes(out)}
+    for robot, task, code_ in (("robot_0", "peg_insertion", [1, 0]), ("robot_1", "charger_plugging", [0, 1])):
+        episode = episodes[robot]
+        assert episode.success and episode.task == task
+        states = np.stack([s.state for s in episode.steps])
+        assert states.shape[1] == 6 + 6 + 6 + 2
+        assert {tuple(row) for row in states[:, -2:]} == {tuple(code_)}
 
 
 def _stamp(line: str) -> float:

@@ -37,6 +37,14 @@ def load_checkpoint_algorithm(path: str | Path, device: str = "cpu") -> Algorith
     return algorithm
 
 
+def checkpoint_tasks(path: str | Path) -> tuple[str, ...]:
+    """The tasks a multi-task checkpoint's policy tells apart (empty: a one-task policy)."""
+    try:
+        return tuple(read_meta(path)["metadata"].get("tasks", ()))
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def checkpoint_weights(path: str | Path, embodiments: Sequence[str]) -> WeightsPacket:
     """The checkpoint's policy as a weights packet of its own learner identity (``eval-...``)."""
     algorithm = load_checkpoint_algorithm(path)

@@ -24,7 +24,7 @@ import yaml
 
 from user_robot.config_loader import ConfigError, UsageError, config_dir, config_names
 from user_robot.robot_config import RobotConfig, load_robot
-from user_robot.task_config import load_task
+from user_robot.task_config import TaskConfig, load_task
 
 Side = Literal["robot", "learner"]
 
@@ -79,6 +79,9 @@ class GraphOptions:
     policy: str = _opt("", "policy kind replacing the algorithm recipe's (empty: the recipe's)", policy_choices)
     robots: str = _opt("1", "the robots, namespaces robot_0 ..: a count of --robot (2), a count of a robot config "
                             "(2xsim), or robot configs comma-separated (sim,sim_arx; parts may be counted: 2xsim,arx)")
+    tasks: str = _opt("", "one policy for several tasks, comma-separated (peg_insertion,charger_plugging): robot i "
+                          "does the i-th (one per robot), or one robot does the task among them; the policy's state "
+                          "gains the key 'task', a one-hot over them (empty: one task)")
     pipeline: str = _opt("async", "async: actors never wait for the learner; sync: they wait for new weights",
                          ("async", "sync"))
     side: str = _opt("all", "which half to start here: robot (drivers, bridge, actor) or learner",
@@ -245,6 +248,27 @@ def robot_names(opts: GraphOptions) -> tuple[str, ...]:
     return tuple(names)
 
 
+def run_tasks(task: str, opts: GraphOptions) -> tuple[str, ...]:
+    """The tasks one multi-task policy tells apart (``opts.tasks`` in order; empty for a one-task run)."""
+    tasks = tuple(dict.fromkeys(t.strip() for t in opts.tasks.split(",") if t.strip()))
+    return tasks if len(tasks) > 1 else ()
+
+
+def robot_tasks(task: str, opts: GraphOptions) -> tuple[str, ...]:
+    """The task of each robot: ``task`` for every one, or with ``opts.tasks`` the i-th for robot i (one robot: the
+    task among them)."""
+    names = robot_names(opts)
+    listed = [t.strip() for t in opts.tasks.split(",") if t.strip()]
+    if not listed:
+        return (task,) * len(names)
+    if len(listed) == len(names):
+        return tuple(listed)
+    if len(names) == 1 and task in listed:
+        return (task,)
+    raise UsageError(f"tasks: {len(listed)} tasks ({opts.tasks}) for {len(names)} robots ({opts.robots}): give one "
+                     f"task per robot, or run one robot with --task among them")
+
+
 def _require_config(kind: str, name: str) -> None:
     if name not in config_names(kind):
         path = config_dir() / kind / f"{name}.yaml"
@@ -252,29 +276,39 @@ def _require_config(kind: str, name: str) -> None:
         raise ConfigError(path, "", f"no {kind[:-1]} named '{name}' (known: {known})")
 
 
+def check_reward_classifier(task: TaskConfig, given: str) -> None:
+    """``UsageError`` unless the success classifier of ``task`` (``given``, else its ``reward.classifier``) loads
+    and fits its cameras."""
+    from user_policies.success_classifier import check_classifier, load_classifier
+
+    path = given or task.reward.classifier
+    if not path:
+        raise UsageError(f"task {task.name}: reward.source is classifier but no model is given "
+                         f"(reward.classifier in the task, or --reward-classifier)")
+    try:
+        model = load_classifier(path)
+        check_classifier(model.spec, task.name, task.observation.cameras, task.observation.image_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def check_configs(task: str, opts: GraphOptions, robots: list[RobotConfig]) -> None:
     """Load every config file the graph's nodes will read (``robots``: the robots' configs, loaded), so that a
     mistake fails before any node starts."""
-    from user_policies.observation import check_state_keys
+    from user_policies.observation import check_shared_interface, check_state_keys, with_task_identity
 
-    task_cfg = load_task(task)
+    identity = run_tasks(task, opts)
     try:
-        for robot in robots:
+        per_robot = [with_task_identity(load_task(t), identity) for t in robot_tasks(task, opts)]
+        for task_cfg, robot in zip(per_robot, robots, strict=True):
             check_state_keys(task_cfg, robot)
+        if identity:
+            check_shared_interface([with_task_identity(load_task(t), identity) for t in identity])
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if task_cfg.reward.source == "classifier" and opts.side != "learner":
-        from user_policies.success_classifier import check_classifier, load_classifier
-
-        path = opts.reward_classifier or task_cfg.reward.classifier
-        if not path:
-            raise UsageError(f"task {task}: reward.source is classifier but no model is given "
-                             f"(reward.classifier in the task, or --reward-classifier)")
-        try:
-            model = load_classifier(path)
-            check_classifier(model.spec, task, task_cfg.observation.cameras, task_cfg.observation.image_size)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    for task_cfg in dict((cfg.name, cfg) for cfg in per_robot).values():
+        if task_cfg.reward.source == "classifier" and opts.side != "learner":
+            check_reward_classifier(task_cfg, opts.reward_classifier)
     if opts.side != "robot":
         from user_learner.learner_core import load_algorithm
 
@@ -287,15 +321,18 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     Raises :class:`UsageError` (``ConfigError`` for config files) naming what is wrong, before any node starts.
     """
     opts = options(**overrides)
-    _require_config("tasks", task)
+    tasks = robot_tasks(task, opts)
+    for name in dict.fromkeys((task, *tasks)):
+        _require_config("tasks", name)
     _require_config("algorithms", opts.algo)
     names = robot_names(opts)
+    identity = {"tasks": list(run_tasks(task, opts))} if run_tasks(task, opts) else {}
     for name in sorted(set(names)):
         _require_config("robots", name)
     robot_cfgs = [load_robot(name) for name in names]
     check_configs(task, opts, robot_cfgs)
     sim = all(cfg.backend == "sim" for cfg in robot_cfgs)
-    learned_reward = load_task(task).reward.source == "classifier"
+    learned_reward = any(load_task(t).reward.source == "classifier" for t in tasks)
     hardware = [name for name, cfg in zip(names, robot_cfgs, strict=True) if cfg.backend != "sim"]
     if opts.real_time_factor != 1.0 and hardware:
         raise UsageError(f"real_time_factor applies to the sim only; robot '{hardware[0]}' is real hardware")
@@ -307,9 +344,9 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     if opts.side in ("all", "robot"):
         from user_learner.algorithms.base import ALGORITHMS
 
-        def sim_params(robot: str, seed: int) -> dict[str, Any]:
+        def sim_params(robot: str, robot_task: str, seed: int) -> dict[str, Any]:
             return {
-                "task": task,
+                "task": robot_task,
                 "robot": robot,
                 "seed": seed,
                 "real_time_factor": opts.real_time_factor,
@@ -325,19 +362,21 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
 
         one_clock = publish_clock and len(names) > 1  # one process steps every cell under the one /clock
         if one_clock:
-            cells = {"cells": [f"robot_{i}" for i in range(len(names))], "cell_robots": list(names)}
-            nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", "", {**sim_params(names[0], opts.seed),
-                                                                             **cells}))
+            cells = {"cells": [f"robot_{i}" for i in range(len(names))], "cell_robots": list(names),
+                     "cell_tasks": list(tasks)}
+            nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", "",
+                                  {**sim_params(names[0], tasks[0], opts.seed), **cells}))
         deterministic = ALGORITHMS.get(opts.algo).rollout_deterministic
-        for i, (name, robot_cfg) in enumerate(zip(names, robot_cfgs, strict=True)):
+        for i, (name, robot_cfg, robot_task) in enumerate(zip(names, robot_cfgs, tasks, strict=True)):
             ns = f"robot_{i}"
-            cell = {"task": task, "robot": name, "robot_id": ns, **common}
+            cell = {"task": robot_task, "robot": name, "robot_id": ns, **common}
             if robot_cfg.backend == "sim" and not one_clock:
-                nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns, sim_params(name, opts.seed + i)))
+                nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns,
+                                      sim_params(name, robot_task, opts.seed + i)))
             nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
             nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
             actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images,
-                     "deterministic": deterministic}
+                     "deterministic": deterministic, **identity}
             if opts.reward_classifier:
                 actor["reward_classifier"] = opts.reward_classifier
             nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
@@ -352,6 +391,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     if opts.side in ("all", "learner"):
         learner = {
             "task": task,
+            **identity,
             "robots": list(names),
             "algo": opts.algo,
             "policy": opts.policy,

@@ -111,7 +111,7 @@ class LearnerCore:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.parallel: DataParallel | None = None
-        self.policy_id = f"{task.name}/{self.cfg.algorithm}/{self.spec.kind}"
+        self.policy_id = f"{'+'.join(task.observation.tasks) or task.name}/{self.cfg.algorithm}/{self.spec.kind}"
         self.embodiments = tuple(sorted(set(embodiments)))
         self.log_dir = Path(log_dir)
         self.wal = TransitionLog(self.log_dir / "wal")
@@ -372,7 +372,8 @@ class LearnerCore:
             self.wal.seal()
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
             counters = dataclasses.asdict(self.counters)
-            metadata = {"counters": counters, "assembler": self.assembler.state()}
+            metadata = {"counters": counters, "assembler": self.assembler.state(),
+                        "tasks": list(self.task.observation.tasks)}
             path = save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
             self.wal.drop_sealed()
             return path

@@ -132,3 +132,26 @@ def test_what_a_robot_lacks_is_zero_padded_and_masked_in_present() -> None:
     unmasked = dataclasses.replace(task, observation=dataclasses.replace(observation, state=("gripper", "wrench")))
     with pytest.raises(ValueError, match=r"observes camera 'front', which robot sim_arx does not define.*'present'"):
         check_cameras(unmasked, bare)
+
+
+def test_a_multi_task_run_tells_its_tasks_apart_by_a_one_hot_and_needs_one_interface() -> None:
+    from user_policies.observation import check_shared_interface, with_task_identity
+
+    peg, charger = load_task("peg_insertion"), load_task("charger_plugging")
+    run = ("peg_insertion", "charger_plugging")
+    assert with_task_identity(peg, ("peg_insertion",)) is peg  # one task: nothing to tell apart
+    tasks = [with_task_identity(t, run) for t in (peg, charger)]
+    assert all(t.observation.state[-1] == "task" for t in tasks)
+    assert state_dim(tasks[0]) == state_dim(peg) + 2
+    check_shared_interface(tasks)
+    codes = [StateEncoder(t, 0.08).encode(_sample(t.target.xyz))[-2:] for t in tasks]
+    np.testing.assert_array_equal(codes, [[1.0, 0.0], [0.0, 1.0]])
+    # the rest of the state is each task's own (position relative to its own target)
+    np.testing.assert_array_equal(StateEncoder(tasks[1], 0.08).encode(_sample(charger.target.xyz))[:-2],
+                                  StateEncoder(charger, 0.08).encode(_sample(charger.target.xyz)))
+    with pytest.raises(ValueError, match="task pick_and_place is not one of the run's tasks"):
+        with_task_identity(load_task("pick_and_place"), run)
+    both = ("peg_insertion", "pick_and_place")
+    with pytest.raises(ValueError, match=r"peg_insertion and pick_and_place cannot share one policy: observation.state"
+                                         r".*config/tasks/pick_and_place.yaml"):
+        check_shared_interface([with_task_identity(load_task(t), both) for t in both])

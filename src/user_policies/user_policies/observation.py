@@ -13,6 +13,7 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``last_action`` | action dims | the previous control tick's executed action (zero at the first) |
 | ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
 | ``embodiment`` | per task | one-hot of the robot's embodiment among the task's ``observation.embodiments`` |
+| ``task`` | per run | one-hot of the robot's task among ``observation.tasks`` (a multi-task run's ``--tasks``) |
 | ``present`` | 2 + cameras | what this robot has (1/0): gripper, wrench, then each of the task's cameras |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
@@ -27,6 +28,10 @@ without force sensing (``driver.external_wrench: ""``) or without one of the tas
 there (a black frame for a camera) and says so in ``present``, which the task must then observe (a
 missing camera is an error otherwise). The gripper action dimension of a robot without one is
 carried and not executed (the arm bridge sends no gripper command), so it is one action set for all.
+``task`` lets one policy learn several tasks (``--tasks peg_insertion,charger_plugging``): the run
+adds the key to every task's state (:func:`with_task_identity`); the tasks must share one state,
+action and camera interface (:func:`check_shared_interface`), and position is relative to each
+task's own target.
 
 Rotations are rotation vectors of the pose relative to the target (or to the identity), which
 are continuous where quaternions flip sign and Euler angles wrap.
@@ -35,6 +40,7 @@ are continuous where quaternions flip sign and Euler angles wrap.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,10 +51,10 @@ from user_robot.task_config import TaskConfig
 
 STATE_KEYS: dict[str, int] = {
     "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1,
-    "present": -1,
+    "present": -1, "task": -1,
 }
 """Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments,
-its cameras)."""
+its cameras, the run's tasks)."""
 
 
 PRIVILEGED_KEY = "object_state"
@@ -79,6 +85,8 @@ def _key_size(task: TaskConfig, key: str) -> int:
         return task.action.dims
     if key == "embodiment":
         return len(task.observation.embodiments)
+    if key == "task":
+        return len(task.observation.tasks)
     if key == MASK_KEY:
         return 2 + len(task.observation.cameras)
     return object_state_dim(task) if key == PRIVILEGED_KEY else STATE_KEYS[key]
@@ -107,6 +115,46 @@ def present_mask(task: TaskConfig, robot: RobotConfig) -> np.ndarray:
     absent = absent_cameras(task, robot)
     return np.array([robot.gripper != "none", bool(robot.driver.external_wrench),
                      *(name not in absent for name in task.observation.cameras)], dtype=np.float64)
+
+
+def with_task_identity(task: TaskConfig, tasks: Sequence[str]) -> TaskConfig:
+    """``task`` as one policy of several tasks sees it: its state gains the key ``task``, a one-hot of its name
+    among ``tasks`` (unchanged for fewer than two tasks, or when its YAML lists them already)."""
+    tasks = tuple(tasks)
+    if len(tasks) < 2 or task.observation.tasks == tasks:
+        return task
+    if task.name not in tasks:
+        raise ValueError(f"task {task.name} is not one of the run's tasks {list(tasks)}")
+    if task.observation.tasks:
+        raise ValueError(f"task {task.name}: observation.tasks {list(task.observation.tasks)} is not the run's "
+                         f"{list(tasks)}")
+    observation = dataclasses.replace(task.observation, state=(*task.observation.state, "task"), tasks=tasks)
+    return dataclasses.replace(task, observation=observation)
+
+
+def check_shared_interface(tasks: Sequence[TaskConfig]) -> None:
+    """``ValueError`` naming the first difference that keeps ``tasks`` (with their identity) from sharing one
+    policy: state keys and size, action dims, cameras and image size."""
+    first = tasks[0]
+    for other in tasks[1:]:
+        for what, get in (("observation.state", lambda t: list(t.observation.state)), ("state size", state_dim),
+                          ("action.dims", lambda t: t.action.dims),
+                          ("observation.cameras", lambda t: list(t.observation.cameras)),
+                          ("observation.image_size", lambda t: list(t.observation.image_size))):
+            if get(first) != get(other):
+                raise ValueError(f"tasks {first.name} and {other.name} cannot share one policy: {what} "
+                                 f"{get(first)} vs {get(other)} (config/tasks/{other.name}.yaml); the tasks of one "
+                                 f"multi-task run need one state, action and camera interface")
+
+
+def _one_hot(names: tuple[str, ...], name: str, what: str, task: TaskConfig) -> np.ndarray:
+    """``name``'s one-hot among ``names`` (empty for none); ``ValueError`` naming ``what`` when it is not there."""
+    out = np.zeros(len(names))
+    if names:
+        if name not in names:
+            raise ValueError(f"task {task.name}: observation.{what}s {list(names)} has no {name!r}")
+        out[names.index(name)] = 1.0
+    return out
 
 
 def check_state_keys(task: TaskConfig, robot: RobotConfig) -> None:
@@ -145,12 +193,8 @@ class StateEncoder:
         self.gripper_max_width = gripper_max_width
         self.action_dims = task.action.dims
         self.dim = state_dim(task)
-        self.embodiment = np.zeros(len(task.observation.embodiments))
-        if task.observation.embodiments:
-            if embodiment not in task.observation.embodiments:
-                raise ValueError(f"task {task.name}: observation.embodiments {list(task.observation.embodiments)} "
-                                 f"has no {embodiment!r}")
-            self.embodiment[task.observation.embodiments.index(embodiment)] = 1.0
+        self.embodiment = _one_hot(task.observation.embodiments, embodiment, "embodiment", task)
+        self.task = _one_hot(task.observation.tasks, task.name, "task", task)
         self.present = np.ones(_key_size(task, MASK_KEY)) if present is None else np.asarray(present, float)
 
     def encode(
@@ -175,6 +219,8 @@ class StateEncoder:
                 parts.append(np.asarray(objects, dtype=np.float64))
             elif key == "embodiment":
                 parts.append(self.embodiment)
+            elif key == "task":
+                parts.append(self.task)
             elif key == MASK_KEY:
                 parts.append(self.present)
             else:  # wrench (0 without force sensing)

@@ -91,14 +91,16 @@ class ObservationConfig:
     position_scale: float = 10.0  # state units per metre of tcp position; 100 makes 1 mm read as 0.1
     max_age_s: float = 0.25  # older camera or arm data marks the observation stale
     embodiments: tuple[str, ...] = ()  # the ones the state key ``embodiment`` tells apart (one-hot, in this order)
+    tasks: tuple[str, ...] = ()  # the ones the state key ``task`` tells apart (a multi-task run's --tasks sets it)
 
     def __post_init__(self) -> None:
         if not self.position_scale > 0.0:
             raise ValueError("position_scale must be positive")
-        if ("embodiment" in self.state) != bool(self.embodiments):
-            raise ValueError("state key 'embodiment' and embodiments (the list it one-hot encodes) go together")
-        if len(set(self.embodiments)) != len(self.embodiments):
-            raise ValueError(f"embodiments lists one twice: {list(self.embodiments)}")
+        for key, names in (("embodiment", self.embodiments), ("task", self.tasks)):
+            if (key in self.state) != bool(names):
+                raise ValueError(f"state key '{key}' and {key}s (the list it one-hot encodes) go together")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}s lists one twice: {list(names)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -84,9 +84,11 @@ def record_demos(
     storage: str = "mcap",
     timeout: float = 0.0,
     driver: str = "expert",
+    tasks: str = "",
 ):
-    """Run ``episodes`` episodes of ``driver`` (:data:`DRIVERS`) on sim robot config ``robot``; record them."""
-    build_graph(task, robot=robot, side="robot")  # every name and config file, before the recording is created
+    """Run ``episodes`` episodes of ``driver`` (:data:`DRIVERS`) on sim robot config ``robot``; record them
+    (``tasks``: a multi-task policy's tasks, ``task`` among them)."""
+    build_graph(task, robot=robot, side="robot", tasks=tasks)  # every config file, before the recording is created
     writer = open_recording_writer(out, storage)
     try:
         log, code = run_episodes(
@@ -99,6 +101,7 @@ def record_demos(
             real_time_factor=real_time_factor,
             log_dir=log_dir / "collect",
             timeout=timeout,
+            tasks=tasks,
             setup_monitor=lambda node: record_on(node, writer, robots=1),
             # not at the last result: its episode's final step may still be on its way
             done=lambda _log: len(writer.complete) >= episodes,

@@ -15,8 +15,9 @@ import dataclasses
 from pathlib import Path
 
 from user_learner.cli.runner import run_graph
-from user_learner.evaluation import checkpoint_weights, eval_line
+from user_learner.evaluation import checkpoint_tasks, checkpoint_weights, eval_line
 from user_learner.graph import build_graph
+from user_robot.config_loader import UsageError
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.robot_config import load_robot
 
@@ -58,9 +59,12 @@ def evaluate(
 
     robot_cfg = load_robot(robot)
     sim = robot_cfg.backend == "sim"
+    tasks = checkpoint_tasks(checkpoint)  # a multi-task policy: the actor tells it which of them this is
+    if tasks and task not in tasks:
+        raise UsageError(f"{checkpoint}: a policy of the tasks {', '.join(tasks)}, not of {task}")
     specs = build_graph(
         task, robot=robot, side="robot", obs=obs, mode="eval", episodes=episodes, seed=seed,
-        real_time_factor=real_time_factor if sim else 1.0, lockstep_lead_ticks=0,
+        real_time_factor=real_time_factor if sim else 1.0, lockstep_lead_ticks=0, tasks=",".join(tasks),
     )
     # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load; and a
     # patient one: a busy actor (it loads the weights as it starts) is waited for, not run past; and every

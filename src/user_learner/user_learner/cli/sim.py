@@ -53,13 +53,15 @@ def run_episodes(
     setup_monitor: Callable[[Any], None] | None = None,
     lockstep: bool = True,
     done: Callable[[EpisodeLog], bool] | None = None,
+    tasks: str = "",
 ) -> tuple[EpisodeLog, int]:
     """Run ``episodes`` episodes of the robot-side graph on sim robot config ``robot``.
 
     ``expert`` is the graph's option: ``always`` (demo episodes), ``off`` (the untrained policy:
     uniformly random actions), ``partial`` (the expert takes over part of the time) or ``human``.
 
-    It stops once ``episodes`` results have arrived, or when ``done(log)`` says so if given.
+    It stops once ``episodes`` results have arrived, or when ``done(log)`` says so if given. ``tasks``: a
+    multi-task policy's tasks (the graph option), ``task`` among them.
     """
     specs = build_graph(
         task,
@@ -72,6 +74,7 @@ def run_episodes(
         seed=seed,
         real_time_factor=real_time_factor,
         lockstep=lockstep,
+        tasks=tasks,
     )
     return run_graph(
         specs,

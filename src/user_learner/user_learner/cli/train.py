@@ -22,7 +22,15 @@ from pathlib import Path
 from user_learner.bags.transition_bag import check_recording
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
-from user_learner.graph import add_option_arguments, build_graph, option_values, options, robot_names
+from user_learner.graph import (
+    add_option_arguments,
+    build_graph,
+    option_values,
+    options,
+    robot_names,
+    robot_tasks,
+    run_tasks,
+)
 from user_robot.config_loader import UsageError
 from user_robot.robot_config import load_robot
 
@@ -32,7 +40,8 @@ NOT_TRAIN_OPTIONS = ("mode", "episodes", "use_rviz")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl train`` flags: the graph's options, then the run's."""
-    parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
+    parser.add_argument("--task", default="", help="task config name, e.g. peg_insertion (with --tasks: the first "
+                        "of them unless given)")
     add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
     parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
                         "--side learner: transitions to receive")
@@ -53,9 +62,10 @@ def samples_demos(algo: str) -> bool:
     return bool(getattr(params, "demo_ratio", 0.0))
 
 
-def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], sim: bool) -> tuple[str, ...]:
+def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple[str, ...], sim: bool
+                 ) -> tuple[str, ...]:
     """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) expert demos recorded
-    on each kind of robot in ``robots``."""
+    for each (task, kind of robot) of ``tasks`` and ``robots`` (one each per robot)."""
     if args.demos:
         for path in args.demos:
             print(f"demos: {check_recording(path)}")
@@ -66,20 +76,27 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], sim: bool) -
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
+    identity = run_tasks(args.task, options(tasks=args.tasks))
     bags = []
-    for robot in dict.fromkeys(robots):  # (each kind once, in order)
-        # a pixel policy needs the cameras in its demos: they are recorded with the run's observation
-        out = Path(args.log_dir) / "demos" / f"{args.task}_{robot}_{args.obs}_{args.demo_episodes}.mcap"
+    for task, robot in dict.fromkeys(zip(tasks, robots, strict=True)):  # (each pair once, in order)
+        # a pixel policy needs the cameras in its demos: they are recorded with the run's observation, and a
+        # multi-task policy the task's identity among the run's tasks
+        of = f"_of_{'+'.join(identity)}" if identity else ""
+        out = Path(args.log_dir) / "demos" / f"{task}_{robot}_{args.obs}_{args.demo_episodes}{of}.mcap"
         if not out.exists():
-            print(f"recording {args.demo_episodes} scripted-expert demos ({args.obs}, {robot}) to {out}")
-            record_demos(args.task, robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
-                         log_dir=Path(args.log_dir))
+            print(f"recording {args.demo_episodes} scripted-expert demos ({task}, {args.obs}, {robot}) to {out}")
+            record_demos(task, robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
+                         log_dir=Path(args.log_dir), tasks=",".join(identity))
         bags.append(str(out))
     return tuple(bags)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and print the summary: one line per robot, then the total."""
+    if not args.task:
+        if not args.tasks:
+            raise UsageError("train needs --task (or --tasks)")
+        args.task = args.tasks.split(",")[0].strip()
     names = robot_names(options(robots=args.robots, robot=args.robot))
     sim = all(load_robot(name).backend == "sim" for name in names)
     rtf = args.real_time_factor or (2.0 if sim and len(names) == 1 else 1.0)
@@ -90,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
     writer = open_recording_writer(args.record) if args.record else None
     try:
-        demos = ensure_demos(args, names, sim) if args.side != "robot" else ()
+        tasks = robot_tasks(args.task, options(robots=args.robots, robot=args.robot, tasks=args.tasks))
+        demos = ensure_demos(args, names, tasks, sim) if args.side != "robot" else ()
         specs = build_graph(args.task, **{**overrides, "demos": demos})
         log, code = run_graph(
             specs,
@@ -114,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in log.robot_lines():
         print(f"train {line}")
-    print(f"train task={args.task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} side={args.side} "
+    task = args.tasks if run_tasks(args.task, options(tasks=args.tasks)) else args.task
+    print(f"train task={task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} side={args.side} "
           f"{log.summary()}{learner}")
     return code

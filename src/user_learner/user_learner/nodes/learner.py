@@ -38,6 +38,7 @@ from user_learner.episode_assembler import EpisodeStats, StepRecord, step_record
 from user_learner.learner_core import LearnerCore
 from user_learner.transition_log import read_segment
 from user_policies.nodes.messages import image_array
+from user_policies.observation import with_task_identity
 from user_policies.weights_codec import load_secret, packet_to_msg, sign_packet
 from user_robot.contracts import LEARNER_STATUS_TOPIC, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 from user_robot.diagnostics import diagnostic_array
@@ -68,7 +69,8 @@ def ingest_raw(core: LearnerCore, raw: bytes, log: bool) -> tuple[Transition, Ep
 def build_core(p: dict, log_dir: str | Path, tensorboard: bool = True) -> LearnerCore:
     """The learner core the parameters ``p`` describe (every rank builds the same one)."""
     embodiments = [load_robot(name).embodiment for name in p["robots"]]
-    return LearnerCore(load_task(p["task"]), p["algo"], p["obs"], embodiments, log_dir, seed=p["seed"],
+    task = with_task_identity(load_task(p["task"]), [t for t in p["tasks"] if t])
+    return LearnerCore(task, p["algo"], p["obs"], embodiments, log_dir, seed=p["seed"],
                        policy=p["policy"], tensorboard=tensorboard)
 
 
@@ -121,7 +123,6 @@ class Learner(Node):
     def __init__(self, parallel: DataParallel | None = None) -> None:
         super().__init__("learner")
         p = self._declare_parameters()
-        self.task = load_task(p["task"])
         self.pipeline = p["pipeline"]
         self.parallel = parallel
         if parallel is not None:
@@ -184,7 +185,8 @@ class Learner(Node):
 
     def _declare_parameters(self) -> dict:
         described = {
-            "task": ("peg_insertion", "task config name"),
+            "task": ("peg_insertion", "task config name (a multi-task learner: the first of tasks)"),
+            "tasks": ([""], "a multi-task policy's tasks (the state key 'task': a one-hot over them; empty: one)"),
             "algo": ("rlpd", "algorithm config name (config/algorithms/<algo>.yaml)"),
             "policy": ("", "policy kind replacing the algorithm config's (empty = the config's)"),
             "obs": ("state", "policy observation: state | pixels"),

@@ -35,7 +35,13 @@ from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Interventio
 from user_policies.classifier_reward import ClassifierReward
 from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
-from user_policies.observation import StateEncoder, check_state_keys, present_mask, uses_privileged_state
+from user_policies.observation import (
+    StateEncoder,
+    check_state_keys,
+    present_mask,
+    uses_privileged_state,
+    with_task_identity,
+)
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region, within_pose_gate
 from user_policies.success_classifier import SuccessClassifier, check_classifier, load_classifier
@@ -77,7 +83,7 @@ class Actor(Node):
     def __init__(self) -> None:
         super().__init__("actor")
         p = self._declare_parameters()
-        self.task = load_task(p["task"])
+        self.task = with_task_identity(load_task(p["task"]), [t for t in p["tasks"] if t])
         self.robot = load_robot(p["robot"])
         self.robot_id = p["robot_id"] or self.get_namespace().strip("/") or "robot_0"
         self.obs_kind = p["obs"]
@@ -173,6 +179,7 @@ class Actor(Node):
     def _declare_parameters(self) -> dict:
         specs = {
             "task": ("peg_insertion", "task config name (config/tasks/<task>.yaml)"),
+            "tasks": ([""], "a multi-task policy's tasks (the state key 'task': a one-hot over them; empty: one)"),
             "robot": ("sim", "robot config name (config/robots/<robot>.yaml)"),
             "robot_id": ("", "robot id in transitions (default: the namespace)"),
             "obs": ("state", "policy observation: state | pixels"),

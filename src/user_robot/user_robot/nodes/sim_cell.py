@@ -16,10 +16,11 @@ otherwise it paces to the wall clock and stamps with the node clock. With ``lock
 ``publish_clock``) it also never advances the clock past what the graph has consumed
 (:mod:`user_robot.sim.lockstep`): ``real_time_factor`` is then its top speed.
 
-Several cells, one clock: with ``cells`` (namespaces, e.g. ``[robot_0, robot_1]``) and ``cell_robots``
-(their robot configs) one process runs one cell node per namespace (seeds ``seed + i``), steps them
-in turn and publishes one ``/clock`` (sim time is one for the whole graph), held in lockstep until
-every cell's actor, arm bridge and teleop have consumed it; a silent one is given up on as above.
+Several cells, one clock: with ``cells`` (namespaces, e.g. ``[robot_0, robot_1]``), ``cell_robots``
+(their robot configs) and ``cell_tasks`` (their tasks, in a multi-task run) one process runs one cell
+node per namespace (seeds ``seed + i``), steps them in turn and publishes one ``/clock`` (sim time
+is one for the whole graph), held in lockstep until every cell's actor, arm bridge and teleop have
+consumed it; a silent one is given up on as above.
 """
 
 from __future__ import annotations
@@ -440,19 +441,23 @@ def make_cells() -> list[SimCellNode]:
     ``/clock``."""
     probe = Node("sim_cell")
     described = {"cells": "namespaces of the cells this process runs under one clock (empty: one cell, this node)",
-                 "cell_robots": "robot config of each of cells"}
+                 "cell_robots": "robot config of each of cells",
+                 "cell_tasks": "task config of each of cells (empty: task for every one)"}
     for name, text in described.items():
         probe.declare_parameter(name, [""], ParameterDescriptor(description=text))
     names = [n for n in probe.get_parameter("cells").value if n]
     robots = [r for r in probe.get_parameter("cell_robots").value if r]
+    tasks = [t for t in probe.get_parameter("cell_tasks").value if t]
     probe.declare_parameter("seed", 0)
     seed = int(probe.get_parameter("seed").value)
     probe.destroy_node()
     if not names:
         return [SimCellNode()]
-    if len(robots) != len(names):
-        raise ValueError(f"sim_cell: cells {names} and cell_robots {robots} must have one entry each")
-    cells = [SimCellNode(ns, (Parameter("robot", value=robot), Parameter("seed", value=seed + i)), i == 0)
+    if len(robots) != len(names) or len(tasks) not in (0, len(names)):
+        raise ValueError(f"sim_cell: cells {names}, cell_robots {robots} and cell_tasks {tasks} (if given) must have "
+                         "one entry each")
+    cells = [SimCellNode(ns, (Parameter("robot", value=robot), Parameter("seed", value=seed + i),
+                              *([Parameter("task", value=tasks[i])] if tasks else [])), i == 0)
              for i, (ns, robot) in enumerate(zip(names, robots, strict=True))]
     periods = {cell.period for cell in cells}
     if len(periods) > 1:
