@@ -5,10 +5,11 @@
                                           [--each] [--set-task KEY=V ...] [--pipeline async]
                                           [--tasks peg_insertion,charger_plugging]
 
-Records ``--demos`` scripted-expert demos once (through the real topics), then for each ``--robots``
-setting in turn trains from scratch with the whole graph (sim cells under one clock, in lockstep, at
-``--real-time-factor``: 1 is real time, as real robots run) until the last 20 episodes of all robots
-together reach 0.8 success (with ``--each``: every robot over its own last 20), or ``--max-steps``
+Records ``--demos`` scripted-expert demos once for each task and kind of robot (through the real
+topics; a setting learns from those of its robots), then for each ``--robots`` setting in turn trains
+from scratch with the whole graph (sim cells under one clock, in lockstep, at ``--real-time-factor``:
+1 is real time, as real robots run) until the last 20 episodes of all robots together reach 0.8
+success (with ``--each``: every robot over its own last 20), or ``--max-steps``
 environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
 robot over its own last 20 episodes, and the wall time's and the steps' ratios to the first setting's
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
@@ -32,7 +33,7 @@ from config_overrides import config_overrides, parse_sets
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
 from user_learner.cli.train import samples_demos
-from user_learner.graph import algorithm_choices, build_graph, options, robot_names, run_tasks
+from user_learner.graph import algorithm_choices, build_graph, options, robot_names, robot_tasks, run_tasks
 
 
 def main() -> None:
@@ -68,17 +69,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp, \
             config_overrides(Path(tmp), {f"tasks/{args.task}": parse_sets(args.set_task)}):
         root = Path(args.log_dir or tmp)
-        demos: list[str] = []
-        tasks = run_tasks(args.task, options(tasks=args.tasks)) or (args.task,)
-        for task in tasks if samples_demos(args.algo) else ():
-            bag = root / f"demos_{task}{'_of_' + '+'.join(tasks) if len(tasks) > 1 else ''}"
-            if not bag.exists():
-                record_demos(task, "sim", args.demos, bag, seed=10_000, log_dir=root, tasks=args.tasks)
-            demos.append(str(bag))
+        identity = "_of_" + "+".join(run_tasks(args.task, options(tasks=args.tasks))) if args.tasks else ""
+
+        def demos_for(setting: str) -> tuple[str, ...]:
+            """``--demos`` expert demos of each (task, robot config) of the setting, recorded once."""
+            opts = options(robots=setting, tasks=args.tasks)
+            bags = []
+            for task, robot in dict.fromkeys(zip(robot_tasks(args.task, opts), robot_names(opts), strict=True)):
+                bag = root / f"demos_{task}_{robot}{identity}"
+                if not bag.exists():
+                    record_demos(task, robot, args.demos, bag, seed=10_000, log_dir=root, tasks=args.tasks)
+                bags.append(str(bag))
+            return tuple(bags)
+
         for setting in args.robots:
             count = len(robot_names(options(robots=setting)))
+            demos = demos_for(setting) if samples_demos(args.algo) else ()
             specs = build_graph(args.task, robots=setting, algo=args.algo, real_time_factor=args.real_time_factor,
-                                log_dir=str(root / setting / "train"), demos=tuple(demos), pipeline=args.pipeline,
+                                log_dir=str(root / setting / "train"), demos=demos, pipeline=args.pipeline,
                                 tasks=args.tasks)
             start = time.monotonic()
             log, code = run_graph(specs, root / setting, robots=count,

@@ -87,6 +87,9 @@ KIND_SPECS = {
                       hidden_dims=(64, 64)),
     "flow": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="flow", chunk_size=4,
                        options={"d_model": 32, "n_heads": 2, "n_layers": 1, "flow_steps": 4}),
+    "vla": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="vla", chunk_size=4, cameras=("wrist",),
+                      image_size=(16, 16), options={"d_model": 32, "n_heads": 2, "prefix_layers": 1,
+                                                    "expert_layers": 1, "patch_size": 8, "flow_steps": 4}),
 }
 
 

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from user_learner.algorithms.base import Algorithm
 from user_learner.replay_buffer import ReplayBuffer
+from user_policies.policy_spec import PolicySpec
 
 LATEST = "latest"
 BUFFERS = "buffers"
@@ -150,7 +151,7 @@ def load_checkpoint(
     """
     path = resolve_checkpoint(path)
     meta = json.loads((path / "meta.json").read_text())
-    if meta["spec"] != agent.spec.to_dict():
+    if PolicySpec.from_dict(meta["spec"]) != agent.spec:  # (a field added since then takes its default)
         raise ValueError(f"checkpoint {path.name} is for another policy spec: {meta['spec']}")
     agent.load_state_dict(load_file(str(path / "agent.safetensors"), device=str(agent.device)))
     if rng is not None and meta["numpy_rng"] is not None:

@@ -29,7 +29,7 @@ from user_learner.data_parallel import DataParallel
 from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 from user_learner.transition_log import TransitionLog
-from user_policies.observation import state_dim
+from user_policies.observation import instruction_slice, state_dim
 from user_policies.policies.base import POLICIES, build_policy, frozen_state
 from user_policies.policy_spec import SPEC_METADATA_KEY
 from user_policies.weights_codec import FROZEN_METADATA_KEY, WeightsPacket, encode_weights, tensors_sha256
@@ -98,7 +98,8 @@ class LearnerCore:
         self.cfg = load_algorithm(algo, obs, policy)
         self.device = device or default_device()
         cameras = task.observation.cameras if obs == "pixels" else ()
-        self.spec = self.cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size)
+        self.spec = self.cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size,
+                                             instruction_slice(task))
         self.algorithm = ALGORITHMS.get(self.cfg.algorithm)(self.cfg.params, self.spec, self.device, seed=seed)
         self.algorithm.bind_task(task)
         shapes = self.spec.observation_shapes()

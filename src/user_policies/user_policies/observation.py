@@ -14,6 +14,7 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``object_state`` | per task | **sim only, privileged**: object poses from the sim's ground truth |
 | ``embodiment`` | per task | one-hot of the robot's embodiment among the task's ``observation.embodiments`` |
 | ``task`` | per run | one-hot of the robot's task among ``observation.tasks`` (a multi-task run's ``--tasks``) |
+| ``instruction`` | 64 | the task's ``instruction`` as UTF-8 bytes (0-255, zero-padded): a language policy's tokens |
 | ``present`` | 2 + cameras | what this robot has (1/0): gripper, wrench, then each of the task's cameras |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
@@ -51,7 +52,7 @@ from user_robot.task_config import TaskConfig
 
 STATE_KEYS: dict[str, int] = {
     "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1,
-    "present": -1, "task": -1,
+    "present": -1, "task": -1, "instruction": 64,
 }
 """Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments,
 its cameras, the run's tasks)."""
@@ -115,6 +116,27 @@ def present_mask(task: TaskConfig, robot: RobotConfig) -> np.ndarray:
     absent = absent_cameras(task, robot)
     return np.array([robot.gripper != "none", bool(robot.driver.external_wrench),
                      *(name not in absent for name in task.observation.cameras)], dtype=np.float64)
+
+
+INSTRUCTION_BYTES = STATE_KEYS["instruction"]
+"""Length of the ``instruction`` key: the longest instruction, in UTF-8 bytes."""
+
+
+def instruction_bytes(task: TaskConfig) -> np.ndarray:
+    """``task.instruction`` as the ``instruction`` key's values: its UTF-8 bytes, zero-padded (``ValueError`` for
+    none or one too long)."""
+    data = task.instruction.encode("utf-8")
+    if not data or len(data) > INSTRUCTION_BYTES or 0 in data:
+        raise ValueError(f"task {task.name}: observation.state has 'instruction', so the task needs an instruction "
+                         f"of 1 to {INSTRUCTION_BYTES} UTF-8 bytes (has {len(data)}): set `instruction:` in "
+                         f"config/tasks/{task.name}.yaml")
+    return np.pad(np.frombuffer(data, dtype=np.uint8), (0, INSTRUCTION_BYTES - len(data))).astype(np.float64)
+
+
+def instruction_slice(task: TaskConfig) -> tuple[int, int]:
+    """(start, length) of the ``instruction`` key in ``task``'s state vector ((0, 0): not observed)."""
+    start = state_index(task, "instruction")
+    return (0, 0) if start is None else (start, INSTRUCTION_BYTES)
 
 
 def with_task_identity(task: TaskConfig, tasks: Sequence[str]) -> TaskConfig:
@@ -195,6 +217,7 @@ class StateEncoder:
         self.dim = state_dim(task)
         self.embodiment = _one_hot(task.observation.embodiments, embodiment, "embodiment", task)
         self.task = _one_hot(task.observation.tasks, task.name, "task", task)
+        self.instruction = instruction_bytes(task) if "instruction" in self.keys else None
         self.present = np.ones(_key_size(task, MASK_KEY)) if present is None else np.asarray(present, float)
 
     def encode(
@@ -221,6 +244,8 @@ class StateEncoder:
                 parts.append(self.embodiment)
             elif key == "task":
                 parts.append(self.task)
+            elif key == "instruction":
+                parts.append(self.instruction)
             elif key == MASK_KEY:
                 parts.append(self.present)
             else:  # wrench (0 without force sensing)

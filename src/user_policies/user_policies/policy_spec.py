@@ -16,7 +16,7 @@ from typing import Any, Literal
 SPEC_METADATA_KEY = "policy_spec"
 """Key of the spec's JSON inside ``PolicyWeights.metadata_json``."""
 
-TASK_FIELDS = ("state_dim", "action_dim", "cameras", "image_size")
+TASK_FIELDS = ("state_dim", "action_dim", "cameras", "image_size", "instruction_slice")
 """Fields the task supplies (never written in an algorithm YAML)."""
 
 
@@ -30,7 +30,8 @@ class PolicySpec:
     to ``reduced_channels`` channels (0: none; it shrinks what trains, and so each weights version, ~6x
     at 32 channels). ``chunk_size`` is the number of actions
     one inference returns (H); the actor re-plans every ``replan_every`` steps (0 = when the chunk
-    is used up).
+    is used up). ``instruction_slice`` (start, length) is where the state holds the task's instruction
+    bytes (the ``instruction`` key; (0, 0): none), which a language-conditioned kind reads as tokens.
     """
 
     kind: str = "mlp"
@@ -48,10 +49,12 @@ class PolicySpec:
     state_latent_dim: int = 64
     spatial_features: int = 8
     reduced_channels: int = 0
+    instruction_slice: tuple[int, int] = (0, 0)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", tuple(self.cameras))
+        object.__setattr__(self, "instruction_slice", tuple(int(i) for i in self.instruction_slice))
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         object.__setattr__(self, "options", dict(self.options))
@@ -65,20 +68,27 @@ class PolicySpec:
             raise ValueError(f"encoder must be 'resnet10', got {self.encoder!r}")
         if self.reduced_channels < 0:
             raise ValueError(f"reduced_channels must be >= 0 (0: no reduction), got {self.reduced_channels}")
+        start, length = self.instruction_slice
+        if start < 0 or length < 0 or (length and start + length > self.state_dim):
+            raise ValueError(f"instruction_slice {self.instruction_slice} lies outside the state ({self.state_dim})")
         if self.chunk_size < 1 or not 0 <= self.replan_every <= self.chunk_size:
             raise ValueError(
                 f"need chunk_size >= 1 and 0 <= replan_every <= chunk_size, got {self.chunk_size}, {self.replan_every}"
             )
 
     def for_task(
-        self, state_dim: int, action_dim: int, cameras: tuple[str, ...] = (), image_size: tuple[int, int] = (128, 128)
+        self,
+        state_dim: int,
+        action_dim: int,
+        cameras: tuple[str, ...] = (),
+        image_size: tuple[int, int] = (128, 128),
+        instruction_slice: tuple[int, int] = (0, 0),
     ) -> PolicySpec:
         """This spec with a task's dimensions and cameras (pass no cameras for a state-only policy)."""
         if state_dim <= 0 or action_dim <= 0:
             raise ValueError(f"state_dim and action_dim must be positive, got {state_dim}, {action_dim}")
-        return dataclasses.replace(
-            self, state_dim=state_dim, action_dim=action_dim, cameras=tuple(cameras), image_size=tuple(image_size)
-        )
+        return dataclasses.replace(self, state_dim=state_dim, action_dim=action_dim, cameras=tuple(cameras),
+                                   image_size=tuple(image_size), instruction_slice=tuple(instruction_slice))
 
     @property
     def image_keys(self) -> tuple[str, ...]:
@@ -100,7 +110,7 @@ class PolicySpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able mapping."""
         data = dataclasses.asdict(self)
-        for key in ("cameras", "image_size", "hidden_dims"):
+        for key in ("cameras", "image_size", "hidden_dims", "instruction_slice"):
             data[key] = list(data[key])
         return data
 

@@ -123,6 +123,7 @@ class TaskConfig:
     description: str
     target: PoseConfig
     workspace: WorkspaceConfig
+    instruction: str = ""  # what a language-conditioned policy is told (state key ``instruction``)
     control_rate_hz: float = 10.0
     episode_length: int = 100
     action: ActionConfig = ActionConfig()

@@ -38,13 +38,16 @@ class Policy(nn.Module):
 
     Options: ClassVar[type] = NoOptions
     """Dataclass of the kind's own settings (``spec.options``)."""
+    shared_encoder: ClassVar[bool] = True
+    """Whether the kind reads observations through the shared :class:`ObservationEncoder` (``self.encoder``;
+    None for a kind that tokenizes them itself)."""
 
     def __init__(self, spec: PolicySpec) -> None:
         super().__init__()
         self.check_spec(spec)
         self.spec = spec
         self.options = self.parse_options(spec.options)
-        self.encoder = ObservationEncoder(spec)
+        self.encoder = ObservationEncoder(spec) if self.shared_encoder else None
 
     @classmethod
     def parse_options(cls, options: Mapping[str, Any]) -> Any:
@@ -159,6 +162,6 @@ def build_policy(spec: PolicySpec, *, load_pretrained: bool = True, device: str 
     (``load_pretrained=False``).
     """
     policy = POLICIES.get(spec.kind)(spec)
-    if load_pretrained and spec.pretrained_encoder and spec.image_keys:
+    if load_pretrained and spec.pretrained_encoder and spec.image_keys and policy.encoder is not None:
         policy.encoder.load_backbone(spec.pretrained_encoder)
     return policy.to(device)
