@@ -51,8 +51,11 @@ class PolicySlot:
         *,
         learner_id: str = "",
         secret: bytes | None = None,
+        device: str = "cpu",
     ) -> None:
+        """``device``: where the networks run (``cpu``, ``cuda``, ``cuda:1``)."""
         self.embodiment = embodiment
+        self.device = device
         self.learner_id = learner_id  # the learner followed ("" = the next one heard)
         self.secret = secret
         self._newest = 0  # newest version taken from the followed learner
@@ -138,7 +141,7 @@ class PolicySlot:
         spare = self._spare
         if spare is None or spare[1] != spec or (frozen_sha and self._frozen_digest(spare[0]) != frozen_sha):
             try:
-                network = build_policy(spec, load_pretrained=bool(frozen_sha)).eval()
+                network = build_policy(spec, load_pretrained=bool(frozen_sha), device=self.device).eval()
             except OSError as exc:
                 raise WeightsRejectedError(
                     f"metadata_json.{FROZEN_METADATA_KEY}: the weights leave the frozen encoder out and this actor "

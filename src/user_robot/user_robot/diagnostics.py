@@ -47,6 +47,8 @@ ACTOR_KEYS = (
     "weight_age_s",
     "episode",
     "intervened_steps",
+    "chunk_inference_ms",
+    "chunk_held_ticks",
 )
 """Keys the actor publishes (status name ``<robot_id>/actor``)."""
 

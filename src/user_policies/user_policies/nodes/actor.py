@@ -32,6 +32,7 @@ from visualization_msgs.msg import MarkerArray
 
 from user_interfaces.action import ResetArm, RunEpisode
 from user_interfaces.msg import ArmCommand, ArmState, EpisodeResult, Intervention, PolicyWeights, Transition
+from user_policies.chunk_player import BackgroundChunks, ChunkPlayer
 from user_policies.classifier_reward import ClassifierReward
 from user_policies.episode import Episode, Observation
 from user_policies.nodes.messages import arm_sample, seconds_to_stamp, stamp_seconds, transition_msg
@@ -108,7 +109,14 @@ class Actor(Node):
             cameras=self.task.observation.cameras if self.obs_kind == "pixels" else (),
             learner_id=self.get_parameter("learner_id").value,
             secret=load_secret(p["weights_secret_file"]) if p["weights_secret_file"] else None,
+            device=p["device"],
         )
+        self.chunks = None  # inline: the tick infers a chunk when the last is used up
+        if p["chunk_inference"] == "background":
+            player = ChunkPlayer(p["chunk_blend"], p["chunk_lead_ticks"], p["chunk_ensemble_decay"])
+            self.chunks = BackgroundChunks(self._infer_chunk, player)
+        elif p["chunk_inference"] != "inline":
+            raise ValueError(f"chunk_inference must be inline or background, got {p['chunk_inference']!r}")
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.command_frame = command_frame(self.task.action, self.robot.base_frame, self.robot.ee_frame)
 
@@ -191,6 +199,13 @@ class Actor(Node):
                                       "task's reward.classifier)"),
             "weights_secret_file": ("", "file holding the learner's shared secret: only weights signed with it are "
                                         "taken (empty = unsigned weights are taken)"),
+            "device": ("cpu", "where the policy runs: cpu, cuda, cuda:<i>"),
+            "chunk_inference": ("inline", "inline: a tick infers the next chunk when the last is used up; background: "
+                                          "a worker infers it while the current one plays (never inside the tick)"),
+            "chunk_blend": ("switch", "background: switch (the newest chunk takes over where it arrives) or ensemble "
+                                      "(temporal ensembling of every chunk covering the tick)"),
+            "chunk_lead_ticks": (2, "background: ask for the next chunk when this many rows are left to play"),
+            "chunk_ensemble_decay": (0.1, "ensemble: chunk i (0 the oldest) votes with weight exp(-decay * i)"),
         }
         values = declare(self, specs)
         self.declare_parameter(
@@ -347,15 +362,25 @@ class Actor(Node):
             return None, label
         return np.asarray(msg.action, dtype=np.float32), label
 
+    def _infer_chunk(self, policy_obs: dict[str, np.ndarray]) -> tuple[np.ndarray, int] | None:
+        mode = self._episode_meta.get("mode", "train")
+        return self.policy.act(policy_obs, deterministic=mode == "eval" or self.deterministic)
+
     def _policy_action(self, obs: Observation) -> tuple[np.ndarray, int]:
         mode = self._episode_meta.get("mode", "train")
+        hold = np.zeros(self.task.action.dims, dtype=np.float32)
         if mode == "demo":
-            return np.zeros(self.task.action.dims, dtype=np.float32), 0
+            return hold, 0
         policy_obs = {"state": obs.state, **obs.images}
-        action = self.policy.act(policy_obs, deterministic=mode == "eval" or self.deterministic)
+        if self.chunks is not None:  # this tick's action at once; the next chunk is inferred on the worker
+            action = self.chunks.step(policy_obs)
+            if action is not None or self.policy.version:
+                return (hold, 0) if action is None else (action[0][None], action[1])
+        else:
+            action = self._infer_chunk(policy_obs)
         if action is None:  # no weights yet: explore uniformly (train) or hold (eval)
             if mode == "eval":
-                return np.zeros(self.task.action.dims, dtype=np.float32), 0
+                return hold, 0
             return self.rng.uniform(-1.0, 1.0, self.task.action.dims).astype(np.float32), 0
         return action
 
@@ -381,6 +406,8 @@ class Actor(Node):
             self._finish(episode.abort(END_SAFETY))
             return False
         human, label = self._human()
+        if human is not None and self.chunks is not None:
+            self.chunks.clear()  # the human moves the arm: the chunks in play are stale
         obs = self._observe()
         if obs is None:
             self.get_logger().warning(f"stale input, truncating the episode: {self.stale_reason}")
@@ -533,6 +560,8 @@ class Actor(Node):
         self._episode_done.clear()
         self._goal_handle = goal_handle
         self.policy.reset()
+        if self.chunks is not None:
+            self.chunks.clear()
         episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
         self._last_action = None
         self.episode = episode
@@ -595,6 +624,9 @@ class Actor(Node):
             "weight_age_s": self.policy.age_s(),
             "episode": self._episodes,
             "intervened_steps": self.episode.summary.intervened_steps if self.episode else 0,
+            "chunk_inference_ms": float(np.median(self.chunks.inference_s)) * 1e3 if self.chunks and
+            self.chunks.inference_s else 0.0,
+            "chunk_held_ticks": self.chunks.player.held_ticks if self.chunks else 0,
         }
         level = WARN if arm is None else 0
         summary = self.episode.summary if self.episode else None
@@ -621,8 +653,10 @@ class Actor(Node):
                                           f"{DRAIN_TIMEOUT_S:.0f} s")
 
     def shutdown(self) -> None:
-        """Stop the control loop (called by ``run`` on the way out)."""
+        """Stop the control loop and the chunk worker (called by ``run`` on the way out)."""
         self.loop.close()
+        if self.chunks is not None:
+            self.chunks.close()
 
 
 def main(args: list[str] | None = None) -> None:
