@@ -26,18 +26,19 @@ def expert_action(state: np.ndarray) -> np.ndarray:
     return a
 
 
-def demo_episode(n: int, seed: int) -> Episode:
+def demo_episode(n: int, seed: int, task: str = TASK.name, code: tuple[float, ...] = ()) -> Episode:
+    """``n`` steps of the expert; ``code``: the task's one-hot appended to each state (a multi-task demo)."""
     rng = np.random.default_rng(seed)
     steps = []
     for i in range(n + 1):
-        state = rng.normal(size=state_dim(TASK)).astype(np.float32)
+        state = np.concatenate([rng.normal(size=state_dim(TASK)), code]).astype(np.float32)
         last = i == n
         steps.append(Step(
             stamp_ns=10**18 + i * 10**8, step=i, state=state, images={},
             action=np.zeros(0, np.float32) if last else expert_action(state),
             reward=float(last), terminated=last, end_reason=1 if last else 0, intervened=not last,
         ))
-    return Episode("robot_0", "franka_panda", TASK.name, f"demo-{seed}", steps)
+    return Episode("robot_0", "franka_panda", task, f"demo-{seed}", steps)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,26 @@ def test_pretrain_names_a_missing_recording(tmp_path, capsys) -> None:
     missing = tmp_path / "none.mcap"
     assert main(["pretrain", "--task", TASK.name, "--demos", str(missing), "--log-dir", str(tmp_path)]) == 2
     assert f"{missing}: no such recording" in capsys.readouterr().err
+
+
+def test_pretrain_clones_one_policy_for_several_tasks_and_keeps_their_list(tmp_path, capsys) -> None:
+    torch.set_num_threads(1)
+    path = tmp_path / "both.mcap"
+    with TransitionBagWriter(path) as writer:
+        for seed in range(4):
+            writer.write_episode(demo_episode(20, seed, "peg_insertion", (1.0, 0.0)))
+            writer.write_episode(demo_episode(20, 100 + seed, "charger_plugging", (0.0, 1.0)))
+    log_dir = tmp_path / "bc"
+    both = "peg_insertion,charger_plugging"
+    code = main(["pretrain", "--tasks", both, "--demos", str(path), "--updates", "20", "--log-dir", str(log_dir)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert re.search(r"pretrain task=peg_insertion,charger_plugging .* episodes=6\+2 transitions=120", out), out
+    assert (log_dir / "policy.safetensors").is_file()
+    from user_learner.evaluation import checkpoint_tasks
+
+    assert checkpoint_tasks(log_dir) == ("peg_insertion", "charger_plugging")
+    assert main(["pretrain", "--task", "peg_insertion", "--demos", str(path), "--log-dir", str(tmp_path / "x")]) == 2
+    assert "other tasks (charger_plugging) than peg_insertion" in capsys.readouterr().err
+    assert main(["pretrain", "--tasks", "peg_insertion,pick_and_place", "--demos", str(path)]) == 2
+    assert "cannot share one policy" in capsys.readouterr().err

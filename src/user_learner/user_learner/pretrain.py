@@ -3,7 +3,8 @@
 A :class:`~user_learner.learner_core.LearnerCore` running an imitation algorithm (``hg_dagger`` by
 default) fills its demo buffer from the training episodes and trains on them alone (no robot, no
 ROS graph); whole episodes are held out for a validation loss. The result is an ordinary learner
-checkpoint: ``user-rl eval --checkpoint`` measures it and ``user-rl train --init`` starts from it.
+checkpoint: ``user-rl eval --checkpoint`` measures it and ``user-rl train --init`` starts from it;
+``policy.safetensors`` beside it is the base a recipe fine-tunes part of (``policy.pretrained_policy``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from user_learner.episode_assembler import EpisodeAssembler
 from user_learner.learner_core import LearnerCore
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 
+POLICY_FILE = "policy.safetensors"
+"""The clone's whole policy, beside its checkpoint (``policy.pretrained_policy`` of a fine-tuning recipe)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class PretrainResult:
     """What a cloning run did."""
 
     checkpoint: Path
+    policy_file: Path  # the whole policy's tensors: a ``pretrained_policy`` base to fine-tune part of
     train_episodes: int
     val_episodes: int
     demo_transitions: int
@@ -93,8 +98,13 @@ class Pretrainer:
                 val = self.validation()
                 self.core.scalars({f"pretrain/val_{k}": v for k, v in val.items()}, self.core.counters.updates)
             advance({"loss": float(np.mean(recent)), **{f"val_{k}": v for k, v in val.items()}})
+        from safetensors.torch import save_file
+
+        policy_file = self.core.log_dir / POLICY_FILE
+        save_file({k: v.contiguous() for k, v in self.core.algorithm.policy.state_dict().items()}, str(policy_file))
         return PretrainResult(
             checkpoint=self.core.save(),
+            policy_file=policy_file,
             train_episodes=self.train_episodes,
             val_episodes=self.val_episodes,
             demo_transitions=self.demo_transitions,

@@ -80,3 +80,22 @@ def test_the_tasks_instruction_is_its_utf8_bytes_in_the_state_and_the_spec_says_
         with pytest.raises(ValueError, match=r"needs an instruction of 1 to 64 UTF-8 bytes.*pick_and_place.yaml"):
             StateEncoder(dataclasses.replace(task, instruction=instruction), 0.08)
     assert instruction_slice(base) == (0, 0)
+
+
+def test_fine_tuning_trains_the_expert_or_adapters_and_lora_starts_as_its_base(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    base = build_policy(SPEC).eval()
+    path = tmp_path / "base.safetensors"
+    save_file(base.state_dict(), str(path))
+    expert = build_policy(dataclasses.replace(SPEC, options={**SMALL, "trainable": "expert"},
+                                              pretrained_policy=str(path)))
+    trained = {n for n, p in expert.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(("action_", "time_mlp", "expert.", "out_norm", "head")) for n in trained)
+    lora = build_policy(dataclasses.replace(SPEC, options={**SMALL, "trainable": "lora"}, pretrained_policy=str(path)))
+    adapters = {n for n, p in lora.named_parameters() if p.requires_grad} - trained
+    assert adapters and all(n.startswith("prefix.") and n.endswith((".a", ".b")) for n in adapters)
+    assert any("in_proj_weight" in n for n in adapters)  # the fused attention projection too
+    obs = _obs("insert the peg", image=50)
+    np.testing.assert_allclose(lora.eval().act(obs, deterministic=True), base.act(obs, deterministic=True), atol=1e-5)

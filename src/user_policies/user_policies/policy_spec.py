@@ -32,6 +32,9 @@ class PolicySpec:
     one inference returns (H); the actor re-plans every ``replan_every`` steps (0 = when the chunk
     is used up). ``instruction_slice`` (start, length) is where the state holds the task's instruction
     bytes (the ``instruction`` key; (0, 0): none), which a language-conditioned kind reads as tokens.
+    ``pretrained_policy``: a local safetensors file of the whole policy to start from (e.g. a clone's
+    ``policy.safetensors``); what stays frozen of it is never sent, only its sha256 (each side loads the
+    file itself).
     """
 
     kind: str = "mlp"
@@ -44,6 +47,7 @@ class PolicySpec:
     hidden_dims: tuple[int, ...] = (256, 256)
     encoder: Literal["resnet10"] = "resnet10"
     pretrained_encoder: str | None = None
+    pretrained_policy: str | None = None
     freeze_encoder: bool = True
     image_latent_dim: int = 256
     state_latent_dim: int = 64

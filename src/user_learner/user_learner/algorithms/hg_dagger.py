@@ -120,7 +120,7 @@ class HGDAgger(Algorithm):
     def build(self) -> None:
         cfg: HGDAggerConfig = self.cfg
         self.optimizers["policy"] = torch.optim.AdamW(
-            self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            [p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.gripper: tuple[int | None, float] = (None, 0.5)  # (gripper state index, command threshold)
 

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl collect`` flags."""
     add_common_sim_arguments(parser, episodes=20)
     parser.add_argument("--out", required=True, help="output bag directory (rosbag2, MCAP)")
+    parser.add_argument("--tasks", default="", help="demos for a multi-task policy: its tasks, --task among them "
+                        "(the state then carries the task's one-hot)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="rosbag2 storage format")
     parser.add_argument("--driver", default="expert", choices=tuple(DRIVERS),
                         help="who moves the arm: the scripted expert (demos), uniformly random actions, or random "
@@ -125,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         timeout=args.timeout,
         driver=args.driver,
+        tasks=args.tasks,
     )
     print(f"collect task={args.task} robot={args.robot} out={args.out} {log.summary()}")
     return code

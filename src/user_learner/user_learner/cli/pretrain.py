@@ -17,7 +17,10 @@ from user_robot.config_loader import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl pretrain`` flags."""
-    parser.add_argument("--task", required=True, help="task config name, e.g. pick_and_place")
+    parser.add_argument("--task", default="", help="task config name, e.g. pick_and_place (with --tasks: the first "
+                        "of them unless given)")
+    parser.add_argument("--tasks", default="", help="one policy for several tasks, comma-separated: the demos of each, "
+                        "recorded with the same --tasks (the state's 'task' one-hot)")
     parser.add_argument("--demos", required=True, nargs="+", help="demo recordings (rosbag2)")
     parser.add_argument("--algo", default="hg_dagger", help="imitation recipe (config/algorithms/<algo>.yaml)")
     parser.add_argument("--policy", default="", help="policy kind replacing the recipe's (e.g. flow)")
@@ -35,20 +38,29 @@ def run(args: argparse.Namespace) -> int:
     from user_learner.learner_core import LearnerCore
     from user_learner.pretrain import Pretrainer, split_episodes
     from user_learner.progress import progress
+    from user_policies.observation import check_shared_interface, with_task_identity
     from user_robot.robot_config import load_robot
     from user_robot.task_config import load_task
 
     if args.updates < 1 or not 0.0 <= args.val_fraction < 1.0:
         raise UsageError("need --updates >= 1 and 0 <= --val-fraction < 1")
-    task, robot = load_task(args.task), load_robot(args.robot)
+    names = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) or (args.task,)
+    if not names[0]:
+        raise UsageError("pretrain needs --task (or --tasks)")
+    try:
+        task = with_task_identity(load_task(args.task or names[0]), names)
+        check_shared_interface([with_task_identity(load_task(name), names) for name in names])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    robot = load_robot(args.robot)
     for path in args.demos:
         if not Path(path).exists():
             raise UsageError(f"{path}: no such recording")
     images = args.obs == "pixels"
     episodes = [e for path in args.demos for e in read_episodes(path, images=images, progress=True)]
-    foreign = sorted({e.task for e in episodes if e.task and e.task != task.name})
+    foreign = sorted({e.task for e in episodes if e.task and e.task not in names})
     if foreign:
-        raise UsageError(f"the demos include other tasks ({', '.join(foreign)}) than {task.name}")
+        raise UsageError(f"the demos include other tasks ({', '.join(foreign)}) than {', '.join(names)}")
     train, val = split_episodes(episodes, args.val_fraction, args.seed)
     core = LearnerCore(task, args.algo, args.obs, [robot.embodiment], args.log_dir, seed=args.seed, policy=args.policy)
     try:
@@ -65,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     before, after = result.val_before, result.val_after
     val_text = "".join(f" val_{k}={before[k]:.4f}->{after[k]:.4f}" for k in after) or " val=- (no held-out episode)"
     print(
-        f"pretrain task={task.name} algo={args.algo} policy={core.spec.kind} obs={args.obs} "
+        f"pretrain task={','.join(names)} algo={args.algo} policy={core.spec.kind} obs={args.obs} "
         f"episodes={result.train_episodes}+{result.val_episodes} transitions={result.demo_transitions} "
-        f"updates={result.updates} train_loss={result.train_loss:.4f}{val_text} checkpoint={result.checkpoint}"
+        f"updates={result.updates} train_loss={result.train_loss:.4f}{val_text} checkpoint={result.checkpoint} "
+        f"policy_file={result.policy_file}"
     )
     return 0

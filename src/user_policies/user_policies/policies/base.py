@@ -72,6 +72,10 @@ class Policy(nn.Module):
         """The kind to use for observation ``obs`` (``state`` | ``pixels``); most kinds serve both."""
         return kind
 
+    def finish_build(self) -> None:
+        """Called once the starting tensors are loaded (``spec.pretrained_policy``): a kind that trains only part
+        of itself freezes the rest here (adapters go on top of the loaded weights)."""
+
     def reset(self) -> None:
         """Called at every episode start (clear any per-episode memory)."""
 
@@ -154,7 +158,8 @@ def frozen_state(policy: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def build_policy(spec: PolicySpec, *, load_pretrained: bool = True, device: str | torch.device = "cpu") -> Policy:
-    """Build the policy of ``spec.kind`` on ``device``; loads ``spec.pretrained_encoder`` when set and asked.
+    """Build the policy of ``spec.kind`` on ``device``; loads ``spec.pretrained_encoder`` and
+    ``spec.pretrained_policy`` when set and asked, then lets the kind freeze what it does not train.
 
     A frozen backbone is the same in every process that builds the policy (a fixed-seed
     initialisation, or the pretrained file), so weights can leave it out (``frozen_sha256`` in
@@ -164,4 +169,12 @@ def build_policy(spec: PolicySpec, *, load_pretrained: bool = True, device: str 
     policy = POLICIES.get(spec.kind)(spec)
     if load_pretrained and spec.pretrained_encoder and spec.image_keys and policy.encoder is not None:
         policy.encoder.load_backbone(spec.pretrained_encoder)
+    if load_pretrained and spec.pretrained_policy:
+        from safetensors.torch import load_file
+
+        try:
+            policy.load_state_dict(load_file(spec.pretrained_policy))
+        except RuntimeError as exc:
+            raise ValueError(f"pretrained_policy {spec.pretrained_policy}: not this policy's tensors ({exc})") from exc
+    policy.finish_build()
     return policy.to(device)

@@ -9,6 +9,9 @@ position; padding is masked). ``prefix_layers`` transformer layers (pre-norm, FF
 them. The action expert is a transformer decoder of ``expert_layers`` layers: one query per chunk
 step (Linear A→d, a learned position and a time embedding) attending to the prefix, and a linear
 velocity head. Sizes scale by ``d_model`` and the layer counts (the defaults: ~5M parameters).
+``trainable`` picks what fine-tuning trains: ``all``, the action ``expert`` only, or ``lora``
+(low-rank adapters on the prefix transformer's weight matrices, and the action expert); the rest is
+frozen, so with ``spec.pretrained_policy`` (the base, a local file) weights carry only what trains.
 
 Flow matching (π0): with x₀ ~ N(0, I) and the target chunk x₁ (actions in [-1, 1]), the velocity at
 x_t = (1 − t) x₀ + t x₁, t ~ U(0, 1), should be x₁ − x₀. Acting integrates ``flow_steps`` Euler steps
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from user_policies.policies.base import POLICIES, Policy, weighted_mean
 from user_policies.policies.flow import sinusoidal
@@ -39,12 +44,33 @@ class VLAOptions:
     expert_layers: int = 2
     patch_size: int = 16
     flow_steps: int = 10
+    trainable: Literal["all", "expert", "lora"] = "all"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
 
     def __post_init__(self) -> None:
         if self.d_model < 1 or self.n_heads < 1 or self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
-        if min(self.prefix_layers, self.expert_layers, self.patch_size, self.flow_steps) < 1:
-            raise ValueError("prefix_layers, expert_layers, patch_size and flow_steps must be >= 1")
+        if min(self.prefix_layers, self.expert_layers, self.patch_size, self.flow_steps, self.lora_rank) < 1:
+            raise ValueError("prefix_layers, expert_layers, patch_size, flow_steps and lora_rank must be >= 1")
+        if self.trainable not in ("all", "expert", "lora"):
+            raise ValueError(f"trainable must be all, expert or lora, got {self.trainable!r}")
+
+
+class LoRA(nn.Module):
+    """A low-rank update of a frozen weight W (out × in): W + (alpha / rank) · B A, B starting at zero (a
+    ``torch.nn.utils.parametrize`` parametrization, so it fits fused weights such as attention's in_proj)."""
+
+    def __init__(self, weight: torch.Tensor, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.empty(rank, weight.shape[1]))
+        self.b = nn.Parameter(torch.zeros(weight.shape[0], rank))
+        nn.init.kaiming_uniform_(self.a, a=5**0.5)
+        self.scale = alpha / rank
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """The adapted weight."""
+        return weight + self.scale * self.b @ self.a
 
 
 def _layer(cls: type, d: int, heads: int) -> nn.Module:
@@ -94,6 +120,23 @@ class VLAPolicy(Policy):
         for parameter in (self.byte_positions, self.action_positions,
                           *((self.patch_positions, self.camera_embed) if spec.image_keys else ())):
             nn.init.normal_(parameter, std=0.02)
+
+    def finish_build(self) -> None:
+        """``trainable``: all; the action expert only (the prefix frozen); or LoRA adapters on every weight
+        matrix of the prefix transformer plus the action expert (the prefix's own weights frozen)."""
+        o: VLAOptions = self.options
+        if o.trainable == "all":
+            return
+        expert = {id(p) for m in (self.action_in, self.time_mlp, self.expert, self.out_norm, self.head)
+                  for p in m.parameters()} | {id(self.action_positions)}
+        for parameter in self.parameters():
+            parameter.requires_grad_(id(parameter) in expert)
+        if o.trainable == "lora":
+            for module in list(self.prefix.modules()):
+                for name in ("in_proj_weight", "weight"):
+                    weight = getattr(module, name, None)
+                    if isinstance(weight, nn.Parameter) and weight.dim() == 2:
+                        parametrize.register_parametrization(module, name, LoRA(weight, o.lora_rank, o.lora_alpha))
 
     def prefix_tokens(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(prefix (N, T, d) after the prefix transformer, padding mask (N, T): True where a token is padding)."""
