@@ -13,6 +13,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "test"))  # test helpers
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples"))  # the example plug-ins
 
 
 import subprocess

@@ -90,6 +90,8 @@ KIND_SPECS = {
     "vla": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="vla", chunk_size=4, cameras=("wrist",),
                       image_size=(16, 16), options={"d_model": 32, "n_heads": 2, "prefix_layers": 1,
                                                     "expert_layers": 1, "patch_size": 8, "flow_steps": 4}),
+    "external": PolicySpec(state_dim=STATE, action_dim=ACTION, kind="external", chunk_size=4, options={
+        "module": "tiny_chunker:TinyChunker", "config": {"state_dim": STATE, "action_dim": ACTION, "chunk_size": 4}}),
 }
 
 
