@@ -16,6 +16,7 @@ FAST_SAC = {
     "utd": 0.5,
     "min_buffer": 30,
     "publish_every": 5,
+    "publish_part_mb": 0.01,  # (its ~40 kB of weights travel in parts)
     "checkpoint_every": 10,
 }
 """A small SAC recipe (``algorithms/sac`` override) that publishes and checkpoints often: CI-sized graphs."""
@@ -48,9 +49,16 @@ class Watcher:
         self.node.create_subscription(LearnerStatus, "/user/learner_status", self._on_status, STATUS)
         self._weights_pub = None
         if keep:
-            self.node.create_subscription(
-                PolicyWeights, "/user/policy_weights", lambda m: self.weights.setdefault(m.version, m), WEIGHTS
-            )
+            from user_policies.weights_codec import WeightsParts
+
+            parts = WeightsParts()  # (large payloads come in parts: kept once whole)
+
+            def keep_weights(msg) -> None:
+                whole = parts.add(msg)
+                if whole is not None:
+                    self.weights.setdefault(whole.version, whole)
+
+            self.node.create_subscription(PolicyWeights, "/user/policy_weights", keep_weights, WEIGHTS)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

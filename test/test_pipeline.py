@@ -57,8 +57,9 @@ def test_async_training_loads_new_weights_and_loses_no_transition(tmp_path, fast
         good = watcher.status.version
         actor_log = procs.find("actor", "robot_0").log_path
         bad_versions = []
-        # The weights topic keeps only the newest message: a learner publish right after ours may replace
-        # it before the actor reads it, so send again (each a new bad version) until one is rejected.
+        # (The recipe's weights travel in parts, which the actor joined for every version it used.) The actor
+        # takes the newest whole message: a learner publish right after ours may replace it before the actor
+        # reads it, so send again (each a new bad version) until one is rejected.
         deadline = time.monotonic() + 60.0
         while "rejected policy weights v1000" not in actor_log.read_text():
             assert time.monotonic() < deadline, "timed out waiting for the actor to reject the corrupted weights"

@@ -43,6 +43,7 @@ class AlgorithmConfig:
     demo_capacity: int = 50_000
     publish_every: int = 25
     publish_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    publish_part_mb: float = 8.0  # a weights payload larger than this goes out in parts (qos.WEIGHTS_PARTS)
     checkpoint_every: int = 1000
     checkpoint_every_s: float = 60.0  # also checkpoint when this long has passed since the last one (0 = never)
     max_policy_lag: int = 0
@@ -50,6 +51,8 @@ class AlgorithmConfig:
     def __post_init__(self) -> None:
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
             raise ValueError("need utd >= 0 and min_buffer, publish_every, checkpoint_every >= 1")
+        if self.publish_part_mb <= 0:
+            raise ValueError("publish_part_mb must be > 0")
         if self.checkpoint_every_s < 0 or self.max_policy_lag < 0:
             raise ValueError("checkpoint_every_s and max_policy_lag must be >= 0")
         if self.buffer_capacity < 2 or self.demo_capacity < 2:

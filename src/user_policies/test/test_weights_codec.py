@@ -75,3 +75,36 @@ def test_nan_weights_are_rejected() -> None:
     packet = encode_weights({"w": torch.tensor([1.0, float("nan")])}, policy_id="p", version=2, embodiments=[])
     with pytest.raises(WeightsRejectedError, match="NaN"):
         decode_weights(packet)
+
+
+def test_a_large_payload_travels_in_parts_that_join_in_any_order_and_only_for_the_newest_version() -> None:
+    import random
+
+    from user_interfaces.msg import PolicyWeights
+    from user_policies.weights_codec import WeightsParts, packet_from_msg, packet_to_msg, split_message
+
+    def message(version: int) -> PolicyWeights:
+        tensors = {"w": torch.randn(64, 64, generator=torch.Generator().manual_seed(version))}
+        packet = encode_weights(tensors, policy_id="p", version=version, embodiments=["franka_panda"], learner_id="L")
+        return packet_to_msg(packet, PolicyWeights())
+
+    small = message(1)
+    assert split_message(small, part_bytes=len(small.payload), parts=4) == [small]  # fits: one whole message
+    parts = split_message(message(2), part_bytes=1000, parts=4)
+    assert [(p.part, p.parts) for p in parts] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert all(len(p.payload) < 0.3 * parts[0].byte_size for p in parts) and len({p.sha256 for p in parts}) == 1
+
+    joiner = WeightsParts()
+    older = split_message(message(1), part_bytes=1000, parts=4)
+    shuffled = [*parts[:2], older[0], *parts[2:3]]
+    random.Random(0).shuffle(shuffled)
+    assert all(joiner.add(p) is None for p in shuffled)  # the version-1 part arrived late: dropped, 2 is missing one
+    whole = joiner.add(parts[3])
+    assert whole is not None and whole.parts == 1
+    assert torch.equal(decode_weights(packet_from_msg(whole))["w"], decode_weights(packet_from_msg(message(2)))["w"])
+    assert joiner.add(older[1]) is None  # a stale version's part never completes anything
+    broken = split_message(message(3), part_bytes=1000, parts=4)
+    broken[1].payload = bytes(len(broken[1].payload))  # a corrupted part: the joined payload fails its sha256
+    joined = [joiner.add(p) for p in broken][-1]
+    with pytest.raises(WeightsRejectedError, match="sha256"):
+        decode_weights(packet_from_msg(joined))

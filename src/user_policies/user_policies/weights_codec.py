@@ -187,6 +187,50 @@ def packet_from_msg(msg: Any) -> WeightsPacket:
     )
 
 
+def split_message(msg: Any, part_bytes: int, parts: int) -> list[Any]:
+    """``msg`` (a ``PolicyWeights``) as it goes on the topic: itself when its payload is at most ``part_bytes``,
+    else ``parts`` messages of the same type, each with a slice of the payload (``part``, ``parts`` set)."""
+    payload = bytes(msg.payload)
+    if len(payload) <= part_bytes or parts <= 1:
+        return [msg]
+    size = -(-len(payload) // parts)
+    out = []
+    for i in range(parts):
+        piece = type(msg)()
+        for name in msg.get_fields_and_field_types():
+            setattr(piece, name, getattr(msg, name))
+        piece.part, piece.parts, piece.payload = i, parts, payload[i * size:(i + 1) * size]
+        out.append(piece)
+    return out
+
+
+class WeightsParts:
+    """Joins the parts of split ``PolicyWeights`` messages back into whole ones (only the newest version of
+    each learner is kept while its parts arrive; a whole message passes through)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[int, dict[int, Any]]] = {}  # learner_id -> (version, parts by index)
+
+    def add(self, msg: Any) -> Any | None:
+        """The whole message once ``msg`` completes one (None while parts are missing, or for a stale part)."""
+        if msg.parts <= 1:
+            return msg
+        version, parts = self._pending.get(msg.learner_id, (0, {}))
+        if msg.version < version:
+            return None
+        if msg.version > version:
+            version, parts = msg.version, {}
+        parts[msg.part] = msg
+        self._pending[msg.learner_id] = (version, parts)
+        if any(i not in parts for i in range(msg.parts)):
+            return None
+        del self._pending[msg.learner_id]
+        whole = parts[0]
+        whole.payload = b"".join(bytes(parts[i].payload) for i in range(msg.parts))
+        whole.part, whole.parts = 0, 1
+        return whole
+
+
 def _signed_bytes(packet: WeightsPacket) -> bytes:
     """Every field but the payload (its sha256 stands for it) and the signature, canonically."""
     fields = {f.name: getattr(packet, f.name) for f in dataclasses.fields(packet)}

@@ -53,9 +53,9 @@ def evaluate(
 ) -> tuple[int, int, int]:
     """Run ``episodes`` eval episodes of ``checkpoint``'s policy; returns (successes, episodes run, exit code)."""
     from user_interfaces.msg import PolicyWeights
-    from user_policies.weights_codec import packet_to_msg
+    from user_policies.weights_codec import packet_to_msg, split_message
     from user_robot.contracts import WEIGHTS_TOPIC
-    from user_robot.nodes.qos import WEIGHTS
+    from user_robot.nodes.qos import WEIGHTS, WEIGHTS_PART_MB, WEIGHTS_PARTS
 
     robot_cfg = load_robot(robot)
     sim = robot_cfg.backend == "sim"
@@ -77,7 +77,8 @@ def evaluate(
 
     def publish_weights(node) -> None:
         publishers.append(node.create_publisher(PolicyWeights, WEIGHTS_TOPIC, WEIGHTS))  # latched
-        publishers[0].publish(message)
+        for part in split_message(message, int(WEIGHTS_PART_MB * 1e6), WEIGHTS_PARTS):
+            publishers[0].publish(part)
 
     log, code = run_graph(
         specs,

@@ -39,10 +39,10 @@ from user_learner.learner_core import LearnerCore
 from user_learner.transition_log import read_segment
 from user_policies.nodes.messages import image_array
 from user_policies.observation import with_task_identity
-from user_policies.weights_codec import load_secret, packet_to_msg, sign_packet
+from user_policies.weights_codec import load_secret, packet_to_msg, sign_packet, split_message
 from user_robot.contracts import LEARNER_STATUS_TOPIC, TRANSITIONS_TOPIC, WEIGHTS_TOPIC
 from user_robot.diagnostics import diagnostic_array
-from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS
+from user_robot.nodes.qos import STATUS, TRANSITIONS, WEIGHTS, WEIGHTS_PARTS
 from user_robot.nodes.runtime import declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
@@ -320,7 +320,8 @@ class Learner(Node):
             packet = sign_packet(packet, self.secret)
         msg = packet_to_msg(packet, PolicyWeights())
         msg.header.stamp = self.get_clock().now().to_msg()
-        self.weights_pub.publish(msg)
+        for part in split_message(msg, int(self.core.cfg.publish_part_mb * 1e6), WEIGHTS_PARTS):
+            self.weights_pub.publish(part)
         self._publish_latency_ms = (time.monotonic() - start) * 1e3
         self.core.scalars({"time/weight_publish_ms": self._publish_latency_ms}, self.core.counters.updates)
         self._publish_status()

@@ -46,7 +46,7 @@ from user_policies.observation import (
 from user_policies.policy_slot import PolicySlot
 from user_policies.reward import RewardTracker, in_success_region, within_pose_gate
 from user_policies.success_classifier import SuccessClassifier, check_classifier, load_classifier
-from user_policies.weights_codec import load_secret
+from user_policies.weights_codec import WeightsParts, load_secret
 from user_robot.action_mapping import command_frame
 from user_robot.contracts import (
     ACTOR_TICK_TOPIC,
@@ -144,6 +144,7 @@ class Actor(Node):
             self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
         self._weights_arrived = threading.Condition()
+        self._weights_parts = WeightsParts()
         threading.Thread(target=self._load_weights, name="weights", daemon=True).start()
         self.create_subscription(PolicyWeights, WEIGHTS_TOPIC, self._on_weights, WEIGHTS)
         self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
@@ -273,7 +274,11 @@ class Actor(Node):
         return SetParametersResult(successful=True)
 
     def _on_weights(self, msg: PolicyWeights) -> None:
-        """Hand the message to the weights thread (the newest wins): decoding never holds up the inputs."""
+        """Hand the message (once whole: a large payload comes in parts) to the weights thread (the newest wins):
+        decoding never holds up the inputs."""
+        msg = self._weights_parts.add(msg)
+        if msg is None:
+            return
         with self._weights_arrived:
             self._weights_inbox = msg
             self._weights_arrived.notify()

@@ -13,13 +13,18 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+WEIGHTS_PARTS = 16
+"""Slices a large weights payload travels in; also the latched history, so a late actor gets them all."""
+WEIGHTS_PART_MB = 8.0
+"""Payloads above this many MB are split (eval's; a learner's: its recipe's ``publish_part_mb``)."""
 WEIGHTS = QoSProfile(
-    depth=1,
+    depth=WEIGHTS_PARTS,
     history=HistoryPolicy.KEEP_LAST,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-"""Policy weights: latched (an actor that starts late gets the newest), only the newest matters."""
+"""Policy weights: latched (an actor that starts late gets the newest: every part of it, or the last whole
+versions, of which it loads the newest)."""
 
 TRANSITIONS = QoSProfile(
     depth=1000,
