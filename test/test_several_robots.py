@@ -104,6 +104,22 @@ def test_a_multi_task_graph_gives_each_robot_its_task_and_the_policy_their_ident
         build_graph("peg_insertion", robots="2xsim", tasks="peg_insertion,pick_and_place")
 
 
+def test_the_robot_side_splits_into_the_arm_and_the_actor_for_a_policy_on_another_machine() -> None:
+    def nodes(side: str) -> list[tuple[str, str]]:
+        return [(s.namespace, s.name) for s in build_graph("peg_insertion", robots="2xsim", side=side,
+                                                           actor_device="cuda", chunk_inference="background")]
+
+    robot = nodes("robot")
+    actors = [n for n in robot if n[1] == "actor"]
+    assert actors == [("robot_0", "actor"), ("robot_1", "actor")]
+    assert nodes("actor") == actors
+    assert sorted(nodes("arm")) == sorted(n for n in robot if n[1] != "actor")
+    assert ("", "learner") not in nodes("arm") + nodes("actor")
+    actor = next(s for s in build_graph("peg_insertion", side="actor", actor_device="cuda",
+                                        chunk_inference="background") if s.name == "actor")
+    assert actor.parameters["device"] == "cuda" and actor.parameters["chunk_inference"] == "background"
+
+
 @pytest.mark.slow
 def test_two_robots_on_two_tasks_record_their_own_task_and_its_identity(tmp_path) -> None:
     """Peg insertion and charger plugging under one clock: each cell runs its robot's task (the expert solves

@@ -15,6 +15,7 @@ each other only through the server (without it they never do; checked by hand).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -88,3 +89,39 @@ def test_robot_side_trains_against_a_learner_in_another_network_namespace(two_ho
     assert int(lr["transitions_received"]) >= STEPS, report  # the transitions of the robot's steps arrived
     assert "learner side: sees robot /robot_0/actor" in learner_err, report
     assert "robot side: sees the learner /learner" in robot_err, report
+
+
+@pytest.mark.slow
+def test_the_actor_runs_on_the_learners_host_and_drives_the_arm_across_the_link(tmp_path) -> None:
+    """``--side arm`` (sim cell, bridge, teleop, episode driver: the robot PC) in one namespace; ``--side actor``
+    and ``--side learner`` (the GPU server) in the other: every control tick crosses the link both ways."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server_ns, robot_ns = stack.enter_context(veth_namespaces(multicast=True))
+        except NamespacesUnavailableError as exc:
+            pytest.skip(str(exc))
+        config = write_config_copy(tmp_path / "config", {"algorithms/sac": FAST_SAC})
+        env = {**os.environ, CONFIG_DIR_ENV: str(config), "FASTDDS_BUILTIN_TRANSPORTS": "UDPv4",
+               "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+        procs = {"learner": side(server_ns, "learner", tmp_path, env), "actor": side(server_ns, "actor", tmp_path, env),
+                 "arm": side(robot_ns, "arm", tmp_path, env)}
+        outputs = {}
+        try:
+            for name in ("arm", "actor", "learner"):
+                outputs[name] = procs[name].communicate(timeout=500 if name == "arm" else 120)
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.communicate(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+    report = "\n".join(f"{n}:\n{out}{err[-2000:]}" for n, (out, err) in outputs.items())
+    assert all(proc.returncode == 0 for proc in procs.values()), report
+    arm = figures(outputs["arm"][0].strip().splitlines()[-1])
+    learner = figures(outputs["learner"][0].strip().splitlines()[-1])
+    assert arm["side"] == "arm" and int(arm["steps"]) >= STEPS, report  # the actor's commands moved the arm
+    assert int(arm["weight_versions"]) >= 1, report  # and it acted on the learner's weights
+    assert int(learner["transitions_received"]) >= STEPS, report
+    assert "loaded policy weights" in (tmp_path / "actor" / "ros" / "robot_0.actor.log").read_text()

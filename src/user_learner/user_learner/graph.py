@@ -9,7 +9,8 @@ Per robot ``i`` (namespace ``robot_<i>``, each with its own robot config: ``robo
 the sim cell (sim backends only), arm bridge, teleop, actor and episode driver, all on side
 ``"robot"``; several sim cells on sim time are one process stepping them all under one ``/clock``
 (namespace ``""``); once: the learner, on side ``"learner"``, so a robot PC and a GPU server can each
-start their half (``side:=robot`` / ``side:=learner``).
+start their half (``side:=robot`` / ``side:=learner``); the robot side itself splits into ``arm`` (the
+robot PC: drivers, bridge, teleop, episode driver) and ``actor`` (e.g. a GPU server running the policy).
 """
 
 from __future__ import annotations
@@ -84,8 +85,13 @@ class GraphOptions:
                           "gains the key 'task', a one-hot over them (empty: one task)")
     pipeline: str = _opt("async", "async: actors never wait for the learner; sync: they wait for new weights",
                          ("async", "sync"))
-    side: str = _opt("all", "which half to start here: robot (drivers, bridge, actor) or learner",
-                     ("all", "robot", "learner"))
+    side: str = _opt("all", "which part to start here: robot (drivers, bridge, teleop, actor, episode driver) or "
+                            "learner; or the robot side in two: arm (all of it but the actor: the robot PC) and actor "
+                            "(the actors alone: a GPU server)", ("all", "robot", "learner", "arm", "actor"))
+    actor_device: str = _opt("cpu", "where the actors run the policy (cpu, cuda, cuda:<i>)")
+    chunk_inference: str = _opt("inline", "inline: a tick infers the next action chunk when the last is used up; "
+                                          "background: it is inferred while the current one plays",
+                                ("inline", "background"))
     obs: str = _opt("state", "observation: state vector only, or camera pixels too", ("state", "pixels"))
     log_dir: str = _opt("logs", "directory for TensorBoard logs, checkpoints and recordings")
     resume: bool = _opt(False, "resume the learner from the newest checkpoint in log_dir")
@@ -307,9 +313,9 @@ def check_configs(task: str, opts: GraphOptions, robots: list[RobotConfig]) -> N
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     for task_cfg in dict((cfg.name, cfg) for cfg in per_robot).values():
-        if task_cfg.reward.source == "classifier" and opts.side != "learner":
+        if task_cfg.reward.source == "classifier" and opts.side not in ("learner", "arm"):  # (the actor's)
             check_reward_classifier(task_cfg, opts.reward_classifier)
-    if opts.side != "robot":
+    if opts.side in ("all", "learner"):
         from user_learner.learner_core import load_algorithm
 
         load_algorithm(opts.algo, opts.obs, opts.policy)
@@ -341,7 +347,8 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
     common = {"use_sim_time": True} if publish_clock else {}
 
     nodes: list[NodeSpec] = []
-    if opts.side in ("all", "robot"):
+    arm_side, actor_side = opts.side in ("all", "robot", "arm"), opts.side in ("all", "robot", "actor")
+    if arm_side or actor_side:
         from user_learner.algorithms.base import ALGORITHMS
 
         def sim_params(robot: str, robot_task: str, seed: int) -> dict[str, Any]:
@@ -361,7 +368,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             }
 
         one_clock = publish_clock and len(names) > 1  # one process steps every cell under the one /clock
-        if one_clock:
+        if one_clock and arm_side:
             cells = {"cells": [f"robot_{i}" for i in range(len(names))], "cell_robots": list(names),
                      "cell_tasks": list(tasks)}
             nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", "",
@@ -370,20 +377,24 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
         for i, (name, robot_cfg, robot_task) in enumerate(zip(names, robot_cfgs, tasks, strict=True)):
             ns = f"robot_{i}"
             cell = {"task": robot_task, "robot": name, "robot_id": ns, **common}
-            if robot_cfg.backend == "sim" and not one_clock:
+            if robot_cfg.backend == "sim" and not one_clock and arm_side:
                 nodes.append(NodeSpec("user_robot", "sim_cell", "sim_cell", ns,
                                       sim_params(name, robot_task, opts.seed + i)))
-            nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
-            nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
-            actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images,
-                     "deterministic": deterministic, **identity}
-            if opts.reward_classifier:
-                actor["reward_classifier"] = opts.reward_classifier
-            nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
-            driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode, "sync": opts.pipeline == "sync",
-                      **common}
-            nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
-        if opts.use_rviz:
+            if arm_side:
+                nodes.append(NodeSpec("user_robot", "arm_bridge", "arm_bridge", ns, dict(cell)))
+                nodes.append(NodeSpec("user_robot", "teleop", "teleop", ns, dict(cell)))
+            if actor_side:
+                actor = {**cell, "obs": opts.obs, "seed": opts.seed + i, "record_images": opts.record_images,
+                         "deterministic": deterministic, "device": opts.actor_device,
+                         "chunk_inference": opts.chunk_inference, **identity}
+                if opts.reward_classifier:
+                    actor["reward_classifier"] = opts.reward_classifier
+                nodes.append(NodeSpec("user_policies", "actor", "actor", ns, actor))
+            if arm_side:
+                driver = {"robot_id": ns, "episodes": opts.episodes, "mode": opts.mode,
+                          "sync": opts.pipeline == "sync", **common}
+                nodes.append(NodeSpec("user_policies", "episode_driver", "episode_driver", ns, driver))
+        if opts.use_rviz and arm_side:
             rviz = str(config_dir().joinpath(*RVIZ_CONFIG))
             args = ("-d", rviz, "-f", robot_cfgs[0].base_frame)
             remaps = rviz_remappings(robot_cfgs[0])

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     writer = open_recording_writer(args.record) if args.record else None
     try:
         tasks = robot_tasks(args.task, options(robots=args.robots, robot=args.robot, tasks=args.tasks))
-        demos = ensure_demos(args, names, tasks, sim) if args.side != "robot" else ()
+        demos = ensure_demos(args, names, tasks, sim) if args.side in ("all", "learner") else ()
         specs = build_graph(args.task, **{**overrides, "demos": demos})
         log, code = run_graph(
             specs,
