@@ -31,6 +31,12 @@ from user_policies.policies.gaussian import gaussian_log_density, tanh_log_det
 from user_policies.policy_spec import PolicySpec
 
 
+def check_width(d_model: int, n_heads: int) -> None:
+    """``ValueError`` unless a transformer's width is a positive multiple of its head count."""
+    if d_model < 1 or n_heads < 1 or d_model % n_heads:
+        raise ValueError(f"d_model ({d_model}) must be a positive multiple of n_heads ({n_heads})")
+
+
 @dataclasses.dataclass(frozen=True)
 class FlowOptions:
     """Flow policy settings (RECIPES: d_model 256, 4 heads, 2 layers, K = 4, σ 0.3 train / 0.02 rollout)."""
@@ -47,8 +53,7 @@ class FlowOptions:
     log_std_max: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.d_model < 1 or self.n_heads < 1 or self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
+        check_width(self.d_model, self.n_heads)
         if self.n_layers < 1 or self.flow_steps < 1:
             raise ValueError("n_layers and flow_steps must be >= 1")
         if self.noise_std_train <= 0 or self.noise_std_rollout < 0:

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from user_policies.policies.base import POLICIES, Policy, weighted_mean
-from user_policies.policies.flow import sinusoidal
+from user_policies.policies.flow import check_width, sinusoidal
 from user_policies.policy_spec import PolicySpec
 
 
@@ -49,8 +49,7 @@ class VLAOptions:
     lora_alpha: float = 16.0
 
     def __post_init__(self) -> None:
-        if self.d_model < 1 or self.n_heads < 1 or self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be a positive multiple of n_heads ({self.n_heads})")
+        check_width(self.d_model, self.n_heads)
         if min(self.prefix_layers, self.expert_layers, self.patch_size, self.flow_steps, self.lora_rank) < 1:
             raise ValueError("prefix_layers, expert_layers, patch_size, flow_steps and lora_rank must be >= 1")
         if self.trainable not in ("all", "expert", "lora"):
