@@ -69,7 +69,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_parallel_") as tmp, \
             config_overrides(Path(tmp), {f"tasks/{args.task}": parse_sets(args.set_task)}):
         root = Path(args.log_dir or tmp)
-        identity = "_of_" + "+".join(run_tasks(args.task, options(tasks=args.tasks))) if args.tasks else ""
+        identity = "_of_" + "+".join(run_tasks(options(tasks=args.tasks))) if args.tasks else ""
 
         def demos_for(setting: str) -> tuple[str, ...]:
             """``--demos`` expert demos of each (task, robot config) of the setting, recorded once."""

@@ -254,7 +254,7 @@ def robot_names(opts: GraphOptions) -> tuple[str, ...]:
     return tuple(names)
 
 
-def run_tasks(task: str, opts: GraphOptions) -> tuple[str, ...]:
+def run_tasks(opts: GraphOptions) -> tuple[str, ...]:
     """The tasks one multi-task policy tells apart (``opts.tasks`` in order; empty for a one-task run)."""
     tasks = tuple(dict.fromkeys(t.strip() for t in opts.tasks.split(",") if t.strip()))
     return tasks if len(tasks) > 1 else ()
@@ -303,7 +303,7 @@ def check_configs(task: str, opts: GraphOptions, robots: list[RobotConfig]) -> N
     mistake fails before any node starts."""
     from user_policies.observation import check_shared_interface, check_state_keys, with_task_identity
 
-    identity = run_tasks(task, opts)
+    identity = run_tasks(opts)
     try:
         per_robot = [with_task_identity(load_task(t), identity) for t in robot_tasks(task, opts)]
         for task_cfg, robot in zip(per_robot, robots, strict=True):
@@ -332,7 +332,8 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
         _require_config("tasks", name)
     _require_config("algorithms", opts.algo)
     names = robot_names(opts)
-    identity = {"tasks": list(run_tasks(task, opts))} if run_tasks(task, opts) else {}
+    told_apart = run_tasks(opts)
+    identity = {"tasks": list(told_apart)} if told_apart else {}
     for name in sorted(set(names)):
         _require_config("robots", name)
     robot_cfgs = [load_robot(name) for name in names]

@@ -76,7 +76,7 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
-    identity = run_tasks(args.task, options(tasks=args.tasks))
+    identity = run_tasks(options(tasks=args.tasks))
     bags = []
     for task, robot in dict.fromkeys(zip(tasks, robots, strict=True)):  # (each pair once, in order)
         # a pixel policy needs the cameras in its demos: they are recorded with the run's observation, and a
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in log.robot_lines():
         print(f"train {line}")
-    task = args.tasks if run_tasks(args.task, options(tasks=args.tasks)) else args.task
+    task = args.tasks if run_tasks(options(tasks=args.tasks)) else args.task
     print(f"train task={task} algo={args.algo}{policy} obs={args.obs} pipeline={args.pipeline} side={args.side} "
           f"{log.summary()}{learner}")
     return code
