@@ -2,8 +2,8 @@
 human, and measure both with ``user-rl eval`` — the seed's before/after table.
 
     python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000]
-                                    [--eval-episodes 60] [--privileged] [--set-task KEY=V] [--lead-ticks N]
-                                    [--log-dir D]
+                                    [--eval-episodes 60] [--privileged] [--set hg_dagger.KEY=V]
+                                    [--set-task KEY=V] [--lead-ticks N] [--pipeline async|sync] [--log-dir D]
 
 Runs the user-facing commands one after the other: ``user-rl collect`` (scripted-expert demos),
 ``user-rl pretrain`` (behaviour cloning on all of them), ``user-rl eval`` of the clone, ``user-rl
@@ -11,7 +11,10 @@ train --algo hg_dagger --init <clone> --expert human`` for ``--steps`` environme
 ``user-rl eval`` of the result (same seed, deterministic). ``--privileged`` adds the sim-only
 ``object_state`` key (object poses from the simulator's ground truth) to the task's state, for a
 CPU-scale run where the policy cannot learn from images; the table says so (its observation column
-lists the state keys). ``--set-task`` changes a key of the task's YAML in the run's config copy.
+lists the state keys). ``--set`` changes a key of ``hg_dagger.yaml`` (e.g. ``policy.hidden_dims=[512,512]``)
+and ``--set-task`` one of the task's YAML, both in the run's config copy. ``--pipeline sync`` trains
+``utd`` x each episode's length updates after it, before the next (the update ratio then does not
+depend on the machine's load).
 Training runs in strict lockstep (``--lead-ticks 0``: each observation and command at its tick, as
 the evaluation runs; ``1`` lets physics lead the actor by a tick, the graph's default). Prints the
 table (task, observation, before, after, interventions by window of episodes).
@@ -51,8 +54,10 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=V", help="hg_dagger.yaml key")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     parser.add_argument("--lead-ticks", type=int, default=0, help="train's --lockstep-lead-ticks (0: strict)")
+    parser.add_argument("--pipeline", choices=("async", "sync"), default="async", help="train's --pipeline")
     parser.add_argument("--log-dir", default="", help="keep logs here (default: a temporary directory)")
     args = parser.parse_args()
 
@@ -68,7 +73,8 @@ def main() -> None:
         task_changes = parse_sets(args.set_task)
         if args.privileged:
             task_changes.update(privileged_state(args.task)[f"tasks/{args.task}"])
-        config = write_config_copy(root / "config", {f"tasks/{args.task}": task_changes})
+        config = write_config_copy(root / "config", {f"tasks/{args.task}": task_changes,
+                                                     "algorithms/hg_dagger": parse_sets(args.set)})
         env["USER_CONFIG_DIR"] = str(config)
         state = read_yaml(config / "tasks" / f"{args.task}.yaml")["observation"]["state"]
         observation = ", ".join(state) + (" (object_state: sim-only privileged)" if "object_state" in state else "")
@@ -82,8 +88,7 @@ def main() -> None:
         print(before)
         trained = user_rl("train", "--task", args.task, "--algo", "hg_dagger", "--init", str(clone), "--demos",
                           str(demos), "--expert", "human", "--steps", str(args.steps), "--log-dir", str(online),
-                          "--lockstep-lead-ticks", str(args.lead_ticks),
-                          env=env)
+                          "--lockstep-lead-ticks", str(args.lead_ticks), "--pipeline", args.pipeline, env=env)
         print(trained)
         after = user_rl(*evaluate, "--checkpoint", str(online), "--log-dir", str(root / "eval_online"), env=env)
         print(after)

@@ -45,6 +45,25 @@ def test_selection_takes_intervened_steps_and_each_option_narrows_it_as_named() 
     assert set(select_intervened(buf, window=3)) == {won[i] for i in (4, 5, 6)}  # the newest three
 
 
+def test_the_algorithms_selection_follows_every_new_takeover_and_success_mark() -> None:
+    rng = np.random.default_rng(3)
+    buf = ReplayBuffer(500, {"state": (STATE,)}, ACTION)
+    spec = PolicySpec(state_dim=STATE, action_dim=ACTION, kind="mlp", hidden_dims=(8,))
+    algo = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(only_successful=True, skip_idle=False), spec, seed=0)
+    first = add_episode(buf, "a", [True, True, False], success=False, rng=rng)
+    assert algo.select_online(buf).tolist() == []  # its episode has not succeeded
+    second = add_episode(buf, "a", [False, True], success=False, rng=rng)
+    assert algo.select_online(buf).tolist() == []
+    buf.mark_success([(second[1], int(buf.generation[second[1]]))])
+    assert algo.select_online(buf).tolist() == [second[1]]
+    buf.mark_success([(row, int(buf.generation[row])) for row in first])
+    assert sorted(algo.select_online(buf).tolist()) == sorted([first[0], first[1], second[1]])
+    other = ReplayBuffer(500, {"state": (STATE,)}, ACTION)  # another buffer, same count of changes
+    add_episode(other, "a", [False] * 3, success=True, rng=rng)
+    add_episode(other, "a", [False] * 2, success=True, rng=rng)
+    assert algo.select_online(other).tolist() == []
+
+
 def test_a_chunk_stops_at_its_episode_end_and_a_reused_row_is_not_marked() -> None:
     rng = np.random.default_rng(1)
     buf = ReplayBuffer(500, {"state": (STATE,)}, ACTION)

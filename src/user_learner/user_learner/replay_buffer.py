@@ -69,6 +69,7 @@ class ReplayBuffer:
         self.cursor = 0  # next row to write
         self.rows_written = 0
         self.num_valid = 0
+        self.mutations = 0  # bumped by every add and success mark: a cache key for row selections
         self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
         self.uid = next(_UIDS)  # tells this buffer's rows apart from another's in mixed batches
         self.persisted: dict[str, Any] | None = None  # which observations are on disk already (checkpoint.py)
@@ -135,6 +136,7 @@ class ReplayBuffer:
         self.valid[row] = True
         self.num_valid += 1
         self._pending[stream] = (nxt, int(self.generation[nxt]))
+        self.mutations += 1
         return row, int(self.generation[row])
 
     def mark_success(self, rows: Sequence[tuple[int, int]]) -> None:
@@ -144,6 +146,7 @@ class ReplayBuffer:
             row, gen = np.asarray(rows, dtype=np.int64).reshape(-1, 2).T
             keep = self.generation[row] == gen
             self.success[row[keep]] = True
+            self.mutations += 1
 
     def newest(self, rows: np.ndarray, count: int) -> np.ndarray:
         """The ``count`` most recently written of ``rows``."""

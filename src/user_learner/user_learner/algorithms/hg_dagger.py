@@ -123,11 +123,13 @@ class HGDAgger(Algorithm):
             [p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
         )
         self.gripper: tuple[int | None, float] = (None, 0.5)  # (gripper state index, command threshold)
+        self._selected: tuple[tuple[int, int], np.ndarray] | None = None  # ((buffer uid, mutations), rows)
 
     def bind_task(self, task: TaskConfig) -> None:
         """Where the observed gripper is in the state, if the task has a binary gripper channel."""
         binary = task.action.dims == 7 and task.action.gripper == "binary"
         self.gripper = (state_index(task, "gripper") if binary else None, task.action.gripper_threshold)
+        self._selected = None
 
     def row_weights(self, batch: Batch) -> torch.Tensor | None:
         """Per-row loss weights: ``gripper_change_weight`` on rows whose command changes the gripper."""
@@ -146,10 +148,16 @@ class HGDAgger(Algorithm):
         return self.cfg.demo_ratio
 
     def select_online(self, buffer: ReplayBuffer) -> np.ndarray:
-        cfg: HGDAggerConfig = self.cfg
-        idle = self.gripper if cfg.skip_idle else None
-        return select_intervened(buffer, self.spec.chunk_size, cfg.only_full_chunks, cfg.only_successful, cfg.window,
-                                 idle)
+        """:func:`select_intervened` with this recipe's options, recomputed only when the buffer changed
+        (every update asks twice; the selection reads every intervened row's state)."""
+        key = (buffer.uid, buffer.mutations)
+        if self._selected is None or self._selected[0] != key:
+            cfg: HGDAggerConfig = self.cfg
+            idle = self.gripper if cfg.skip_idle else None
+            rows = select_intervened(buffer, self.spec.chunk_size, cfg.only_full_chunks, cfg.only_successful,
+                                     cfg.window, idle)
+            self._selected = (key, rows)
+        return self._selected[1]
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One gradient step of the imitation loss on the batch's (intervened or demo) action chunks."""
