@@ -1,7 +1,9 @@
 """A stand-in actor for lockstep tests, run as its own process: on sim time, it answers each 10 Hz
-control tick on ``/robot_0/actor/tick`` only after ``<delay>`` wall seconds (a slow, loaded actor).
+control tick on ``/robot_0/actor/tick`` only after ``<delay>`` wall seconds (a slow, loaded actor), or
+with ``hang`` answers its first tick at once and then never returns from the next (a hung actor, alive to
+DDS). It publishes with the actor's QoS.
 
-    python slow_actor_standin.py <delay_s>    -> prints "standin ready"
+    python slow_actor_standin.py <delay_s>|hang    -> prints "standin ready"
 """
 
 from __future__ import annotations
@@ -15,19 +17,22 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
 from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_IDLE
-from user_robot.nodes.qos import CONTROL
+from user_robot.nodes.qos import HEARTBEAT
 
 
 def main() -> None:
-    delay = float(sys.argv[1])
+    hang = sys.argv[1] == "hang"
+    delay = 0.0 if hang else float(sys.argv[1])
     rclpy.init()
     node = Node("actor", namespace="robot_0", parameter_overrides=[Parameter("use_sim_time", value=True)])
-    pub = node.create_publisher(Header, ACTOR_TICK_TOPIC, CONTROL)
+    pub = node.create_publisher(Header, ACTOR_TICK_TOPIC, HEARTBEAT)
 
     def tick() -> None:
         stamp = node.get_clock().now().to_msg()
         time.sleep(delay)
         pub.publish(Header(stamp=stamp, frame_id=TICK_IDLE))
+        while hang:
+            time.sleep(1.0)
 
     node.create_timer(0.1, tick)
     print("standin ready", flush=True)

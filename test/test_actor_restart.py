@@ -27,7 +27,7 @@ def test_kill_9_of_the_actor_mid_episode_then_episodes_resume(tmp_path) -> None:
             seen = len(bridge)
             actor.popen.kill()  # kill -9, mid-episode
             actor.popen.wait()
-            # The lockstep cell holds the clock for lockstep_timeout_s waiting for the dead actor, then runs on
+            # The lockstep cell learns of the dead actor when its DDS liveliness lease runs out (1 s) and runs on
             # without it: no command for the watchdog's time, so the bridge holds the arm. (Restarted at once, the
             # new actor could take the episode up before the clock has run that long, and no watchdog is due.)
             watcher.wait("the bridge to hold the arm", lambda: any("watchdog" in m for m in bridge[seen:]), 30)

@@ -1,4 +1,5 @@
-"""The sim cell in lockstep over real DDS: a slow actor sets the pace, a dead one stops nothing."""
+"""The sim cell in lockstep over real DDS: a slow actor sets the pace, a killed one stops nothing (its DDS
+liveliness lease runs out), a hung one holds the clock only until the lockstep timeout."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ HERE = Path(__file__).parent
 SIM = ["-m", "user_robot.nodes.sim_cell", "--ros-args", "-r", "__ns:=/robot_0",
        "-p", "task:=peg_insertion", "-p", "robot:=sim", "-p", "cameras:=false", "-p", "publish_clock:=true",
        "-p", "lockstep:=true", "-p", "real_time_factor:=20.0", "-p", "state_rate_hz:=50.0",
-       "-p", "lockstep_timeout_s:=2.0"]
+       "-p", "lockstep_timeout_s:=10.0"]
 
 
 class ClockAndTicks:
@@ -96,14 +97,36 @@ def test_a_slow_actor_sets_the_pace_and_a_dead_one_stops_nothing(spawn, probe) -
     assert lead <= 2 * 0.1 + 1e-6, f"the clock ran {lead:.3f} s ahead of the actor"
     assert not any("no answer from the actor" in line for line in sim.lines), "the sim gave up on a live actor"
 
-    actor.stop()
-    deadline = time.monotonic() + 30
-    while not any("no answer from the actor" in line for line in sim.lines):
-        assert time.monotonic() < deadline, "the sim never gave up on the dead actor"
-        time.sleep(0.1)
+    actor.popen.kill()  # kill -9: the DDS liveliness lease tells the sim, long before its lockstep timeout
+    killed = time.monotonic()
+    deadline = killed + 20
+    while not any("the actor is gone" in line for line in sim.lines):
+        assert time.monotonic() < deadline, "the sim never noticed the killed actor"
+        time.sleep(0.05)
+    noticed = time.monotonic() - killed
+    # the lease is 1 s; 4 s of slack for a loaded machine, still well inside the 10 s timeout
+    assert noticed < 5.0, f"the sim noticed the killed actor after {noticed:.1f} s"
+    assert not any("no answer from the actor" in line for line in sim.lines), "it waited out the timeout instead"
     before, since = probe.clock, time.monotonic()
     time.sleep(3.0)
     free = (probe.clock - before) / (time.monotonic() - since)
-    # waiting on a dead actor would be one tick per lockstep timeout (x0.05); running on, even a loaded machine
+    # waiting on a dead actor would be one tick per lockstep timeout (x0.01); running on, even a loaded machine
     # runs the sim faster than x0.5 (x1.9 measured beside 4 CPU-bound processes, x20 is its top speed)
     assert free > 0.5, f"after the actor died the sim crawled at x{free:.2f}"
+
+
+def test_a_hung_actor_is_waited_for_until_the_timeout_then_the_sim_runs_on(spawn, probe) -> None:
+    sim = spawn([*SIM, "-p", "lockstep_timeout_s:=2.0"])
+    sim.wait_for("sim_cell ready", timeout=60)
+    actor = spawn([str(HERE / "slow_actor_standin.py"), "hang"])  # ticks once, then its callback never returns
+    actor.wait_for("standin ready", timeout=60)
+    deadline = time.monotonic() + 60
+    while not any("no answer from the actor" in line for line in sim.lines):
+        assert time.monotonic() < deadline, "the sim never gave up on the hung actor"
+        time.sleep(0.1)
+    # alive as far as DDS knows (its participant still asserts liveliness): only the timeout frees the sim
+    assert not any("the actor is gone" in line for line in sim.lines)
+    assert actor.popen.poll() is None
+    before, since = probe.clock, time.monotonic()
+    time.sleep(3.0)
+    assert (probe.clock - before) / (time.monotonic() - since) > 0.5, "the sim still waits for the hung actor"

@@ -63,7 +63,7 @@ from user_robot.contracts import (
 )
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
-from user_robot.nodes.qos import CONTROL, STATUS, TRANSITIONS, WEIGHTS
+from user_robot.nodes.qos import CONTROL, HEARTBEAT, STATUS, TRANSITIONS, WEIGHTS
 from user_robot.nodes.runtime import ControlLoop, declare, run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
@@ -148,7 +148,7 @@ class Actor(Node):
         threading.Thread(target=self._load_weights, name="weights", daemon=True).start()
         self.create_subscription(PolicyWeights, WEIGHTS_TOPIC, self._on_weights, WEIGHTS)
         self.command_pub = self.create_publisher(ArmCommand, "arm/command", CONTROL)
-        self.tick_pub = self.create_publisher(Header, ACTOR_TICK_TOPIC, CONTROL)
+        self.tick_pub = self.create_publisher(Header, ACTOR_TICK_TOPIC, HEARTBEAT)
         self.transition_pub = self.create_publisher(Transition, TRANSITIONS_TOPIC, TRANSITIONS)
         self.result_pub = self.create_publisher(EpisodeResult, "episode_result", STATUS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

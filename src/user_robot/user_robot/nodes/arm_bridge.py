@@ -34,7 +34,7 @@ from user_robot.action_mapping import GRIPPER_CLOSE
 from user_robot.arm_state_core import gripper_width, robot_mode_error
 from user_robot.bridge_core import NS_PER_S, BridgeCore, Log, Reset, Status
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
-from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.nodes.qos import CONTROL, HEARTBEAT, PROFILES
 from user_robot.nodes.runtime import run
 from user_robot.robot_config import load_robot
 from user_robot.safety import Pose
@@ -98,7 +98,7 @@ class ArmBridge(Node):
         if self.robot.gripper != "none":
             self.create_subscription(JointState, drv.gripper_joint_states, self._on_gripper_joints, state_qos)
         self.create_subscription(ArmCommand, "arm/command", self._on_command, CONTROL)
-        self.state_pub = self.create_publisher(ArmState, "arm/state", CONTROL)
+        self.state_pub = self.create_publisher(ArmState, "arm/state", HEARTBEAT)
         self.pose_pub = self.create_publisher(PoseStamped, drv.equilibrium_pose, PROFILES[drv.command_qos])
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._send_gripper = self._gripper_sender()

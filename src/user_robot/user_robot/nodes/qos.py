@@ -5,9 +5,11 @@ Driver-facing profiles mirror what the drivers use (DRIVERS.md), so we interoper
 
 from __future__ import annotations
 
+from rclpy.duration import Duration
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    LivelinessPolicy,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
@@ -42,6 +44,21 @@ CONTROL = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 """Commands and state between our nodes: only the latest matters, but none may be dropped silently."""
+
+HEARTBEAT_LEASE_S = 1.0
+"""DDS liveliness lease of :data:`HEARTBEAT` topics: a node killed outright is known gone this long after."""
+HEARTBEAT = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+    liveliness=LivelinessPolicy.AUTOMATIC,
+    liveliness_lease_duration=Duration(seconds=HEARTBEAT_LEASE_S),
+)
+""":data:`CONTROL` with a liveliness lease, for what a lockstep sim waits on (``actor/tick``, ``arm/state``,
+``intervention``): the DDS participant asserts it on its own threads (a busy Python node does not lose
+it), so the sim learns of a ``kill -9`` within the lease and goes on without that node at once instead of
+after its ``lockstep_timeout_s``. A :data:`CONTROL` subscriber (lease infinite) matches it."""
 
 STATUS = QoSProfile(
     depth=10,

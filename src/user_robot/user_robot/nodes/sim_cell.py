@@ -38,6 +38,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy._rclpy_pybind11 import InvalidHandle, RCLError
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -48,11 +49,11 @@ from std_srvs.srv import SetBool, Trigger
 
 from user_interfaces.msg import ArmState, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
-from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import ExpertSchedule, SimulatedHuman, VirtualSpaceMouse, make_expert
-from user_robot.sim.lockstep import LockstepGate, lockstep_period
+from user_robot.sim.lockstep import ACTOR, BRIDGE, TELEOP, LockstepGate, lockstep_period
 from user_robot.task_config import load_task
 
 
@@ -151,9 +152,13 @@ class SimCellNode(Node):
         self.create_subscription(PoseStamped, drv.equilibrium_pose, self._on_equilibrium, PROFILES[drv.command_qos])
         self.create_subscription(Float64, drv.gripper_command, self._on_gripper, PROFILES[drv.command_qos])
         if self.gate is not None:
-            self.create_subscription(Header, ACTOR_TICK_TOPIC, self._on_actor_tick, CONTROL)
-            self.create_subscription(ArmState, "arm/state", self._on_arm_state, CONTROL)
-            self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
+            for kind, topic, callback, participant in (
+                (Header, ACTOR_TICK_TOPIC, self._on_actor_tick, ACTOR),
+                (ArmState, "arm/state", self._on_arm_state, BRIDGE),
+                (Intervention, "intervention", self._on_intervention, TELEOP),
+            ):
+                events = SubscriptionEventCallbacks(liveliness=functools.partial(self._on_liveliness, participant))
+                self.create_subscription(kind, topic, callback, HEARTBEAT, event_callbacks=events)
         self.create_service(Trigger, "reset_scene", self._on_reset_scene)
         self.create_service(SetBool, "expert/enable", self._on_expert_enable)
         self.get_logger().info(
@@ -227,6 +232,13 @@ class SimCellNode(Node):
 
     def _on_intervention(self, msg: Intervention) -> None:
         self._tell_gate(lambda gate: gate.on_intervention(stamp_ns(msg.header.stamp)))
+
+    def _on_liveliness(self, participant: str, info: Any) -> None:
+        """A participant's DDS liveliness changed: once none is alive (killed, or gone), stop waiting for it."""
+        if info.alive_count == 0 and info.alive_count_change < 0:
+            self.get_logger().warning(f"lockstep: the {participant} is gone (no liveliness for "
+                                      f"{HEARTBEAT_LEASE_S:.1f} s); going on without it until it speaks")
+            self._tell_gate(lambda gate: gate.give_up(participant))
 
     def _tell_gate(self, update: Any) -> None:
         if self.gate is None:

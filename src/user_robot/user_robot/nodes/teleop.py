@@ -25,7 +25,7 @@ from sensor_msgs.msg import Joy
 
 from user_interfaces.msg import Intervention
 from user_interfaces.srv import LabelEpisode
-from user_robot.nodes.qos import CONTROL, PROFILES
+from user_robot.nodes.qos import HEARTBEAT, PROFILES
 from user_robot.nodes.runtime import run
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
@@ -61,7 +61,7 @@ class Teleop(Node):
         qos = PROFILES[cfg.qos]
         self.create_subscription(Twist, cfg.twist_topic, self._on_twist, qos)
         self.create_subscription(Joy, cfg.joy_topic, self._on_joy, qos)
-        self.pub = self.create_publisher(Intervention, "intervention", CONTROL)
+        self.pub = self.create_publisher(Intervention, "intervention", HEARTBEAT)
         self.create_service(LabelEpisode, "label", self._on_label)
         self._input_ns = 0  # newest joy stamp: an answer to input is stamped no earlier
         self.create_timer(1.0 / task.control_rate_hz, self._tick)
