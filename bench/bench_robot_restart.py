@@ -10,15 +10,14 @@ log the wall time from ``actor ready`` to its first ``loaded policy weights`` (t
 Baseline, same run, after each restart: a new process that subscribes to the weights topic, from its
 subscription to its first message (DDS discovery and the latched delivery alone). Beside it: robot_0's
 steps per second and the learner's updates per second with robot_1 down against the same span with
-both up just before (a ratio near 1: neither was held up; the lockstep cell gives up on a silent actor
-after ``lockstep_timeout_s``). Prints a table (median of repeats).
+both up just before (a ratio near 1: neither was held up; the lockstep cell stops waiting for the killed
+actor when its DDS liveliness lease, 1 s, runs out). Prints a table (median of repeats).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 from config_overrides import config_overrides
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+from graph_watch import log_stamp  # (the several-robots test's log reader)
 
 FAST_SAC = {
     "sac.batch_size": 32, "sac.num_critics": 2, "sac.critic_hidden_dims": [64, 64], "policy.hidden_dims": [64, 64],
@@ -47,11 +49,6 @@ while not got and time.time() - start < 60:
     rclpy.spin_once(node, timeout_sec=0.02)
 print(got[0] - start if got else "nan")
 """
-
-
-def log_stamp(line: str) -> float:
-    """The wall-clock stamp of a ROS log line (``[INFO] [<seconds>] [node]: ...``)."""
-    return float(re.search(r"\] \[(\d+\.\d+)\] \[", line).group(1))
 
 
 class Counts:

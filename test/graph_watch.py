@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -105,6 +106,11 @@ class Watcher:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+def log_stamp(line: str) -> float:
+    """The wall-clock stamp of a ROS log line (``[INFO] [<seconds>] [node]: ...``)."""
+    return float(re.search(r"\] \[(\d+\.\d+)\] \[", line).group(1))
 
 
 def unchanged_for(seconds: float, value: Callable[[], object]) -> Callable[[], bool]:

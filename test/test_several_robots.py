@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 import yaml
-from graph_watch import FAST_SAC, Watcher, failure_report, start_graph
+from graph_watch import FAST_SAC, Watcher, failure_report, log_stamp, start_graph
 
 from user_learner.bags.transition_bag import TransitionBagWriter, read_episodes
 from user_learner.cli.collect import record_on
@@ -142,11 +142,6 @@ def test_two_robots_on_two_tasks_record_their_own_task_and_its_identity(tmp_path
         assert {tuple(row) for row in states[:, -2:]} == {tuple(code_)}
 
 
-def _stamp(line: str) -> float:
-    """The wall-clock stamp of a ROS log line (``[INFO] [<seconds>] [node]: ...``)."""
-    return float(re.search(r"\] \[(\d+\.\d+)\] \[", line).group(1))
-
-
 @pytest.mark.slow
 def test_a_killed_robot_stalls_neither_the_learner_nor_the_other_robot_and_returns_on_the_newest_weights(
     tmp_path, monkeypatch
@@ -190,6 +185,6 @@ def test_a_killed_robot_stalls_neither_the_learner_nor_the_other_robot_and_retur
     # the first weights it loads are the newest the learner had published when it came back (the latched
     # message; how soon: bench/bench_robot_restart.py)
     lines = actor.log_path.read_text().splitlines()
-    ready = [_stamp(line) for line in lines if "actor ready" in line][-1]
-    loaded = next(line for line in lines if "loaded policy weights" in line and _stamp(line) >= ready)
+    ready = [log_stamp(line) for line in lines if "actor ready" in line][-1]
+    loaded = next(line for line in lines if "loaded policy weights" in line and log_stamp(line) >= ready)
     assert int(re.search(r"weights v(\d+)", loaded).group(1)) >= newest, loaded
