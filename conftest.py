@@ -12,6 +12,10 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+# Fast DDS without synchronous delivery between the participants of one process: a test process holds
+# several over a session, and that path can deadlock the DDS library at teardown (the file says how).
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
+                      os.path.join(os.path.dirname(os.path.abspath(__file__)), "test", "fastdds_tests.xml"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "test"))  # test helpers
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples"))  # the example plug-ins
 
