@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -41,6 +42,8 @@ def test_a_stalled_policy_is_taken_over_after_the_window_and_handed_back() -> No
     assert ticks[window : window + handback] == [True] * handback
     assert ticks[window + handback] is False  # handed back
     assert human.takeovers >= 2 and result.success  # the human's takeovers finish what the policy stalls on
+    reason = r"phase \w+, TCP \[.*\], its goal \[.*\], [\d.]+ m from it, [-+][\d.]+ m closer over 10 ticks"
+    assert re.fullmatch(reason, human.reason)  # (what the sim cell logs at each takeover)
 
 
 def test_thresholds_come_from_the_task_yaml_and_bad_ones_name_the_task() -> None:

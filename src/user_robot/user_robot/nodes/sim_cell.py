@@ -372,7 +372,10 @@ class SimCellNode(Node):
     def _expert_tick(self) -> None:
         command = None
         if self.human is not None and self.expert_override is None:
+            takeovers = self.human.takeovers
             command = self.human.tick(self.cell)
+            if self.human.takeovers > takeovers:
+                self.get_logger().info(f"simulated human takes over ({self.human.reason})")
         elif self.expert_override if self.expert_override is not None else self.schedule.active(self._step):
             command = self.expert.act(self.cell)
         self._step += 1

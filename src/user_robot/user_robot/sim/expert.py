@@ -391,6 +391,7 @@ class SimulatedHuman:
             raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and "
                              f"human_min_progress, human_tolerance, human_stall_ticks >= 0")
         self.takeovers = 0  # (over all episodes)
+        self.reason = ""  # why it took the newest takeover (phase, distance, progress)
         self.driven = 0  # control ticks it drove (over all episodes)
         self.reset()
 
@@ -419,4 +420,7 @@ class SimulatedHuman:
         if not (judged and (now > self.tolerance or stalled)):
             return None
         self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
+        stall = f", {self.expert.ticks} ticks in the phase" if now <= self.tolerance else ""
+        self.reason = (f"phase {self.phase}, TCP {np.round(self.positions[-1], 3)}, its goal {np.round(goal, 3)}, "
+                       f"{now:.3f} m from it, {then - now:+.3f} m closer over {self.window} ticks{stall}")
         return action, grip
