@@ -1,7 +1,7 @@
 """Learning on the sim cell: RLPD or SAC Flow with scripted demos, the full asynchronous graph, state observations.
 
     python bench/bench_learning.py [--task peg_insertion] [--algo rlpd] [--steps 15000] [--demos 20]
-                                   [--set rlpd.num_critics=2 ...]
+                                   [--obs state|pixels] [--set rlpd.num_critics=2 ...]
 
 Records ``--demos`` scripted-expert demos through the real topics, trains online with the whole
 graph (sim cell in lockstep, arm bridge, teleop, actor, episode driver, learner as separate
@@ -11,6 +11,9 @@ window first reaches 80% and the learner's updates per second; then ``user-rl ev
 untrained and of the final policy over ``--eval-episodes`` episodes (deterministic, same seed). The
 bars: RLPD >= 80% success over the last 20 episodes within 15k environment steps, SAC Flow within
 20k, on a 2-core CPU.
+
+``--obs pixels`` runs the pixel recipe (``<algo>_cnn.yaml``; ``--set`` then changes that file): the
+cameras are rendered, and demos, training and evals see them.
 
 ``--reward-classifier DIR`` runs the same benchmark with the task's reward from a success
 classifier on the cameras (``user-rl reward train``; the policy still observes state): demos and
@@ -35,6 +38,7 @@ from user_learner.cli.sim import run_episodes
 from user_learner.cli.train import samples_demos
 from user_learner.evaluation import eval_line
 from user_learner.graph import algorithm_choices, build_graph
+from user_learner.learner_core import recipe_name
 from user_robot.contracts import TRUTH_SOLVED
 
 
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("--task", default="peg_insertion")
     parser.add_argument("--algo", default="rlpd", choices=algorithm_choices())
     parser.add_argument("--robot", default="sim")
+    parser.add_argument("--obs", default="state", choices=("state", "pixels"))
     parser.add_argument("--steps", type=int, default=15000)
     parser.add_argument("--demos", type=int, default=20)
     parser.add_argument("--real-time-factor", type=float, default=2.0)
@@ -63,7 +68,8 @@ def main() -> None:
     if args.reward_classifier:
         model = str(Path(args.reward_classifier).resolve())
         task_sets.update({"reward.source": "classifier", "reward.classifier": model})
-    changes = {f"algorithms/{args.algo}": sets, f"tasks/{args.task}": task_sets}
+    recipe = recipe_name(args.algo, args.obs)
+    changes = {f"algorithms/{recipe}": sets, f"tasks/{args.task}": task_sets}
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
@@ -77,12 +83,13 @@ def main() -> None:
         if samples_demos(args.algo):
             bag = root / "demos"
             if not bag.exists():
-                record_demos(args.task, args.robot, args.demos, bag, seed=10_000, log_dir=root)
+                record_demos(args.task, args.robot, args.demos, bag, seed=10_000, obs=args.obs, log_dir=root)
             demos = (str(bag),)
         specs = build_graph(
             args.task,
             robot=args.robot,
             algo=args.algo,
+            obs=args.obs,
             real_time_factor=args.real_time_factor,
             log_dir=str(root / "train"),
             demos=demos,
@@ -108,7 +115,8 @@ def main() -> None:
     changed = "".join(f", {k}={v}" for k, v in {**sets, **parse_sets(args.task_set)}.items())
     reward = ", reward: success classifier" if args.reward_classifier else ""
     table = Table(
-        title=f"{args.task}, {args.algo}{changed}, {args.demos} demos, state obs{reward}, sim x{args.real_time_factor}"
+        title=f"{args.task}, {recipe}{changed}, {args.demos} demos, {args.obs} obs{reward}, "
+        f"sim x{args.real_time_factor}"
     )
     columns = ["episodes", "env steps (end)", "success", "vs random"]
     if args.reward_classifier:
@@ -147,13 +155,13 @@ def evaluate_before_after(args: argparse.Namespace, root: Path) -> dict[str, tup
     from user_robot.robot_config import load_robot
     from user_robot.task_config import load_task
 
-    before = LearnerCore(load_task(args.task), args.algo, "state", [load_robot(args.robot).embodiment],
+    before = LearnerCore(load_task(args.task), args.algo, args.obs, [load_robot(args.robot).embodiment],
                          root / "untrained", tensorboard=False)
     before.save()
     out = {}
     for label, checkpoint in (("before (untrained)", root / "untrained"), ("after", root / "train")):
         successes, n, code = evaluate(args.task, checkpoint, args.eval_episodes, seed=args.eval_seed,
-                                      robot=args.robot, log_dir=root / "eval" / label.split()[0])
+                                      robot=args.robot, obs=args.obs, log_dir=root / "eval" / label.split()[0])
         if code != 0:
             raise SystemExit(f"eval of {checkpoint} failed (exit {code})")
         out[label] = (successes, n)

@@ -2,15 +2,23 @@
 
     python bench/bench_update.py [--quick] [--threads 1] [--device cpu] [--clock wall|cpu]
 
-Rows (median of repeats; ratio against the first row of its section, measured in the same run):
+Rows (median of repeats; ratio against the first row of its section, measured in the same run; an
+indented row is a part of the update above it, its ratio column that part's share of it):
 1. critic ensemble forward + backward, 10 LayerNorm MLP critics, state 19-D + action 6-D, at the
    recipe size (256-256, batch 256) and a small, launch-bound size (64-64, batch 64): a Python loop
    over 10 modules (baseline), ``torch.func.vmap`` over stacked modules, and :class:`CriticEnsemble`
    (stacked weights, one batched matmul per layer);
-2. one ``SAC.update`` on state observations (batch 256, critic/actor ratio 2 = 512 rows): updates/s;
-3. one ``SAC.update`` on pixels (2 cameras 128x128, frozen ResNet-10, DrQ), the share of it spent
-   in the frozen backbone, and the same update with ``cache_backbone`` (maps computed once per stored
-   image). ``--quick`` uses batch 32 here (CPU is slow for pixels).
+2. one ``SAC.update`` on state observations (batch 256, critic/actor ratio 2 = 512 rows): updates/s,
+   against the same update written plainly (:class:`EagerSAC`, the baseline of its section: ten critic
+   modules in a Python loop, per-tensor Adam, a ``.item()`` per loss), with its breakdown (sample,
+   critic steps, actor + temperature step);
+3. one ``SAC.update`` on pixels (2 cameras 128x128, frozen ResNet-10, DrQ) against the eager
+   baseline, the share of it spent in the frozen backbone, and the same update with
+   ``cache_backbone`` (maps computed once per stored image), and with ``autocast: bf16`` (for
+   GPUs; a CPU without bf16 units is slower with it). ``--quick`` uses batch 32 here (CPU is slow for
+   pixels).
+
+On a GPU: ``python bench/bench_update.py --device cuda`` (no ROS needed; a few minutes).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from user_learner.algorithms.sac import SAC, CriticEnsemble, SACConfig
+from user_learner.algorithms.sac import SAC, CriticEnsemble, SACConfig, split_batch
+from user_learner.augment import augment_observation
 from user_learner.replay_buffer import ReplayBuffer
 from user_policies.models.mlp import MLP
 from user_policies.policy_spec import PolicySpec
@@ -104,26 +113,109 @@ def filled_buffer(spec: PolicySpec, rows: int, rng: np.random.Generator) -> Repl
     return buf
 
 
-def sac_row(
-    spec: PolicySpec, batch: int, timer: Timer, repeats: int, cache: bool = False
-) -> tuple[float, float, float]:
-    """(update time, sample time, frozen-backbone time per update) for one SAC.update.
+class EagerSAC:
+    """The same SAC update written plainly, as a first version would be: the baseline of every ratio.
 
-    With ``cache`` the same batch is reused, so after the warm-up every map is a cache hit (steady state).
+    Same policy, sizes, minibatches and losses as :class:`SAC`, but ten critic modules in a Python
+    loop, targets updated parameter by parameter, per-tensor Adam, and a ``.item()`` per loss.
+    """
+
+    def __init__(self, sac: SAC) -> None:
+        cfg, device = sac.cfg, sac.device
+        self.cfg, self.spec, self.device, self.generator = cfg, sac.spec, device, sac.generator
+        self.policy = copy.deepcopy(sac.policy)
+        in_dim = self.policy.encoder.out_dim + self.spec.action_dim
+        self.critics = nn.ModuleList(MLP(in_dim, cfg.critic_hidden_dims, out_dim=1)
+                                     for _ in range(cfg.num_critics)).to(device)
+        self.targets = copy.deepcopy(self.critics).requires_grad_(False)
+        self.log_alpha = torch.zeros((), device=device, requires_grad=True)
+        encoder = [p for p in self.policy.encoder.parameters() if p.requires_grad]
+        actor = [p for n, p in self.policy.named_parameters() if not n.startswith("encoder.")]
+        self.critic_opt = torch.optim.Adam([*self.critics.parameters(), *encoder], lr=cfg.lr_critic, foreach=False)
+        self.actor_opt = torch.optim.Adam(actor, lr=cfg.lr_actor, foreach=False)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature, foreach=False)
+
+    def _encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.spec.image_keys and self.cfg.drq_pad > 0:
+            obs = augment_observation(obs, self.spec.image_keys, self.cfg.drq_pad, self.generator)
+        return self.policy.encoder(obs)
+
+    def update(self, batch: dict) -> dict[str, float]:
+        cfg, out = self.cfg, {}
+        features = torch.empty(0)
+        for mb in split_batch(batch, cfg.critic_actor_ratio):
+            features = self._encode(mb["obs"])
+            with torch.no_grad():
+                next_features = self._encode(mb["next_obs"])
+                next_action, _ = self.policy.sample_from_features(next_features, self.generator)
+                chosen = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
+                nxt = torch.cat([next_features, next_action], -1)
+                next_q = torch.stack([self.targets[int(i)](nxt).squeeze(-1)
+                                      for i in chosen[: cfg.num_target_critics]]).min(0).values
+                target = mb["reward"] + cfg.gamma * (1.0 - mb["done"]) * next_q
+            x = torch.cat([features, mb["action"]], -1)
+            loss = sum(nn.functional.mse_loss(c(x).squeeze(-1), target) for c in self.critics) / cfg.num_critics
+            self.critic_opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_([p for g in self.critic_opt.param_groups for p in g["params"]], cfg.grad_clip)
+            self.critic_opt.step()
+            with torch.no_grad():
+                for p, tp in zip(self.critics.parameters(), self.targets.parameters(), strict=True):
+                    tp.mul_(1 - cfg.tau).add_(p, alpha=cfg.tau)
+            out["critic_loss"] = loss.item()
+        features = features.detach()
+        action, log_prob = self.policy.sample_from_features(features, self.generator)
+        x = torch.cat([features, action], -1)
+        q = torch.stack([c(x).squeeze(-1) for c in self.critics]).mean(0)
+        actor_loss = (self.log_alpha.exp().detach() * log_prob - q).mean()
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        self.actor_opt.step()
+        alpha_loss = -(self.log_alpha.exp() * (log_prob.detach() - cfg.target_entropy_scale * self.spec.action_dim))
+        self.alpha_opt.zero_grad()
+        alpha_loss.mean().backward()
+        self.alpha_opt.step()
+        out["actor_loss"] = actor_loss.item()
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateTimes:
+    """One update's median times (s): eager baseline, ours, and the parts of ours."""
+
+    eager: float
+    update: float
+    sample: float
+    backbone: float  # frozen-backbone forwards inside one update (pixels)
+    critic: float  # the critic steps (encoder included)
+    actor: float  # the actor + temperature step
+
+
+def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: bool = True, **changes) -> UpdateTimes:
+    """Times of one SAC.update (``SACConfig`` ``changes``) and, with ``eager``, its baseline on the same batch.
+
+    With ``cache_backbone`` the same batch is reused, so after the warm-up every map is a cache hit (steady
+    state).
     """
     device = timer.device
-    sac = SAC(SACConfig(batch_size=batch, cache_backbone=cache), spec, device=device)
+    sac = SAC(SACConfig(batch_size=batch, **changes), spec, device=device)
     rng = np.random.default_rng(0)
     buf = filled_buffer(spec, min(4 * sac.rows_per_update, 2048), rng)
     data = buf.sample(sac.rows_per_update, rng, device)
+    eager_sac = EagerSAC(sac) if eager else None
+    baseline = 0.0 if eager_sac is None else timer(lambda: eager_sac.update(data), repeats=repeats)
     update = timer(lambda: sac.update(data), repeats=repeats)
     sample = timer(lambda: buf.sample(sac.rows_per_update, rng, device), repeats=repeats)
+    minibatch = next(split_batch(data, sac.cfg.critic_actor_ratio))
+    critic = timer(lambda: sac._update_critic(minibatch), repeats=repeats) * sac.cfg.critic_actor_ratio
+    features = sac._update_critic(minibatch)[2]
+    actor = timer(lambda: sac._update_actor(features), repeats=repeats)
     backbone = 0.0
     if spec.image_keys:  # obs + next_obs per critic step, critic_actor_ratio steps per update
         half = {k: v[: batch] for k, v in data["obs"].items()}
         one = timer(lambda: sac.policy.encoder.backbone_features(half), repeats=repeats)
         backbone = one * 2 * sac.cfg.critic_actor_ratio
-    return update, sample, backbone
+    return UpdateTimes(baseline, update, sample, backbone, critic, actor)
 
 
 def main() -> None:
@@ -141,11 +233,14 @@ def main() -> None:
     pixel_batch = 32 if args.quick else 256
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"device: {where}; torch {torch.__version__}; {args.clock} clock, median of {repeats} repeats\n")
-    print(f"| {'measurement':<66} | {'median ms':>10} | {'per s':>8} | {'ratio':>6} |")
-    print(f"|{'-' * 68}|{'-' * 12}|{'-' * 10}|{'-' * 8}|")
+    print(f"| {'measurement':<80} | {'median ms':>10} | {'per s':>8} | {'ratio':>6} |")
+    print(f"|{'-' * 82}|{'-' * 12}|{'-' * 10}|{'-' * 8}|")
 
     def row(name: str, seconds: float, baseline: float) -> None:
-        print(f"| {name:<66} | {seconds * 1e3:>10.2f} | {1 / seconds:>8.3g} | {baseline / seconds:>5.2f}x |")
+        print(f"| {name:<80} | {seconds * 1e3:>10.2f} | {1 / seconds:>8.3g} | {baseline / seconds:>5.2f}x |")
+
+    def part(name: str, seconds: float, whole: float) -> None:  # ratio column: its share of the update
+        print(f"| {'  ' + name:<80} | {seconds * 1e3:>10.2f} | {1 / seconds:>8.3g} | {seconds / whole:>5.0%} |")
 
     for batch, hidden in ((256, 256), (64, 64)):  # the recipe (compute-bound on CPU), a launch-bound size
         ens = ensemble_rows(batch, hidden, timer)
@@ -153,18 +248,28 @@ def main() -> None:
             row(name + " fwd+bwd", seconds, ens[0][1])
 
     state_spec = PolicySpec(state_dim=STATE_DIM, action_dim=ACTION_DIM)
-    update, sample, _ = sac_row(state_spec, 256, timer, repeats)
-    row("SAC.update, state MLP, batch 256 x ratio 2, 10 critics", update, update)
-    row("  ReplayBuffer.sample of its 512 rows", sample, update)
+    t = sac_row(state_spec, 256, timer, repeats)
+    row("SAC.update, state MLP, batch 256 x ratio 2, 10 critics: eager baseline", t.eager, t.eager)
+    row("SAC.update, state (ours)", t.update, t.eager)
+    part("ReplayBuffer.sample of its 512 rows", t.sample, t.update)
+    part("critic steps", t.critic, t.update)
+    part("actor + temperature step", t.actor, t.update)
+    row("SAC.update, state, autocast bf16", sac_row(state_spec, 256, timer, repeats, False, autocast="bf16").update,
+        t.eager)
 
     pixel_spec = PolicySpec(state_dim=STATE_DIM, action_dim=ACTION_DIM, kind="cnn", cameras=CAMERAS)
-    update, sample, backbone = sac_row(pixel_spec, pixel_batch, timer, max(3, repeats // 5))
-    row(f"SAC.update, pixels 2x128x128, batch {pixel_batch} x ratio 2, 10 critics", update, update)
-    row(f"  ReplayBuffer.sample of its {2 * pixel_batch} rows", sample, update)
-    row("  frozen ResNet-10 forwards inside it (obs + next_obs)", backbone, update)
-    cached, _, _ = sac_row(pixel_spec, pixel_batch, timer, max(3, repeats // 5), cache=True)
-    row("  same with cache_backbone (maps cached, no DrQ; steady state)", cached, update)
-
+    t = sac_row(pixel_spec, pixel_batch, timer, max(3, repeats // 5))
+    row(f"SAC.update, pixels 2x128x128, batch {pixel_batch} x ratio 2, 10 critics: eager baseline", t.eager, t.eager)
+    row("SAC.update, pixels (ours)", t.update, t.eager)
+    part(f"ReplayBuffer.sample of its {2 * pixel_batch} rows", t.sample, t.update)
+    part("frozen ResNet-10 forwards inside it (obs + next_obs)", t.backbone, t.update)
+    part("critic steps (encoder included)", t.critic, t.update)
+    part("actor + temperature step", t.actor, t.update)
+    few = max(3, repeats // 5)
+    cached = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True)
+    row("SAC.update, pixels, cache_backbone (maps cached, no DrQ; steady state)", cached.update, t.eager)
+    bf16 = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16")
+    row("SAC.update, pixels, cache_backbone + autocast bf16", bf16.update, t.eager)
 
 if __name__ == "__main__":
     main()

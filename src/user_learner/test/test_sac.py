@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -92,3 +93,24 @@ def test_update_reports_finite_stats_and_temperature_moves() -> None:
     assert set(stats) == {"critic_loss", "actor_loss", "alpha", "entropy", "q_mean"}
     assert all(np.isfinite(v) for v in stats.values())
     assert stats["alpha"] != 0.01 and abs(stats["alpha"] - 0.01) < 1e-3
+
+
+def test_bf16_autocast_keeps_the_losses_of_float32_and_the_weights_float32() -> None:
+    spec = PolicySpec(state_dim=4, action_dim=2, hidden_dims=(64, 64))
+    g = torch.Generator().manual_seed(0)
+    state, next_state = torch.randn(128, 4, generator=g), torch.randn(128, 4, generator=g)
+    batch = {"obs": {"state": state}, "next_obs": {"state": next_state},
+             "action": torch.rand(128, 2, generator=g) * 2 - 1, "reward": state[:, 0].clone(),
+             "done": torch.zeros(128), "intervened": torch.zeros(128, dtype=torch.bool)}
+    runs = {}
+    for autocast in ("none", "bf16"):
+        sac = SAC(SACConfig(batch_size=64, num_critics=4, critic_hidden_dims=(64, 64), autocast=autocast), spec, seed=3)
+        runs[autocast] = [sac.update(batch) for _ in range(200)]
+        assert all(p.dtype == torch.float32 for p in [*sac.policy.parameters(), *sac.critic.parameters()])
+    for key in ("critic_loss", "actor_loss", "q_mean"):
+        first = [runs[a][0][key] for a in ("none", "bf16")]
+        assert abs(first[1] - first[0]) <= 0.03 * abs(first[0]) + 1e-3, (key, first)  # one update: same losses
+    for autocast, stats in runs.items():  # and it learns as float32 does: the critic fits the reward
+        assert np.mean([s["critic_loss"] for s in stats[-10:]]) < 0.2 * stats[0]["critic_loss"], autocast
+    with pytest.raises(ValueError, match="autocast must be 'none' or 'bf16'"):
+        SACConfig(autocast="fp8")

@@ -27,7 +27,8 @@ from user_learner.algorithms.base import ALGORITHMS
 from user_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from user_learner.data_parallel import DataParallel
 from user_learner.episode_assembler import EpisodeAssembler, EpisodeStats, StepRecord
-from user_learner.replay_buffer import MixedSampler, ReplayBuffer
+from user_learner.prefetch import BatchPrefetcher
+from user_learner.replay_buffer import Batch, MixedSampler, ReplayBuffer
 from user_learner.transition_log import TransitionLog
 from user_policies.observation import instruction_slice, state_dim
 from user_policies.policies.base import POLICIES, build_policy, frozen_state
@@ -38,14 +39,18 @@ from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.task_config import TaskConfig
 
 
+def recipe_name(algo: str, obs: str) -> str:
+    """The recipe file's name for ``algo`` and ``obs``: ``<algo>_cnn`` for pixels when it exists, else ``algo``."""
+    return f"{algo}_cnn" if obs == "pixels" and f"{algo}_cnn" in config_names("algorithms") else algo
+
+
 def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
-    """``config/algorithms/<algo>.yaml`` (``<algo>_cnn.yaml`` for pixels when it exists) for ``obs``.
+    """``config/algorithms/<recipe_name>.yaml`` for ``obs``.
 
     ``policy`` replaces the recipe's policy kind (its options then take that kind's defaults); the
     kind is then adapted to the observation (e.g. the Gaussian ``mlp`` becomes ``cnn`` for pixels).
     """
-    cfg = load_algorithm_config(f"{algo}_cnn" if obs == "pixels" and f"{algo}_cnn" in config_names("algorithms")
-                                else algo)
+    cfg = load_algorithm_config(recipe_name(algo, obs))
     spec = cfg.policy
     if policy and policy != spec.kind:
         spec = dataclasses.replace(spec, kind=policy, options={})
@@ -123,6 +128,7 @@ class LearnerCore:
         self.recent_truth: collections.deque[bool] = collections.deque(maxlen=20)  # the sim's verdicts, where known
         self._lags: list[int] = []  # policy lag of each transition received since the last episode end
         self.lock = threading.Lock()
+        self.prefetcher = BatchPrefetcher(self._sample, self.device) if self.cfg.prefetch else None
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -261,6 +267,7 @@ class LearnerCore:
         initialised or resumed, on every rank."""
         parallel.shard_rows(self.algorithm.rows_per_update)  # (fails early on a batch that does not split)
         parallel.attach(self.algorithm)
+        self._discard_prefetched()
         self.parallel = parallel
         self.rng = np.random.default_rng([self.seed, parallel.rank])
 
@@ -282,14 +289,22 @@ class LearnerCore:
             return limit
         return max(0, min(limit, math.ceil(self.cfg.utd * self.counters.transitions_added - self.counters.updates)))
 
-    def update(self) -> dict[str, float]:
-        """One algorithm update on a fresh batch; returns its metrics."""
-        start = time.monotonic()
+    def _sample(self) -> Batch:
+        """A batch of the algorithm's rows (this rank's shard of them) on the learner's device."""
         rows = self.algorithm.rows_per_update
         if self.parallel is not None:
             rows = self.parallel.shard_rows(rows)
         with self.lock:
-            batch = self.sampler.sample(rows, self.rng, self.device)
+            return self.sampler.sample(rows, self.rng, self.device)
+
+    def _discard_prefetched(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.discard()
+
+    def update(self) -> dict[str, float]:
+        """One algorithm update on a fresh batch (drawn ahead with ``prefetch``); returns its metrics."""
+        start = time.monotonic()
+        batch = self._sample() if self.prefetcher is None else self.prefetcher.next()
         metrics = self.algorithm.update(batch)
         self.counters.updates += 1
         self.counters.last_metrics = metrics
@@ -410,6 +425,7 @@ class LearnerCore:
 
     def restore(self, path: Path) -> None:
         """Restore checkpoint ``path``: algorithm, buffers, RNG, counters, de-duplication state."""
+        self._discard_prefetched()
         buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng)
         with self.lock:
             self.online = buffers["online"]
@@ -427,7 +443,9 @@ class LearnerCore:
         return int(published.read_text().strip() or 0) if published.is_file() else 0
 
     def close(self) -> None:
-        """Close the transition log and flush TensorBoard."""
+        """Stop the prefetch thread, close the transition log and flush TensorBoard."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
         self.wal.close()
         if self.writer is not None:
             self.writer.close()

@@ -14,7 +14,9 @@ Read top to bottom like CleanRL's SAC:
 * the policy is any :class:`~user_policies.policies.base.StochasticPolicy` (tanh-Gaussian ``mlp``/``cnn``,
   ``flow``): SAC only needs reparameterised actions and their log-probabilities;
 * optional ``cache_backbone``: a frozen backbone's maps come from a :class:`BackboneCache` instead
-  of being recomputed for every minibatch (no DrQ shift then).
+  of being recomputed for every minibatch (no DrQ shift then);
+* optional ``autocast: bf16``: forward passes in bfloat16 under ``torch.autocast`` (tensor cores on a
+  GPU), losses, targets, optimiser state and weights in float32.
 
 RLPD (Ball et al. 2023, registered as ``rlpd``) is this SAC with ``demo_ratio`` of every batch from
 the demo buffer (:class:`user_learner.replay_buffer.MixedSampler`) and no entropy term in the target.
@@ -60,8 +62,11 @@ class SACConfig:
     drq_pad: int = 4
     cache_backbone: bool = False  # pixels, frozen backbone: maps computed once per stored image (no DrQ then)
     demo_ratio: float = 0.0  # share of every batch from the demo buffer (RLPD: 0.5)
+    autocast: str = "none"  # "bf16": forward passes in bfloat16 (losses and weights stay float32)
 
     def __post_init__(self) -> None:
+        if self.autocast not in ("none", "bf16"):
+            raise ValueError(f"autocast must be 'none' or 'bf16', got {self.autocast!r}")
         if not 0.0 <= self.demo_ratio < 1.0:
             raise ValueError(f"demo_ratio must be in [0, 1), got {self.demo_ratio}")
         if not 1 <= self.num_target_critics <= self.num_critics:
@@ -168,6 +173,10 @@ class SAC(Algorithm):
         """Current temperature α (detached)."""
         return self.log_alpha.detach().exp()
 
+    def _autocast(self) -> torch.autocast:
+        """The forward passes' precision: bfloat16 under ``autocast: bf16``, else unchanged."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast == "bf16")
+
     def _encode(self, obs: dict[str, torch.Tensor], refs: torch.Tensor | None) -> torch.Tensor:
         if self.backbone_cache is not None:
             if refs is None:
@@ -188,19 +197,21 @@ class SAC(Algorithm):
     def _update_critic(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One TD step; returns (loss, mean Q, encoder features of obs) for the actor step."""
         cfg = self.cfg
-        features = self._encode(batch["obs"], batch.get("obs_ref"))
+        with self._autocast():
+            features = self._encode(batch["obs"], batch.get("obs_ref"))
+            with torch.no_grad():
+                next_features = self._encode(batch["next_obs"], batch.get("next_obs_ref"))
+                next_action, next_log_prob = self.policy.sample_from_features(next_features, self.generator)
+                members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
+                next_q = self.critic_target(
+                    torch.cat([next_features, next_action.to(next_features.dtype)], -1),
+                    members[: cfg.num_target_critics],
+                ).min(0).values.float()
+            q = self.critic(torch.cat([features, batch["action"].to(features.dtype)], -1)).float()
         with torch.no_grad():
-            next_features = self._encode(batch["next_obs"], batch.get("next_obs_ref"))
-            next_action, next_log_prob = self.policy.sample_from_features(next_features, self.generator)
-            members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
-            next_q = self.critic_target(
-                torch.cat([next_features, next_action], -1), members[: cfg.num_target_critics]
-            ).min(0).values
             if cfg.backup_entropy:
-                next_q = next_q - self.alpha * next_log_prob
-            not_done = 1.0 - batch["done"]
-            target = batch["reward"] + cfg.gamma * not_done * next_q
-        q = self.critic(torch.cat([features, batch["action"]], -1))
+                next_q = next_q - self.alpha * next_log_prob.float()
+            target = batch["reward"] + cfg.gamma * (1.0 - batch["done"]) * next_q
         loss = F.mse_loss(q, target.expand_as(q))
         self._clip_step("critic", loss)
         with torch.no_grad():
@@ -209,8 +220,10 @@ class SAC(Algorithm):
 
     def _update_actor(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One actor and temperature step on detached features; returns (actor loss, mean log-prob)."""
-        action, log_prob = self.policy.sample_from_features(features, self.generator)
-        q = self.critic(torch.cat([features, action], -1), detach_params=True).mean(0)
+        with self._autocast():
+            action, log_prob = self.policy.sample_from_features(features, self.generator)
+            q = self.critic(torch.cat([features, action.to(features.dtype)], -1), detach_params=True).mean(0).float()
+        log_prob = log_prob.float()
         actor_loss = (self.alpha * log_prob - q).mean()
         self._clip_step("actor", actor_loss)
         temperature_loss = -(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
