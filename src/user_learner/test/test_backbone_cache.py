@@ -88,9 +88,41 @@ def test_sac_with_cache_matches_sac_without_drq_and_skips_the_backbone() -> None
     assert cached.backbone_cache.computed == computed  # the second pass over the same rows is all hits
     cached.load_state_dict(plain.state_dict())
     assert not cached.backbone_cache._stores  # weights replaced: cache cleared
+    views = SAC(dataclasses.replace(cfg, cache_backbone=True, cache_views=3, drq_pad=2), SPEC, seed=0)
+    stats = views.update(batch)
+    assert all(np.isfinite(v) for v in stats.values())
+    assert views.backbone_cache.views == 3 and views.backbone_cache.computed == computed
 
 
 def test_cache_needs_a_frozen_backbone() -> None:
     spec = dataclasses.replace(SPEC, freeze_encoder=False)
     with pytest.raises(ValueError, match="frozen backbone"):
         SAC(SACConfig(cache_backbone=True), spec)
+
+
+def test_cached_views_keep_drq_augmentation_each_read_picks_one_of_them() -> None:
+    torch.manual_seed(0)
+    encoder = build_policy(SPEC).encoder
+    cache = BackboneCache(encoder, views=4, pad=4, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(3)
+    buf = ReplayBuffer(40, SPEC.observation_shapes(), 2)
+    add_episode(buf, rng, 6)
+    batch = buf.gather(np.flatnonzero(buf.valid))
+    obs, refs = batch["obs"], batch["obs_ref"]
+    with torch.no_grad():
+        plain = encoder.backbone_features(obs)
+        reads = [cache.maps(obs, refs) for _ in range(30)]
+    assert cache.computed == 6  # each stored image once (its 4 views in that one visit)
+    stored = cache._stores[buf.uid][0][:6].float()  # (rows, views, cameras, *map)
+    layout = stored.transpose(1, 2).transpose(0, 1).reshape(2 * 6, 4, *encoder.map_shape)  # as reads: camera-major
+    torch.testing.assert_close(layout[:, 0], plain, atol=2e-2, rtol=0)  # view 0: the image itself
+    assert all(not torch.allclose(layout[:, 0], layout[:, v], atol=2e-2) for v in (1, 2, 3))  # others: shifted
+    for read in reads:  # every sample's maps are one of its own 4 views
+        distance = (read[:, None] - layout).flatten(2).abs().amax(-1)  # (samples, views)
+        assert bool((distance.min(1).values < 2e-2).all())
+    picked = {tuple((read[:, None] - layout).flatten(2).abs().amax(-1).argmin(1).tolist()) for read in reads}
+    assert len(picked) > 1  # reads differ: a view is drawn per read, not fixed
+    with pytest.raises(ValueError, match="views >= 1, and a shift pad >= 1"):
+        BackboneCache(encoder, views=2, pad=0)
+    with pytest.raises(ValueError, match="cache_views > 1 needs drq_pad"):
+        SACConfig(cache_backbone=True, cache_views=4, drq_pad=0)

@@ -4,27 +4,44 @@ With a frozen ResNet-10 the backbone output of a stored image never changes, yet
 it for ``obs`` and ``next_obs`` of every minibatch (~90% of a pixel update on a CPU). The cache keeps
 the maps (float16) of every observation row it has seen, keyed by the ``[buffer uid, row, generation]``
 refs that :meth:`ReplayBuffer.gather` puts in each batch; a row overwritten in the buffer has a new
-generation and is recomputed. The price: DrQ's image shift cannot be applied to cached maps.
+generation and is recomputed.
+
+DrQ's image shift cannot be applied to a map, so augmentation moves to the cache: with ``views`` > 1
+it keeps the maps of ``views`` versions of each stored image, the image itself and ``views - 1``
+random shifts of it by up to ``pad`` pixels (each drawn once, when the row is first seen), and every
+read picks one of them at random per sample. That costs ``views`` backbone passes per stored image
+(once) and ``views`` times the memory; ``views`` 1 keeps the image alone (no augmentation).
 """
 
 from __future__ import annotations
 
 import torch
 
+from user_learner.augment import random_shift
 from user_policies.models.resnet10 import ObservationEncoder
 
 
 class BackboneCache:
-    """Per-buffer device tensors of backbone maps, grown on demand."""
+    """Per-buffer device tensors of backbone maps (``views`` per row), grown on demand."""
 
-    def __init__(self, encoder: ObservationEncoder, dtype: torch.dtype = torch.float16) -> None:
+    def __init__(
+        self,
+        encoder: ObservationEncoder,
+        dtype: torch.dtype = torch.float16,
+        views: int = 1,
+        pad: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if not encoder.cameras or not encoder.freeze_backbone:
             raise ValueError("the backbone cache needs a pixel policy with a frozen backbone (freeze_encoder)")
+        if views < 1 or (views > 1 and pad < 1):
+            raise ValueError("the backbone cache needs views >= 1, and a shift pad >= 1 for views > 1")
         self.encoder = encoder
         self.dtype = dtype
+        self.views, self.pad, self.generator = views, pad, generator
         self._stores: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # uid -> (maps, generation per row)
         self.computed = 0
-        """Observations whose maps were computed (cache misses), for tests and statistics."""
+        """Observations whose maps were computed (cache misses, each ``views`` backbone passes)."""
 
     def clear(self) -> None:
         """Forget everything (the backbone weights changed)."""
@@ -40,7 +57,7 @@ class BackboneCache:
         maps, generations = self._stores.get(uid, (None, None))
         if maps is None or generations is None or len(maps) < rows_needed:
             size = max(rows_needed, 1024, 2 * (len(maps) if maps is not None else 0))
-            shape = (size, len(self.encoder.cameras), *self.encoder.map_shape)
+            shape = (size, self.views, len(self.encoder.cameras), *self.encoder.map_shape)
             grown = torch.zeros(shape, dtype=self.dtype, device=device)
             grown_generations = torch.full((size,), -1, dtype=torch.int64, device=device)
             if maps is not None and generations is not None:
@@ -50,8 +67,19 @@ class BackboneCache:
             self._stores[uid] = (maps, generations)
         return maps, generations
 
+    def _compute(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(N, views, cameras, *map) maps of N observations: view 0 the images, the others shifted."""
+        cameras, n = self.encoder.cameras, len(next(iter(images.values())))
+        per_view = []
+        for view in range(self.views):
+            shifted = images if view == 0 else {c: random_shift(images[c], self.pad, self.generator) for c in cameras}
+            fresh = self.encoder.backbone_features(shifted)  # (cameras * N, *map), camera-major
+            per_view.append(fresh.view(len(cameras), n, *fresh.shape[1:]).transpose(0, 1))
+        return torch.stack(per_view, 1)
+
     def maps(self, obs: dict[str, torch.Tensor], refs: torch.Tensor) -> torch.Tensor:
-        """Backbone maps of ``obs`` laid out as :meth:`ObservationEncoder.backbone_features` returns them."""
+        """Backbone maps of ``obs`` laid out as :meth:`ObservationEncoder.backbone_features` returns them
+        (one view per sample, drawn at random when there are several)."""
         cameras, n = self.encoder.cameras, len(refs)
         out = torch.empty((n, len(cameras), *self.encoder.map_shape), dtype=torch.float32, device=refs.device)
         for uid in torch.unique(refs[:, 0]).tolist():
@@ -61,11 +89,12 @@ class BackboneCache:
             miss = stored[rows] != generations
             if bool(miss.any()):
                 fresh_at = where[miss]
-                fresh = self.encoder.backbone_features({cam: obs[cam][fresh_at] for cam in cameras})
-                maps[rows[miss]] = fresh.view(len(cameras), len(fresh_at), *fresh.shape[1:]).transpose(0, 1).to(
-                    self.dtype
-                )
+                maps[rows[miss]] = self._compute({cam: obs[cam][fresh_at] for cam in cameras}).to(self.dtype)
                 stored[rows[miss]] = generations[miss]
                 self.computed += len(fresh_at)
-            out[where] = maps[rows].float()
+            if self.views == 1:
+                out[where] = maps[rows, 0].float()
+            else:
+                view = torch.randint(0, self.views, (len(rows),), generator=self.generator, device=refs.device)
+                out[where] = maps[rows, view].float()
         return out.transpose(0, 1).reshape(len(cameras) * n, *self.encoder.map_shape)

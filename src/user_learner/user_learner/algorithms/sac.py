@@ -14,7 +14,8 @@ Read top to bottom like CleanRL's SAC:
 * the policy is any :class:`~user_policies.policies.base.StochasticPolicy` (tanh-Gaussian ``mlp``/``cnn``,
   ``flow``): SAC only needs reparameterised actions and their log-probabilities;
 * optional ``cache_backbone``: a frozen backbone's maps come from a :class:`BackboneCache` instead
-  of being recomputed for every minibatch (no DrQ shift then);
+  of being recomputed for every minibatch; DrQ then picks among ``cache_views`` shifted versions of
+  each image whose maps the cache keeps (1: the image alone, no augmentation);
 * optional ``autocast: bf16``: forward passes in bfloat16 under ``torch.autocast`` (tensor cores on a
   GPU), losses, targets, optimiser state and weights in float32.
 
@@ -60,7 +61,8 @@ class SACConfig:
     grad_clip: float = 10.0
     backup_entropy: bool = True
     drq_pad: int = 4
-    cache_backbone: bool = False  # pixels, frozen backbone: maps computed once per stored image (no DrQ then)
+    cache_backbone: bool = False  # pixels, frozen backbone: maps computed once per stored image
+    cache_views: int = 1  # with cache_backbone: maps of this many DrQ-shifted versions per image (1: no shift)
     demo_ratio: float = 0.0  # share of every batch from the demo buffer (RLPD: 0.5)
     autocast: str = "none"  # "bf16": forward passes in bfloat16 (losses and weights stay float32)
 
@@ -71,6 +73,8 @@ class SACConfig:
             raise ValueError(f"demo_ratio must be in [0, 1), got {self.demo_ratio}")
         if not 1 <= self.num_target_critics <= self.num_critics:
             raise ValueError("num_target_critics must be in [1, num_critics]")
+        if self.cache_views < 1 or (self.cache_views > 1 and self.drq_pad < 1):
+            raise ValueError("cache_views must be >= 1, and cache_views > 1 needs drq_pad >= 1 (the shift)")
         if self.critic_actor_ratio < 1 or self.batch_size < 1:
             raise ValueError("critic_actor_ratio and batch_size must be positive")
         if not (0.0 < self.tau <= 1.0 and 0.0 <= self.gamma < 1.0 and self.init_temperature > 0.0):
@@ -155,7 +159,9 @@ class SAC(Algorithm):
             "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature, fused=fused),
         }
         self.backbone_cache = (
-            BackboneCache(self.policy.encoder) if cfg.cache_backbone and spec.image_keys else None
+            BackboneCache(self.policy.encoder, views=cfg.cache_views, pad=cfg.drq_pad, generator=self.generator)
+            if cfg.cache_backbone and spec.image_keys
+            else None
         )
 
     @property
