@@ -18,7 +18,8 @@ indented row is a part of the update above it, its ratio column that part's shar
    GPUs; a CPU without bf16 units is slower with it). ``--quick`` uses batch 32 here (CPU is slow for
    pixels).
 
-On a GPU: ``python bench/bench_update.py --device cuda`` (no ROS needed; a few minutes).
+On a GPU: ``python bench/bench_update.py --device cuda`` (no ROS needed; a few minutes), which adds
+the updates with the critics compiled as CUDA graphs (``--compile``).
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, pixel batch 32")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", default="", help="torch.compile mode for the compiled rows (default: "
+                        "reduce-overhead, i.e. CUDA graphs, on a GPU; none on a CPU, where it is slower)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu = this process's CPU time (robust on a shared machine; use with --threads 1)")
     args = parser.parse_args()
@@ -256,6 +259,10 @@ def main() -> None:
     part("actor + temperature step", t.actor, t.update)
     row("SAC.update, state, autocast bf16", sac_row(state_spec, 256, timer, repeats, False, autocast="bf16").update,
         t.eager)
+    mode = args.compile or ("reduce-overhead" if device.type == "cuda" else "none")
+    if mode != "none":
+        compiled = sac_row(state_spec, 256, timer, repeats, False, compile=mode).update
+        row(f"SAC.update, state, critics compiled ({mode})", compiled, t.eager)
 
     pixel_spec = PolicySpec(state_dim=STATE_DIM, action_dim=ACTION_DIM, kind="cnn", cameras=CAMERAS)
     t = sac_row(pixel_spec, pixel_batch, timer, max(3, repeats // 5))
@@ -270,6 +277,9 @@ def main() -> None:
     row("SAC.update, pixels, cache_backbone (maps cached, no DrQ; steady state)", cached.update, t.eager)
     bf16 = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16")
     row("SAC.update, pixels, cache_backbone + autocast bf16", bf16.update, t.eager)
+    if mode != "none":
+        both = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16", compile=mode)
+        row(f"SAC.update, pixels, cache_backbone + bf16 + critics compiled ({mode})", both.update, t.eager)
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +117,19 @@ def test_bf16_autocast_keeps_the_losses_of_float32_and_the_weights_float32() -> 
         assert np.mean([s["critic_loss"] for s in stats[-10:]]) < 0.2 * stats[0]["critic_loss"], autocast
     with pytest.raises(ValueError, match="autocast must be 'none' or 'bf16'"):
         SACConfig(autocast="fp8")
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile needs a C++ compiler on a CPU")
+def test_compiled_critics_make_the_same_update_and_keep_checkpoint_keys() -> None:
+    spec = PolicySpec(state_dim=4, action_dim=2, hidden_dims=(16, 16))
+    g = torch.Generator().manual_seed(0)
+    batch = {"obs": {"state": torch.randn(32, 4, generator=g)}, "next_obs": {"state": torch.randn(32, 4, generator=g)},
+             "action": torch.rand(32, 2, generator=g) * 2 - 1, "reward": torch.randn(32, generator=g),
+             "done": torch.zeros(32), "intervened": torch.zeros(32, dtype=torch.bool)}
+    cfg = SACConfig(batch_size=16, num_critics=3, critic_hidden_dims=(16, 16))
+    eager, compiled = SAC(cfg, spec, seed=4), SAC(dataclasses.replace(cfg, compile="default"), spec, seed=4)
+    for _ in range(2):
+        assert compiled.update(batch) == pytest.approx(eager.update(batch), rel=1e-4, abs=1e-6)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # checkpoints do not see the compiler
+    with pytest.raises(ValueError, match="compile must be none, default"):
+        SACConfig(compile="fast")

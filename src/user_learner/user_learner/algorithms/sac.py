@@ -17,7 +17,9 @@ Read top to bottom like CleanRL's SAC:
   of being recomputed for every minibatch; DrQ then picks among ``cache_views`` shifted versions of
   each image whose maps the cache keeps (1: the image alone, no augmentation);
 * optional ``autocast: bf16``: forward passes in bfloat16 under ``torch.autocast`` (tensor cores on a
-  GPU), losses, targets, optimiser state and weights in float32.
+  GPU), losses, targets, optimiser state and weights in float32;
+* optional ``compile``: the critic ensemble's forward (and its backward) through ``torch.compile``;
+  ``reduce-overhead`` replays them as CUDA graphs (a GPU's launch overhead is most of a state update).
 
 RLPD (Ball et al. 2023, registered as ``rlpd``) is this SAC with ``demo_ratio`` of every batch from
 the demo buffer (:class:`user_learner.replay_buffer.MixedSampler`) and no entropy term in the target.
@@ -65,8 +67,11 @@ class SACConfig:
     cache_views: int = 1  # with cache_backbone: maps of this many DrQ-shifted versions per image (1: no shift)
     demo_ratio: float = 0.0  # share of every batch from the demo buffer (RLPD: 0.5)
     autocast: str = "none"  # "bf16": forward passes in bfloat16 (losses and weights stay float32)
+    compile: str = "none"  # torch.compile mode of the critic ensemble: none, default, reduce-overhead (CUDA graphs)
 
     def __post_init__(self) -> None:
+        if self.compile not in ("none", "default", "reduce-overhead", "max-autotune"):
+            raise ValueError(f"compile must be none, default, reduce-overhead or max-autotune, got {self.compile!r}")
         if self.autocast not in ("none", "bf16"):
             raise ValueError(f"autocast must be 'none' or 'bf16', got {self.autocast!r}")
         if not 0.0 <= self.demo_ratio < 1.0:
@@ -148,6 +153,10 @@ class SAC(Algorithm):
         in_dim = self.policy.encoder.out_dim + spec.action_dim
         self.critic = CriticEnsemble(in_dim, cfg.critic_hidden_dims, cfg.num_critics).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._critic, self._critic_target = self.critic, self.critic_target  # (what the update calls)
+        if cfg.compile != "none":
+            self._critic = torch.compile(self.critic, mode=cfg.compile)
+            self._critic_target = torch.compile(self.critic_target, mode=cfg.compile)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = -cfg.target_entropy_scale * spec.action_dim
         encoder_params = [p for p in self.policy.encoder.parameters() if p.requires_grad]
@@ -209,11 +218,11 @@ class SAC(Algorithm):
                 next_features = self._encode(batch["next_obs"], batch.get("next_obs_ref"))
                 next_action, next_log_prob = self.policy.sample_from_features(next_features, self.generator)
                 members = torch.randperm(cfg.num_critics, generator=self.generator, device=self.device)
-                next_q = self.critic_target(
+                next_q = self._critic_target(
                     torch.cat([next_features, next_action.to(next_features.dtype)], -1),
                     members[: cfg.num_target_critics],
                 ).min(0).values.float()
-            q = self.critic(torch.cat([features, batch["action"].to(features.dtype)], -1)).float()
+            q = self._critic(torch.cat([features, batch["action"].to(features.dtype)], -1)).float()
         with torch.no_grad():
             if cfg.backup_entropy:
                 next_q = next_q - self.alpha * next_log_prob.float()
@@ -228,7 +237,7 @@ class SAC(Algorithm):
         """One actor and temperature step on detached features; returns (actor loss, mean log-prob)."""
         with self._autocast():
             action, log_prob = self.policy.sample_from_features(features, self.generator)
-            q = self.critic(torch.cat([features, action.to(features.dtype)], -1), detach_params=True).mean(0).float()
+            q = self._critic(torch.cat([features, action.to(features.dtype)], -1), detach_params=True).mean(0).float()
         log_prob = log_prob.float()
         actor_loss = (self.alpha * log_prob - q).mean()
         self._clip_step("actor", actor_loss)
@@ -241,6 +250,8 @@ class SAC(Algorithm):
 
         ``batch`` is a :meth:`ReplayBuffer.sample` / :meth:`MixedSampler.sample` dict on this device.
         """
+        if self.cfg.compile == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # (the last update's graph outputs are no longer read)
         if self.backbone_cache is not None and "obs_ref" in batch:
             self.backbone_cache.retain(torch.cat([batch["obs_ref"][:, 0], batch["next_obs_ref"][:, 0]]))
         critic_losses, q_means = [], []
