@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("user_learner.cli.pretrain", "clone a policy from demo recordings (behaviour cloning)"),
     "train": ("user_learner.cli.train", "train a policy online: robot side + learner, async or sync"),
     "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95% CI"),
+    "encoder": ("user_learner.cli.encoder", "pretrain the pixel recipes' frozen ResNet-10 on your recordings"),
     "reward": ("user_learner.cli.reward", "success classifiers: label frames, train, evaluate (the learned reward)"),
     "bag": ("user_learner.cli.bag", "inspect recordings (info) and import `ros2 bag record` demos (import)"),
     "discovery-server": ("user_learner.cli.discovery", "a Fast DDS discovery server, for networks without multicast"),

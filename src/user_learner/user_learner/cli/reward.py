@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     return {"label": _label, "train": _train, "eval": _eval}[args.action](args)
 
 
-def _episodes(bags: list[str], images: bool = True):
+def read_recordings(bags: list[str], images: bool = True):
+    """The complete episodes of recordings ``bags`` and their success labels; a missing one is a usage error."""
     from user_learner.bags.transition_bag import read_episodes
     from user_learner.reward_training import read_labels
 
@@ -84,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
 
     task = load_task(args.task)
     cameras = tuple(c for c in args.cameras.split(",") if c) or task.observation.cameras
-    episodes, labels = _episodes(args.bags)
+    episodes, labels = read_recordings(args.bags)
     foreign = sorted({e.task for e in episodes if e.task and e.task != task.name})
     if foreign:
         raise UsageError(f"the recordings include other tasks ({', '.join(foreign)}) than {task.name}")
@@ -123,7 +124,7 @@ def _eval(args: argparse.Namespace) -> int:
         model = load_classifier(args.model)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    episodes, labels = _episodes(args.bags)
+    episodes, labels = read_recordings(args.bags)
     foreign = sorted({e.task for e in episodes if e.task and e.task != model.spec.task})
     if foreign:
         raise UsageError(f"the model is for {model.spec.task}; the recordings hold {', '.join(foreign)}")
@@ -171,7 +172,7 @@ def _label(args: argparse.Namespace) -> int:
     from user_learner.bags.images import write_png
     from user_learner.reward_training import read_labels, success_steps, write_labels
 
-    episodes, _ = _episodes([args.bag], images=bool(args.frames_dir))
+    episodes, _ = read_recordings([args.bag], images=bool(args.frames_dir))
     try:
         labels = read_labels(args.bag)
     except ValueError as exc:
