@@ -32,6 +32,7 @@ def test_encoder_pretrained_on_recorded_frames_is_what_a_pixel_policy_freezes(tm
     with safe_open(str(out), framework="pt") as f:
         figures = json.loads(f.metadata()["user_encoder"])
     assert figures["task"] == TASK and figures["held_out_frames"] > 0 and figures["train_frames"] > 0
+    assert figures["targets"] == ["tcp_pose"]  # what a camera sees of what peg insertion observes
 
     spec = PolicySpec(state_dim=5, action_dim=6, kind="cnn", cameras=("wrist", "front"), image_size=(64, 64),
                       pretrained_encoder=str(out))
@@ -47,3 +48,7 @@ def test_encoder_pretrained_on_recorded_frames_is_what_a_pixel_policy_freezes(tm
     assert cli.main(["encoder", "--task", TASK, "--bags", str(tmp_path / "frames"), "--out", str(out),
                      "--cameras", "wrist,side"]) == 2
     assert "has no side image" in capsys.readouterr().err
+    assert cli.main(["encoder", "--task", TASK, "--bags", str(tmp_path / "frames"), "--out", str(out),
+                     "--targets", "tcp_pose,object_state"]) == 2
+    err = capsys.readouterr().err
+    assert "--targets: task peg_insertion observes tcp_pose, tcp_vel, wrench; not object_state" in err

@@ -2,8 +2,8 @@
 
 No pretrained weights can be fetched here, and a randomly drawn backbone sees little. Every recorded
 observation pairs the cameras' images with the robot's state vector (TCP pose relative to the target,
-velocities, gripper, wrench, ...), a label that costs nothing on a real cell too: the backbone
-(trainable), one spatial embedding per camera and a small head learn to predict that state from the
+gripper, ...), a label that costs nothing on a real cell too: the backbone (trainable), one spatial
+embedding per camera and a small head learn to predict (the visible part of) that state from the
 images alone (standardised targets, mean squared error, DrQ shift and brightness augmentation).
 Whole episodes are held out; the epoch with the lowest held-out loss is kept. What comes out is the
 backbone's tensors, the safetensors file of :class:`ResNet10` keys that a recipe's
@@ -46,11 +46,14 @@ class StateFrames:
         return len(self.states)
 
 
-def state_frames(episodes: Sequence[Episode], cameras: Sequence[str]) -> StateFrames:
-    """Every observation of ``episodes`` with its state; a :class:`ValueError` names a camera not recorded."""
+def state_frames(
+    episodes: Sequence[Episode], cameras: Sequence[str], columns: np.ndarray | None = None
+) -> StateFrames:
+    """Every observation of ``episodes`` with its state (the ``columns`` of it; None: all); a
+    :class:`ValueError` names a camera not recorded."""
     frames = labelled_frames(episodes, cameras)
     states = np.stack([step.state for episode in episodes for step in episode.steps]).astype(np.float32)
-    return StateFrames(frames.images, states)
+    return StateFrames(frames.images, states if columns is None else states[:, columns])
 
 
 class StateFromPixels(nn.Module):

@@ -99,6 +99,12 @@ def state_index(task: TaskConfig, key: str) -> int | None:
     return sum(_key_size(task, k) for k in keys[: keys.index(key)]) if key in keys else None
 
 
+def state_slice(task: TaskConfig, key: str) -> slice | None:
+    """``key``'s values in ``task``'s state vector (None: the task does not observe it)."""
+    start = state_index(task, key)
+    return None if start is None else slice(start, start + _key_size(task, key))
+
+
 def object_state_dim(task: TaskConfig) -> int:
     """Length of the sim-only ``object_state`` key for ``task``."""
     from user_robot.sim.tasks import make_task

@@ -2,11 +2,13 @@
 
     user-rl encoder --task peg_insertion --bags demos [more ...] --out encoder.safetensors
 
-Trains the backbone to predict each recorded observation's state from its camera images
-(:mod:`user_learner.encoder_pretraining`), holds out whole episodes, and writes the backbone as the
-safetensors file that ``policy.pretrained_encoder`` in a pixel recipe (``config/algorithms/*_cnn.yaml``)
-loads and freezes. The file must then be at the same path on every machine that runs the policy
-(weights leave the frozen backbone out; each side checks it by hash).
+Trains the backbone to predict parts of each recorded observation's state from its camera images
+(:mod:`user_learner.encoder_pretraining`; ``--targets``: by default what a camera can see, the TCP
+pose, the gripper and, in sim with the privileged key, the objects' poses), holds out whole
+episodes, and writes the backbone as the safetensors file that ``policy.pretrained_encoder`` in a
+pixel recipe (``config/algorithms/*_cnn.yaml``) loads and freezes. The file must then be at the
+same path on every machine that runs the policy (weights leave the frozen backbone out; each side
+checks it by hash).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from user_robot.config_loader import UsageError
+
+VISIBLE_KEYS = ("tcp_pose", "gripper", "object_state")
+"""State keys a camera can see (velocities and wrench it cannot, from one frame)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bags", required=True, nargs="+", help="recordings with camera images")
     parser.add_argument("--out", required=True, help="safetensors file to write")
     parser.add_argument("--cameras", default="", help="comma-separated cameras (default: the task's)")
+    parser.add_argument("--targets", default="", help="comma-separated state keys to predict (default: those of "
+                        f"{','.join(VISIBLE_KEYS)} the task observes)")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the training frames")
     parser.add_argument("--batch", type=int, default=32, help="frames per gradient step")
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate")
@@ -39,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from user_learner.encoder_pretraining import pretrain_encoder, state_frames
     from user_learner.pretrain import split_episodes
     from user_learner.progress import progress
+    from user_policies.observation import state_slice
     from user_robot.task_config import load_task
 
     task = load_task(args.task)
@@ -47,24 +57,31 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"task {task.name} has no cameras (observation.cameras); name them with --cameras")
     if args.epochs < 1 or args.batch < 1:
         raise UsageError("--epochs and --batch must be at least 1")
+    targets = [k for k in args.targets.split(",") if k] or [k for k in VISIBLE_KEYS if k in task.observation.state]
+    slices = {k: state_slice(task, k) for k in targets}
+    unknown = [k for k, part in slices.items() if part is None]
+    if unknown or not targets:
+        raise UsageError(f"--targets: task {task.name} observes {', '.join(task.observation.state)}; "
+                         f"{'not ' + ', '.join(unknown) if unknown else 'none of ' + ', '.join(VISIBLE_KEYS)}")
+    columns = np.concatenate([np.arange(p.start, p.stop) for p in slices.values() if p is not None])
     episodes, _labels = read_recordings(args.bags)
     foreign = sorted({e.task for e in episodes if e.task and e.task != task.name})
     if foreign:
         raise UsageError(f"the recordings include other tasks ({', '.join(foreign)}) than {task.name}")
     try:
         train_eps, val_eps = split_episodes(episodes, args.val_fraction, args.seed)
-        train = state_frames(train_eps, cameras)
-        val = state_frames(val_eps, cameras) if val_eps else None
+        train = state_frames(train_eps, cameras, columns)
+        val = state_frames(val_eps, cameras, columns) if val_eps else None
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"frames: train {len(train)} from {len(train_eps)} episodes, held out {len(val) if val else 0} "
-          f"from {len(val_eps)} episodes; state {train.states.shape[1]}-D")
+          f"from {len(val_eps)} episodes; targets {','.join(targets)} ({train.states.shape[1]} values)")
     with progress("pretraining the encoder", args.epochs, "epochs") as report:
         result = pretrain_encoder(train, val, cameras, epochs=args.epochs, batch=args.batch, lr=args.lr,
                                   seed=args.seed, advance=report.advance)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figures = {"task": task.name, "cameras": list(cameras), "train_frames": len(train),
+    figures = {"task": task.name, "cameras": list(cameras), "targets": targets, "train_frames": len(train),
                "held_out_frames": len(val) if val else 0, "held_out_r2": result.held_out_r2, "epoch": result.epoch}
     save_file({k: v.contiguous() for k, v in result.backbone.items()}, str(out),
               metadata={"user_encoder": json.dumps(figures)})
