@@ -169,3 +169,40 @@ def test_every_valid_row_is_a_transition_that_was_added(capacity: int, steps: li
         ident = int(buf.obs["state"][r, 0])
         assert buf.action[r, 0] == ident
         assert (int(buf.obs["state"][buf.next_row[r], 0]), bool(buf.done[r])) == added[ident]
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_images_kept_on_a_device_give_the_same_batches_and_checkpoints(tmp_path, device: str) -> None:
+    host, kept = ReplayBuffer(37, SHAPES, 1), ReplayBuffer(37, SHAPES, 1, image_device=device)
+    assert isinstance(kept.obs["cam"], torch.Tensor) and kept.obs["cam"].device.type == device
+    assert isinstance(kept.obs["state"], np.ndarray)  # (host-side selections read the state)
+    for i in range(15):  # wraps the ring, with streams interleaved: rows reused and overwritten
+        for buf in (host, kept):
+            add_episode(buf, 100 * i, 4, terminated=i % 2 == 0, stream=str(i % 3))
+    assert host.rows_written == kept.rows_written  # the same next-obs reuse (compared on the device)
+    a, b = host.sample(64, np.random.default_rng(2)), kept.sample(64, np.random.default_rng(2))
+    for key in ("obs", "next_obs"):
+        for name in SHAPES:
+            assert torch.equal(a[key][name], b[key][name].cpu()), (key, name)
+    check_consistent(b)
+    kept.save_rows(tmp_path / "rows.safetensors")
+    kept.save_observations(tmp_path / "obs.safetensors", 0)
+    loaded = ReplayBuffer.load(tmp_path / "rows.safetensors", [tmp_path / "obs.safetensors"], image_device=device)
+    assert isinstance(loaded.obs["cam"], torch.Tensor)
+    c = loaded.sample(64, np.random.default_rng(2))
+    assert torch.equal(c["obs"]["cam"], b["obs"]["cam"]) and torch.equal(c["next_obs"]["cam"], b["next_obs"]["cam"])
+
+
+def test_the_learner_keeps_images_where_its_recipe_says() -> None:
+    from user_learner.algo_config import AlgorithmConfig
+    from user_learner.learner_core import replay_image_device
+
+    pixels, state = {"state": (5,), "wrist": (64, 64, 3)}, {"state": (5,)}
+    for setting, device, expected in (("auto", "cpu", None), ("host", "cpu", None), ("device", "cpu", "cpu"),
+                                      ("host", "cuda:0", None), ("device", "cuda:0", "cuda:0")):
+        cfg = AlgorithmConfig(algorithm="rlpd", replay_images=setting)
+        assert replay_image_device(cfg, pixels, device, with_demos=True) == expected, (setting, device)
+        assert replay_image_device(cfg, state, device, with_demos=True) is None  # no images: nothing to move

@@ -48,6 +48,7 @@ class AlgorithmConfig:
     checkpoint_every_s: float = 60.0  # also checkpoint when this long has passed since the last one (0 = never)
     max_policy_lag: int = 0
     prefetch: bool = False  # draw each batch while the update before it runs (user_learner.prefetch)
+    replay_images: Literal["auto", "host", "device"] = "auto"  # auto: on the learner's GPU when they fit
 
     def __post_init__(self) -> None:
         if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors.torch import load_file, save_file
 
 from user_learner.algorithms.base import Algorithm
@@ -142,12 +143,17 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    path: str | Path, agent: Algorithm, *, rng: np.random.Generator | None = None, buffers: bool = True
+    path: str | Path,
+    agent: Algorithm,
+    *,
+    rng: np.random.Generator | None = None,
+    buffers: bool = True,
+    image_device: str | torch.device | None = None,
 ) -> tuple[dict[str, ReplayBuffer], dict[str, Any]]:
     """Restore ``agent`` (and ``rng``'s state) from a checkpoint directory or a root holding ``latest``.
 
-    Returns the saved buffers by name (none with ``buffers=False``) and the ``metadata`` given to
-    :func:`save_checkpoint`.
+    Returns the saved buffers by name (none with ``buffers=False``; their images on ``image_device``,
+    None: host memory) and the ``metadata`` given to :func:`save_checkpoint`.
     """
     path = resolve_checkpoint(path)
     meta = json.loads((path / "meta.json").read_text())
@@ -164,6 +170,6 @@ def load_checkpoint(
     loaded = {}
     for name, record in meta["buffers"].items():
         files = [path.parent / BUFFERS / name / f[2] for f in record["files"]]
-        loaded[name] = ReplayBuffer.load(path / f"buffer.{name}.rows.safetensors", files)
+        loaded[name] = ReplayBuffer.load(path / f"buffer.{name}.rows.safetensors", files, image_device)
         loaded[name].persisted = {"root": str(path.parent.resolve()), **record}
     return loaded, meta["metadata"]

@@ -60,6 +60,23 @@ def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
     return dataclasses.replace(cfg, policy=POLICIES.get(kind).complete_spec(spec))
 
 
+def replay_image_device(
+    cfg: AlgorithmConfig, shapes: dict[str, tuple[int, ...]], device: str, with_demos: bool
+) -> str | None:
+    """Where the replay buffers keep their images (None: host memory): ``replay_images: device`` on the
+    learner's device; ``auto`` there when it is a GPU and both buffers' images fill at most half of its
+    free memory, else host memory (batches then go over pinned copies)."""
+    if len(shapes) == 1 or cfg.replay_images == "host":  # (no images, or asked for host memory)
+        return None
+    if cfg.replay_images == "device":
+        return device
+    if not device.startswith("cuda"):
+        return None
+    rows = cfg.buffer_capacity + (cfg.demo_capacity if with_demos else 0)
+    image_bytes = rows * sum(math.prod(shape) for key, shape in shapes.items() if key != "state")
+    return device if image_bytes <= torch.cuda.mem_get_info(torch.device(device))[0] / 2 else None
+
+
 def _rate(successes: collections.deque[bool]) -> float:
     return sum(successes) / len(successes) if successes else 0.0
 
@@ -108,9 +125,11 @@ class LearnerCore:
         self.algorithm = ALGORITHMS.get(self.cfg.algorithm)(self.cfg.params, self.spec, self.device, seed=seed)
         self.algorithm.bind_task(task)
         shapes = self.spec.observation_shapes()
-        self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims)
         demo_ratio = self.algorithm.demo_ratio
-        self.demo = ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims) if demo_ratio else None
+        self.image_device = replay_image_device(self.cfg, shapes, self.device, with_demos=bool(demo_ratio))
+        self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims, self.image_device)
+        self.demo = (ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims, self.image_device)
+                     if demo_ratio else None)
         self.sampler = self._sampler()
         self._episode_rows: dict[str, list[tuple[int, int]]] = {}  # open episode -> its online (row, generation)s
         self.assembler = EpisodeAssembler()
@@ -426,7 +445,7 @@ class LearnerCore:
     def restore(self, path: Path) -> None:
         """Restore checkpoint ``path``: algorithm, buffers, RNG, counters, de-duplication state."""
         self._discard_prefetched()
-        buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng)
+        buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng, image_device=self.image_device)
         with self.lock:
             self.online = buffers["online"]
             self.demo = buffers.get("demo", self.demo)

@@ -38,14 +38,40 @@ def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
+Store = np.ndarray | torch.Tensor
+"""One observation key's rows: a numpy array in host memory, or (images on ``image_device``) a tensor."""
+
+
+def _take(store: Store, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``store[rows]`` as a tensor on ``device`` (indexed where the store lives: no host copy of a device store)."""
+    if isinstance(store, torch.Tensor):
+        return store[torch.from_numpy(rows).to(store.device)].to(device, non_blocking=True)
+    return _as_tensor(store[rows], device)
+
+
+def _host(store: Store, rows: np.ndarray) -> np.ndarray:
+    """``store[rows]`` as a contiguous numpy array."""
+    if isinstance(store, torch.Tensor):
+        return store[torch.from_numpy(rows).to(store.device)].cpu().numpy()
+    return np.ascontiguousarray(store[rows])
+
+
 class ReplayBuffer:
     """Ring buffer of (obs, action, reward, next_obs, done, intervened) with dict observations.
 
     ``obs_shapes`` maps ``"state"`` to (D,) (float32) and each camera name to (H, W, 3) (uint8).
-    ``capacity`` counts observation rows (≈ transitions; one extra row per episode).
+    ``capacity`` counts observation rows (≈ transitions; one extra row per episode). With
+    ``image_device`` the images are kept there (a GPU's memory: each is copied once, when added, and
+    a batch is indexed on the device); everything else stays in host memory.
     """
 
-    def __init__(self, capacity: int, obs_shapes: Mapping[str, Sequence[int]], action_dim: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        obs_shapes: Mapping[str, Sequence[int]],
+        action_dim: int,
+        image_device: str | torch.device | None = None,
+    ) -> None:
         if capacity < 2:
             raise ValueError("capacity must be at least 2")
         if "state" not in obs_shapes:
@@ -53,8 +79,11 @@ class ReplayBuffer:
         self.capacity = int(capacity)
         self.action_dim = int(action_dim)
         self.obs_shapes = {k: tuple(int(s) for s in v) for k, v in obs_shapes.items()}
-        self.obs = {
+        self.image_device = None if image_device is None else torch.device(image_device)
+        self.obs: dict[str, Store] = {
             k: np.zeros((capacity, *shape), dtype=np.float32 if k == "state" else np.uint8)
+            if k == "state" or self.image_device is None
+            else torch.zeros((capacity, *shape), dtype=torch.uint8, device=self.image_device)
             for k, shape in self.obs_shapes.items()
         }
         self.action = np.zeros((capacity, action_dim), dtype=np.float32)
@@ -95,15 +124,20 @@ class ReplayBuffer:
         self.success[row] = False
         for key, store in self.obs.items():
             value = np.asarray(obs[key])
-            if value.shape != store.shape[1:]:
-                raise ValueError(f"observation {key!r} has shape {value.shape}, expected {store.shape[1:]}")
-            store[row] = value
+            if value.shape != tuple(store.shape[1:]):
+                raise ValueError(f"observation {key!r} has shape {value.shape}, expected {tuple(store.shape[1:])}")
+            store[row] = torch.from_numpy(value).to(store.device) if isinstance(store, torch.Tensor) else value
         self.cursor = (row + 1) % self.capacity
         self.rows_written += 1
         return row
 
     def _same_obs(self, row: int, obs: Mapping[str, np.ndarray]) -> bool:
-        return all(np.array_equal(store[row], obs[key]) for key, store in self.obs.items())
+        return all(
+            torch.equal(store[row], torch.as_tensor(np.asarray(obs[key]), device=store.device))
+            if isinstance(store, torch.Tensor)
+            else np.array_equal(store[row], obs[key])
+            for key, store in self.obs.items()
+        )
 
     def add(
         self,
@@ -197,8 +231,8 @@ class ReplayBuffer:
         device = torch.device(device)
         nxt = self.next_row[idx]
         return {
-            "obs": {k: _as_tensor(v[idx], device) for k, v in self.obs.items()},
-            "next_obs": {k: _as_tensor(v[nxt], device) for k, v in self.obs.items()},
+            "obs": {k: _take(v, idx, device) for k, v in self.obs.items()},
+            "next_obs": {k: _take(v, nxt, device) for k, v in self.obs.items()},
             "action": _as_tensor(self.action[idx], device),
             "reward": _as_tensor(self.reward[idx], device),
             "done": _as_tensor(self.done[idx].astype(np.float32), device),
@@ -235,17 +269,23 @@ class ReplayBuffer:
         since the buffer was made; only the newest ``capacity`` still exist); returns the first one written."""
         start = max(start, self.rows_written - self.capacity)
         rows = np.arange(start, self.rows_written) % self.capacity
-        arrays = {k: np.ascontiguousarray(v[rows]) for k, v in self.obs.items()}
+        arrays = {k: _host(v, rows) for k, v in self.obs.items()}
         save_file(arrays, str(path), metadata={"writes": json.dumps([start, self.rows_written])})
         return start
 
     @classmethod
-    def load(cls, rows_path: str | Path, observation_paths: Sequence[str | Path]) -> ReplayBuffer:
-        """A buffer from :meth:`save_rows` and the :meth:`save_observations` files covering its rows (oldest first)."""
+    def load(
+        cls,
+        rows_path: str | Path,
+        observation_paths: Sequence[str | Path],
+        image_device: str | torch.device | None = None,
+    ) -> ReplayBuffer:
+        """A buffer from :meth:`save_rows` and the :meth:`save_observations` files covering its rows (oldest
+        first), its images on ``image_device`` (None: host memory)."""
         with safe_open(str(rows_path), framework="numpy") as f:
             meta = json.loads(f.metadata()["replay_buffer"])
         arrays = load_file(str(rows_path))
-        buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"])
+        buf = cls(meta["capacity"], meta["obs_shapes"], meta["action_dim"], image_device)
         for name in ROW_ARRAYS:
             if name in arrays:  # ("success" came later: rows saved before it load as not successful)
                 getattr(buf, name)[: len(arrays[name])] = arrays[name]
@@ -256,7 +296,11 @@ class ReplayBuffer:
                 start, end = json.loads(f.metadata()["writes"])
             rows = np.arange(start, end) % buf.capacity
             for key, values in load_file(str(path)).items():
-                buf.obs[key][rows] = values
+                store = buf.obs[key]
+                if isinstance(store, torch.Tensor):
+                    store[torch.from_numpy(rows).to(store.device)] = torch.from_numpy(values).to(store.device)
+                else:
+                    store[rows] = values
         return buf
 
 
