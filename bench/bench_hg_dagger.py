@@ -1,7 +1,7 @@
 """HG-DAgger on the sim cell: clone a policy from a few demos, fine-tune it online with the simulated
 human, and measure both with ``user-rl eval`` — the seed's before/after table.
 
-    python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000]
+    python bench/bench_hg_dagger.py [--task pick_and_place] [--demos 3] [--steps 6000 | --episodes 200]
                                     [--eval-episodes 60] [--privileged] [--set hg_dagger.KEY=V]
                                     [--set-task KEY=V] [--lead-ticks N] [--pipeline async|sync] [--log-dir D]
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=3)
     parser.add_argument("--pretrain-updates", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=6000, help="HG-DAgger environment steps")
+    parser.add_argument("--episodes", type=int, default=0, help="HG-DAgger episodes instead (0: --steps decides)")
     parser.add_argument("--eval-episodes", type=int, default=60)
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
@@ -87,8 +88,9 @@ def main() -> None:
         before = user_rl(*evaluate, "--checkpoint", str(clone), "--log-dir", str(root / "eval_clone"), env=env)
         print(before)
         trained = user_rl("train", "--task", args.task, "--algo", "hg_dagger", "--init", str(clone), "--demos",
-                          str(demos), "--expert", "human", "--steps", str(args.steps), "--log-dir", str(online),
-                          "--lockstep-lead-ticks", str(args.lead_ticks), "--pipeline", args.pipeline, env=env)
+                          str(demos), "--expert", "human", "--steps", str(args.steps), "--episodes", str(args.episodes),
+                          "--log-dir", str(online), "--lockstep-lead-ticks", str(args.lead_ticks),
+                          "--pipeline", args.pipeline, env=env)
         print(trained)
         after = user_rl(*evaluate, "--checkpoint", str(online), "--log-dir", str(root / "eval_online"), env=env)
         print(after)
@@ -96,7 +98,8 @@ def main() -> None:
         def rate(line: str) -> str:
             return re.search(r"success=(\S+ \(\S+\))", line).group(1)
 
-        table = Table(title=f"HG-DAgger on the sim cell ({args.demos} demos, {args.steps} online steps)")
+        budget = f"{args.episodes} episodes" if args.episodes else f"{args.steps} online steps"
+        table = Table(title=f"HG-DAgger on the sim cell ({args.demos} demos, {budget})")
         for column in ("task", "observation", "clone (before)", "after HG-DAgger", "training: success, human share"):
             table.add_column(column)
         windows = intervention_windows(online / "ros" / "robot_0.actor.log", args.window)

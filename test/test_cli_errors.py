@@ -49,6 +49,8 @@ CASES = {
     "unknown robot": (["train", "--task", "peg_insertion", "--robot", "ur5"], "no robot named 'ur5' (known:"),
     "missing demos": (["train", "--task", "peg_insertion", "--demos", "/nonexistent"], "/nonexistent: no such"),
     "missing bag": (["bag", "info", "/nonexistent"], "/nonexistent: no such recording"),
+    "episodes on the learner side": (["train", "--task", "peg_insertion", "--side", "learner", "--episodes", "5"],
+                                     "--episodes counts the episodes of the robot side"),
     "recording on the learner side": (["train", "--task", "peg_insertion", "--side", "learner", "--record", "run"],
                                      "--record records on the robot side (where the episodes are)"),
     "discovery server without a port": (["train", "--task", "peg_insertion", "--discovery-server", "10.0.0.1"],

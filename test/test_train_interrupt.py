@@ -8,6 +8,7 @@ test covers the behaviour, not that race.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -32,3 +33,13 @@ def test_ctrl_c_stops_the_graph_with_a_summary(tmp_path: Path) -> None:
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err, err[-2000:]
     assert "train task=peg_insertion algo=sac" in out and "episodes=" in out
+
+
+def test_episodes_stops_training_after_that_many_episodes(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "user_learner.cli.main", "train", "--task", "peg_insertion", "--algo", "sac",
+           "--steps", "100000", "--episodes", "2", "--log-dir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = re.search(r"train task=peg_insertion algo=sac .* episodes=(\d+) steps=(\d+)", proc.stdout)
+    assert summary, proc.stdout[-2000:]
+    assert 2 <= int(summary.group(1)) <= 3 and int(summary.group(2)) <= 3 * 100  # (episodes end at 100 steps)

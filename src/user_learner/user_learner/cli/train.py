@@ -2,9 +2,10 @@
 
 Starts the task graph (robot side + learner, the same nodes as ``launch/<task>.launch.py``; its
 flags are the graph's options) and runs until the actors have taken ``--steps`` environment
-steps. ``--side robot`` / ``--side learner`` start one half each, on two machines (same
-``ROS_DOMAIN_ID``): the robot side counts environment steps and waits for weights, the learner side
-counts the transitions it received and names the robots it sees. An algorithm that samples demos
+steps (or, with ``--episodes N``, until N training episodes have ended). ``--side robot`` /
+``--side learner`` start one half each, on two machines (same ``ROS_DOMAIN_ID``): the robot side
+counts environment steps and waits for weights, the learner side counts the transitions it received
+and names the robots it sees. An algorithm that samples demos
 (RLPD, SAC Flow's default) on the sim cell without ``--demos`` first records ``--demo-episodes``
 scripted-expert demos on each kind of robot of ``--robots`` (kept for the next run). Ends with one
 line per robot (``robot=robot_0 embodiment=... task=... success_rate=``) and a summary line:
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
     parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
                         "--side learner: transitions to receive")
+    parser.add_argument("--episodes", type=int, default=0, help="stop once this many training episodes have ended "
+                        "in this run (all robots; 0: --steps decides)")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
     parser.add_argument("--record", default="", metavar="DIR",
@@ -105,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
     if args.record and learner_only:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
+    if args.episodes < 0 or (args.episodes and learner_only):
+        raise UsageError("--episodes counts the episodes of the robot side: a positive number, not with --side learner")
     writer = open_recording_writer(args.record) if args.record else None
     try:
         tasks = robot_tasks(args.task, options(robots=args.robots, robot=args.robot, tasks=args.tasks))
@@ -115,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
             Path(args.log_dir),
             robots=len(names),
             done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
-            if learner_only else (lambda log: log.steps >= args.steps),
-            total=args.steps,
-            unit="transitions" if learner_only else "steps",
+            if learner_only
+            else (lambda log: len(log.results) >= args.episodes) if args.episodes
+            else (lambda log: log.steps >= args.steps),
+            total=args.episodes or args.steps,
+            unit="transitions" if learner_only else "episodes" if args.episodes else "steps",
             timeout_s=args.timeout,
             setup_monitor=None if writer is None else (lambda node: record_on(node, writer, len(names))),
             side=args.side,
