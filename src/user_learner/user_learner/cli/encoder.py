@@ -33,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", default="", help="comma-separated cameras (default: the task's)")
     parser.add_argument("--targets", default="", help="comma-separated state keys to predict (default: those of "
                         f"{','.join(VISIBLE_KEYS)} the task observes)")
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the training frames")
+    parser.add_argument("--epochs", type=int, default=20, help="passes over the training frames")
     parser.add_argument("--batch", type=int, default=32, help="frames per gradient step")
-    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of episodes held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and augmentation")
 
