@@ -2,11 +2,11 @@
 
 No pretrained weights can be fetched here, and a randomly drawn backbone sees little. Every recorded
 observation pairs the cameras' images with the robot's state vector (TCP pose relative to the target,
-gripper, ...), a label that costs nothing on a real cell too: the backbone (trainable), one spatial
-embedding per camera and a small head learn to predict (the visible part of) that state from the
-images alone (standardised targets, mean squared error, DrQ shift and brightness augmentation).
-Whole episodes are held out; the epoch with the lowest held-out loss is kept. What comes out is the
-backbone's tensors, the safetensors file of :class:`ResNet10` keys that a recipe's
+gripper, ...), a label that costs nothing on a real cell too: the pixel policies' own encoder (its
+backbone trainable, its per-camera spatial embeddings) and a linear head learn to predict (the
+visible part of) that state from the images alone (standardised targets, mean squared error, DrQ
+shift and brightness augmentation). Whole episodes are held out; the epoch with the lowest held-out
+loss is kept. What comes out is the backbone's tensors, the safetensors file of :class:`ResNet10` keys that a recipe's
 ``policy.pretrained_encoder`` loads and freezes.
 
 The held-out figure is R² (1 − the standardised loss): the share of the state's variance the images
@@ -26,13 +26,8 @@ from torch import nn
 
 from user_learner.bags.transition_bag import Episode
 from user_learner.reward_training import augment, labelled_frames
-from user_policies.models.resnet10 import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ResNet10,
-    SpatialLearnedEmbedding,
-    images_to_float,
-)
+from user_policies.models.resnet10 import ObservationEncoder
+from user_policies.policy_spec import PolicySpec
 
 
 @dataclasses.dataclass
@@ -57,25 +52,21 @@ def state_frames(
 
 
 class StateFromPixels(nn.Module):
-    """Backbone → per-camera spatial embedding → MLP → the standardised state."""
+    """The pixel policies' own encoder (its backbone trainable) on the cameras alone → a linear head →
+    the standardised state."""
 
     def __init__(self, cameras: Sequence[str], image_size: tuple[int, int], state_dim: int) -> None:
         super().__init__()
-        self.cameras = tuple(cameras)
-        self.backbone = ResNet10()
-        height, width = ResNet10.output_size(*image_size)
-        self.pools = nn.ModuleDict({c: SpatialLearnedEmbedding(self.backbone.out_channels, height, width, 8)
-                                    for c in self.cameras})
-        width_in = sum(p.out_dim for p in self.pools.values())
-        self.head = nn.Sequential(nn.Linear(width_in, 256), nn.LayerNorm(256), nn.ReLU(), nn.Linear(256, state_dim))
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        spec = PolicySpec(state_dim=1, action_dim=1, kind="cnn", cameras=tuple(cameras), image_size=image_size,
+                          freeze_encoder=False)
+        self.encoder = ObservationEncoder(spec)
+        self.cameras = self.encoder.cameras
+        self.head = nn.Linear(spec.image_latent_dim * len(self.cameras), state_dim)
 
     def forward(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         """uint8 NHWC images per camera → (N, state_dim)."""
-        x = images_to_float(torch.cat([images[c] for c in self.cameras]), self.mean, self.std)
-        maps = self.backbone(x).chunk(len(self.cameras))
-        return self.head(torch.cat([self.pools[c](m) for c, m in zip(self.cameras, maps, strict=True)], -1))
+        maps = self.encoder.backbone_features(images).chunk(len(self.cameras))
+        return self.head(torch.cat([self.encoder.heads[c](m) for c, m in zip(self.cameras, maps, strict=True)], -1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +129,7 @@ def pretrain_encoder(
         train_loss = float(np.mean(losses))
         score = _loss(model, val, mean, std, 2 * batch) if val is not None and len(val) else train_loss
         if score < best[0]:
-            best = (score, epoch, {k: v.detach().clone() for k, v in model.backbone.state_dict().items()})
+            best = (score, epoch, {k: v.detach().clone() for k, v in model.encoder.backbone.state_dict().items()})
         advance()
     held = 1.0 - best[0] if val is not None and len(val) else None
     return EncoderResult(best[2], train_loss, held, best[1])
