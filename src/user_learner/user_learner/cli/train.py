@@ -110,6 +110,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
     if args.episodes < 0 or (args.episodes and learner_only):
         raise UsageError("--episodes counts the episodes of the robot side: a positive number, not with --side learner")
+    if learner_only:
+        total, unit = args.steps, "transitions"
+
+        def done(log) -> bool:
+            return log.learner is not None and log.learner.transitions_received >= total
+    elif args.episodes:
+        total, unit = args.episodes, "episodes"
+
+        def done(log) -> bool:
+            return len(log.results) >= total
+    else:
+        total, unit = args.steps, "steps"
+
+        def done(log) -> bool:
+            return log.steps >= total
     writer = open_recording_writer(args.record) if args.record else None
     try:
         tasks = robot_tasks(args.task, options(robots=args.robots, robot=args.robot, tasks=args.tasks))
@@ -119,12 +134,9 @@ def run(args: argparse.Namespace) -> int:
             specs,
             Path(args.log_dir),
             robots=len(names),
-            done=(lambda log: log.learner is not None and log.learner.transitions_received >= args.steps)
-            if learner_only
-            else (lambda log: len(log.results) >= args.episodes) if args.episodes
-            else (lambda log: log.steps >= args.steps),
-            total=args.episodes or args.steps,
-            unit="transitions" if learner_only else "episodes" if args.episodes else "steps",
+            done=done,
+            total=total,
+            unit=unit,
             timeout_s=args.timeout,
             setup_monitor=None if writer is None else (lambda node: record_on(node, writer, len(names))),
             side=args.side,
