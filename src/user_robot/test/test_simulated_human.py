@@ -55,20 +55,27 @@ def test_thresholds_come_from_the_task_yaml_and_bad_ones_name_the_task() -> None
         SimulatedHuman(make_expert(dataclasses.replace(task, expert={**task.expert, "human_window": 0})))
 
 
-def _down_beside_the_duck(cell: SimCell, step: int) -> np.ndarray:
-    """A policy that cuts diagonally down to 1 cm over the duck's grasp height, yaw and gripper untouched."""
+def _down_beside_the_duck(cell: SimCell, offset_y: float) -> np.ndarray:
+    """A policy that cuts diagonally down to 1 cm over the duck's grasp height, ``offset_y`` beside it,
+    yaw and gripper untouched."""
     duck = cell.privileged()["objects"]["duck_0"]
     xyz, quat = cell.tcp_pose()
-    goal = np.array([duck["pos"][0], duck["pos"][1], duck["grasp_z"] + 0.01])
+    goal = np.array([duck["pos"][0], duck["pos"][1] + offset_y, duck["grasp_z"] + 0.01])
     return np.append(action_toward(xyz, quat, xyz + 0.5 * (goal - xyz), quat, cell.task_cfg.action)[:6], -1.0)
 
 
-@pytest.mark.parametrize(("near", "climbs"), [(0.01, False), (0.0, True)])
-def test_near_the_object_the_expert_aligns_where_it_is_instead_of_climbing_back(near: float, climbs: bool) -> None:
+@pytest.mark.parametrize(("near", "funnel", "offset_y", "climbs"),
+                         [(0.01, 0.0, 0.0, False), (0.0, 0.0, 0.0, True),
+                          (0.01, 0.0, 0.03, True), (0.01, 1.0, 0.03, False)])
+def test_near_the_object_the_expert_aligns_where_it_is_instead_of_climbing_back(
+        near: float, funnel: float, offset_y: float, climbs: bool) -> None:
+    """Within ``approach_near`` of the object, or within the funnel's cone over it, a human taking over
+    aligns at the height the policy came down to; outside both it climbs to carry height first."""
     task, robot = load_task("pick_and_place"), load_robot("sim")
     cell = SimCell(task, robot)
-    run_episode(cell, lambda c, step: _down_beside_the_duck(c, step) if step < 25 else np.zeros(7), 0, 0)
-    expert = make_expert(dataclasses.replace(task, expert={**task.expert, "approach_near": near}))
+    run_episode(cell, lambda c, step: _down_beside_the_duck(c, offset_y) if step < 25 else np.zeros(7), 0, 0)
+    expert = make_expert(dataclasses.replace(task, expert={**task.expert, "approach_near": near,
+                                                           "approach_funnel": funnel}))
     goal, _, _ = expert.goal(cell)  # a fresh expert: the approach phase, as a human taking over here
     z = cell.tcp_pose()[0][2]
     assert z < task.target.xyz[2] + 0.03  # the policy did come down near the duck

@@ -147,6 +147,8 @@ class PickPlaceExpert(Expert):
         "drop_stagger": 0.025,  # m alternating offset of the slots along y
         "approach_near": 0.01,  # m: within this of the object in xy, align where it is (no climb to carry)
         "approach_hover": 0.005,  # m above the grasp height the near alignment keeps at least
+        "approach_funnel": 0.0,  # beyond approach_near, the lowest approach height rises this many m per m
+        # of xy distance (a cone over the object, capped at carry height); 0: off, always at carry height
     }
 
     START_PHASE: ClassVar[str] = "approach"
@@ -166,11 +168,10 @@ class PickPlaceExpert(Expert):
         obj = s["objects"][name]
         yaw = _yaw_goal(obj["yaw"], obj["symmetry"], float(self.task.target.rpy[2]))
         grasp = self.workspace.clip_xyz(np.array([obj["pos"][0], obj["pos"][1], obj["grasp_z"]]))
-        near = np.linalg.norm((grasp - xyz)[:2]) < p["approach_near"]
         # Near the object it aligns at its height (kept a hover above the grasp): a supervisor that sent a
         # policy which came down beside the object back up to carry height would teach "up" where the demos
-        # teach "down", and a clone learns to hover between them.
-        above = np.array([*grasp[:2], np.clip(xyz[2], grasp[2] + p["approach_hover"], carry) if near else carry])
+        # teach "down", and a clone learns to hover between them. With a funnel, "near" widens into a cone.
+        above = np.array([*grasp[:2], np.clip(xyz[2], self._approach_floor(grasp, xyz, carry), carry)])
         index = list(s["objects"]).index(name)
         stagger = 0.0 if len(s["objects"]) == 1 else p["drop_stagger"] * (1 if index % 2 else -1)
         slot = np.array([(index - (len(s["objects"]) - 1) / 2) * p["drop_spacing"], stagger])
@@ -206,6 +207,15 @@ class PickPlaceExpert(Expert):
         if s["held"] is None and self.ticks > 2:
             self._go("approach")
         return release, 0.0, OPEN
+
+    def _approach_floor(self, grasp: np.ndarray, xyz: np.ndarray, carry: float) -> float:
+        """The lowest height the approach accepts at the TCP's xy distance from the grasp (carry: none lower)."""
+        p, distance = self.p, float(np.linalg.norm((grasp - xyz)[:2]))
+        if distance < p["approach_near"]:
+            return grasp[2] + p["approach_hover"]
+        if p["approach_funnel"] <= 0:
+            return carry
+        return min(carry, grasp[2] + p["approach_hover"] + p["approach_funnel"] * (distance - p["approach_near"]))
 
     def _lid(self, s: dict[str, Any], xyz: np.ndarray) -> tuple[np.ndarray, float, int]:
         if not s["lid"] or s["lid_angle"] < 0.05:
