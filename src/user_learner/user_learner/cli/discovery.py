@@ -9,6 +9,7 @@ this on one machine (the learner's, say) and start every side with ``--discovery
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from user_robot.config_loader import UsageError, config_dir
 SERVER_TOOL = "fast-discovery-server"
 SERVER_COMMAND = "42"  # the tool's "run a server" command (what ``fastdds discovery`` passes it)
 DEFAULT_PORT = 11811
+PR_SET_PDEATHSIG = 1  # prctl(2) option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +47,17 @@ def server_command(address: str, port: int) -> tuple[list[str], dict[str, str]]:
     return [tool, SERVER_COMMAND, "-x", str(profile), "-l", address, "-p", str(port)], env
 
 
+def _die_with_parent() -> None:
+    """In the server's process before it starts: the kernel sends it SIGINT when this command dies, even by
+    SIGKILL, so the server never outlives it (Linux's PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
 def run(args: argparse.Namespace) -> int:
     cmd, env = server_command(args.address, args.port)
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    # stopped by a launcher or supervisor (SIGTERM) as by Ctrl-C: the server shuts down cleanly with it
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
     print(f"discovery server listening on {args.address}:{args.port}; start each side with "
           f"--discovery-server <this machine's address>:{args.port}", file=sys.stderr, flush=True)
     try:
