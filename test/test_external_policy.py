@@ -62,5 +62,11 @@ def test_an_outside_module_clones_evaluates_and_trains_through_hg_dagger(tmp_pat
     assert versions >= 1, summary  # the actor ran weights the learner made of the outside module
     actor_log = (tmp_path / "online" / "ros" / "robot_0.actor.log").read_text()
     assert "loaded policy weights" in actor_log
+    lengths = [int(n) for n in re.findall(r"episode \S+: success=\w+ return=\S+ length=(\d+)", actor_log)]
+    cell_log = (tmp_path / "online" / "ros" / "robot_0.sim_cell.log").read_text()
+    takeovers = [(int(e), int(t)) for e, t in re.findall(r"takes over in scene (\d+) at tick (\d+)", cell_log)]
+    assert takeovers, cell_log[-2000:]  # the simulated human took over a policy cloned from 6 demos ...
+    assert all(tick <= lengths[scene - 1] for scene, tick in takeovers if scene <= len(lengths)), (takeovers, lengths)
+    # ... only within episodes: never while the arm resets between them
     state = {"state": np.zeros(state_dim(TASK), np.float32)}
     assert clone.act(state, deterministic=True).shape == (4, TASK.action.dims)

@@ -47,9 +47,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Header
 from std_srvs.srv import SetBool, Trigger
 
-from user_interfaces.msg import ArmState, Intervention
+from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
-from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES
+from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import ExpertSchedule, SimulatedHuman, VirtualSpaceMouse, make_expert
@@ -121,6 +121,7 @@ class SimCellNode(Node):
         self.mouse = VirtualSpaceMouse(self.robot.teleop)
         self._expert_was_active = False
         self._step = 0
+        self._in_episode = False  # between the actor's scene reset and its episode result
         self._next_control = 0.0
         self._lock = threading.Lock()
         self._equilibrium: tuple[np.ndarray, np.ndarray] | None = None
@@ -160,6 +161,8 @@ class SimCellNode(Node):
                 events = SubscriptionEventCallbacks(liveliness=functools.partial(self._on_liveliness, participant))
                 self.create_subscription(kind, topic, callback, HEARTBEAT, event_callbacks=events)
         self.create_service(Trigger, "reset_scene", self._on_reset_scene)
+        if self.human is not None:  # it watches an episode from its scene reset to its result (not the arm's reset)
+            self.create_subscription(EpisodeResult, "episode_result", self._on_episode_result, STATUS)
         self.create_service(SetBool, "expert/enable", self._on_expert_enable)
         self.get_logger().info(
             f"sim cell: task {self.task.name}, robot {self.robot.name} ({self.robot.arm}), seed {self.seed}, "
@@ -262,9 +265,14 @@ class SimCellNode(Node):
             self.mouse.reset()
             self.schedule.start_episode(self.seed, self.episode)
             self._step = 0
+            self._in_episode = True
         response.success = True
         response.message = f"scene reset: seed {self.seed}, episode {self.episode}"
         return response
+
+    def _on_episode_result(self, msg: EpisodeResult) -> None:
+        with self._lock:
+            self._in_episode = False
 
     def _on_expert_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self._lock:
@@ -373,9 +381,10 @@ class SimCellNode(Node):
         command = None
         if self.human is not None and self.expert_override is None:
             takeovers = self.human.takeovers
-            command = self.human.tick(self.cell)
+            command = self.human.tick(self.cell) if self._in_episode else None
             if self.human.takeovers > takeovers:
-                self.get_logger().info(f"simulated human takes over ({self.human.reason})")
+                self.get_logger().info(f"simulated human takes over in scene {self.episode} at tick {self._step} "
+                                       f"({self.human.reason})")
         elif self.expert_override if self.expert_override is not None else self.schedule.active(self._step):
             command = self.expert.act(self.cell)
         self._step += 1
