@@ -14,7 +14,8 @@ indented row is a part of the update above it, its ratio column that part's shar
    critic steps, actor + temperature step);
 3. one ``SAC.update`` on pixels (2 cameras 128x128, frozen ResNet-10, DrQ) against the eager
    baseline, the share of it spent in the frozen backbone, and the same update with
-   ``cache_backbone`` (maps computed once per stored image), and with ``autocast: bf16`` (for
+   ``cache_backbone`` (maps computed once per stored image; its batches come without images, which
+   the update reads only for observations not cached yet), and with ``autocast: bf16`` (for
    GPUs; a CPU without bf16 units is slower with it). ``--quick`` uses batch 32 here (CPU is slow for
    pixels).
 
@@ -187,6 +188,7 @@ class UpdateTimes:
     eager: float
     update: float
     sample: float
+    sample_without_images: float  # the same rows' state alone (the learner's batches with the cache)
     backbone: float  # frozen-backbone forwards inside one update (pixels)
     critic: float  # the critic steps (encoder included)
     actor: float  # the actor + temperature step
@@ -207,6 +209,8 @@ def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: boo
     baseline = 0.0 if eager_sac is None else timer(lambda: eager_sac.update(data), repeats=repeats)
     update = timer(lambda: sac.update(data), repeats=repeats)
     sample = timer(lambda: buf.sample(sac.rows_per_update, rng, device), repeats=repeats)
+    light = timer(lambda: buf.gather(buf.sample_indices(sac.rows_per_update, rng), device, images=False),
+                  repeats=repeats)
     minibatch = next(split_batch(data, sac.cfg.critic_actor_ratio))
     critic = timer(lambda: sac._update_critic(minibatch), repeats=repeats) * sac.cfg.critic_actor_ratio
     features = sac._update_critic(minibatch)[2]
@@ -216,7 +220,7 @@ def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: boo
         half = {k: v[: batch] for k, v in data["obs"].items()}
         one = timer(lambda: sac.policy.encoder.backbone_features(half), repeats=repeats)
         backbone = one * 2 * sac.cfg.critic_actor_ratio
-    return UpdateTimes(baseline, update, sample, backbone, critic, actor)
+    return UpdateTimes(baseline, update, sample, light, backbone, critic, actor)
 
 
 def main() -> None:
@@ -275,6 +279,9 @@ def main() -> None:
     few = max(3, repeats // 5)
     cached = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True)
     row("SAC.update, pixels, cache_backbone (maps cached, no DrQ; steady state)", cached.update, t.eager)
+    part(f"ReplayBuffer.sample of its {2 * pixel_batch} rows, images included", cached.sample, cached.update)
+    part("the same rows without images (what the learner draws with the cache)", cached.sample_without_images,
+         cached.update)
     bf16 = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16")
     row("SAC.update, pixels, cache_backbone + autocast bf16", bf16.update, t.eager)
     if mode != "none":

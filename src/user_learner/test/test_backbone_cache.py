@@ -19,15 +19,16 @@ SPEC = PolicySpec(state_dim=3, action_dim=2, kind="cnn", cameras=("wrist", "fron
                   hidden_dims=(16, 16), image_latent_dim=16, state_latent_dim=8)
 
 
-def add_episode(buf: ReplayBuffer, rng: np.random.Generator, length: int) -> None:
+def add_episode(buffer: ReplayBuffer, rng: np.random.Generator, length: int) -> None:
+    """An episode of random observations of the buffer's shapes."""
     def obs() -> dict[str, np.ndarray]:
-        out = {c: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for c in SPEC.cameras}
-        return out | {"state": rng.normal(size=3).astype(np.float32)}
+        return {k: (rng.normal(size=s).astype(np.float32) if k == "state" else rng.integers(0, 256, s, dtype=np.uint8))
+                for k, s in buffer.obs_shapes.items()}
 
     current = obs()
     for t in range(length):
         nxt = obs()
-        buf.add(current, rng.uniform(-1, 1, 2), 0.0, nxt, t == length - 1)
+        buffer.add(current, rng.uniform(-1, 1, buffer.action_dim), 0.0, nxt, t == length - 1)
         current = nxt
 
 
@@ -126,3 +127,80 @@ def test_cached_views_keep_drq_augmentation_each_read_picks_one_of_them() -> Non
         BackboneCache(encoder, views=2, pad=0)
     with pytest.raises(ValueError, match="cache_views > 1 needs drq_pad"):
         SACConfig(cache_backbone=True, cache_views=4, drq_pad=0)
+
+
+def test_batches_without_images_update_as_with_them_and_read_only_the_uncached_images() -> None:
+    """With the cache, the learner's batches carry no images: the update fetches those of observations not
+    cached yet through the sampler, and makes the same updates as with every image in the batch."""
+    cfg = SACConfig(batch_size=8, num_critics=3, critic_hidden_dims=(16, 16), drq_pad=0, cache_backbone=True)
+    rng = np.random.default_rng(3)
+    online, demo = ReplayBuffer(64, SPEC.observation_shapes(), 2), ReplayBuffer(64, SPEC.observation_shapes(), 2)
+    add_episode(online, rng, 30)
+    add_episode(demo, rng, 20)
+    with_images, lazy = MixedSampler(online, demo, 0.5), MixedSampler(online, demo, 0.5, images=False)
+    full, light = SAC(cfg, SPEC, seed=0), SAC(cfg, SPEC, seed=0)
+    assert not light.batch_images and SAC(dataclasses.replace(cfg, cache_backbone=False), SPEC).batch_images
+    fetched = []
+
+    def source(refs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        fetched.append(len(refs))
+        return lazy.images_of(refs, "cpu")
+
+    light.image_source = source
+    for seed in range(4):
+        a, b = with_images.sample(16, np.random.default_rng(seed)), lazy.sample(16, np.random.default_rng(seed))
+        assert set(b["obs"]) == set(b["next_obs"]) == {"state"} and set(a["obs"]) == {"state", *SPEC.cameras}
+        assert light.update(b) == full.update(a)
+    assert sum(fetched) == light.backbone_cache.computed == full.backbone_cache.computed  # each image read once
+    assert sum(fetched) < 4 * 16 * 2 // 2  # under half the batches' observations (52 stored rows, 128 drawn)
+
+
+def test_images_of_gives_the_images_refs_name_in_their_order_and_an_overwritten_rows_new_content() -> None:
+    rng = np.random.default_rng(4)
+    online, demo = ReplayBuffer(12, SPEC.observation_shapes(), 2), ReplayBuffer(12, SPEC.observation_shapes(), 2)
+    add_episode(online, rng, 6)
+    add_episode(demo, rng, 6)
+    sampler = MixedSampler(online, demo, 0.5)
+    batch = sampler.sample(10, rng)
+    refs = torch.cat([batch["obs_ref"], batch["next_obs_ref"]]).flip(0)  # both buffers, interleaved
+    images, generations = sampler.images_of(refs, "cpu")
+    for cam in SPEC.cameras:
+        assert torch.equal(images[cam], torch.cat([batch["obs"][cam], batch["next_obs"][cam]]).flip(0))
+    assert torch.equal(generations, refs[:, 2])
+    add_episode(online, rng, 8)  # wraps the online ring: its oldest rows now hold other observations
+    images, generations = sampler.images_of(refs, "cpu")
+    moved = (refs[:, 0] == online.uid) & (generations != refs[:, 2])
+    assert bool(moved.any())
+    rows = refs[moved, 1].numpy()
+    assert torch.equal(images["wrist"][moved], torch.from_numpy(online.obs["wrist"][rows]))
+    assert np.array_equal(generations[moved].numpy(), online.generation[rows])
+    with pytest.raises(ValueError, match="does not hold"):
+        MixedSampler(demo).images_of(refs, "cpu")
+
+
+def test_the_pixel_learner_draws_batches_without_images_and_reads_them_once(tmp_path) -> None:
+    """The pixel recipe (cache, batches drawn ahead): batches carry the state alone; the update reads the
+    images of observations not cached yet from the learner's buffers, under its lock."""
+    from user_learner.learner_core import LearnerCore
+    from user_robot.config_loader import write_config_copy
+    from user_robot.task_config import load_task
+
+    task = load_task("peg_insertion")
+    task = dataclasses.replace(task, observation=dataclasses.replace(task.observation, image_size=(32, 32)))
+    config = write_config_copy(tmp_path / "cfg", {"algorithms/rlpd_cnn": {
+        "min_buffer": 1, "rlpd.batch_size": 8, "rlpd.num_critics": 2, "rlpd.critic_hidden_dims": [16, 16],
+        "policy.hidden_dims": [16, 16]}})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("USER_CONFIG_DIR", str(config))
+        core = LearnerCore(task, "rlpd", "pixels", ["franka_panda"], tmp_path / "log", tensorboard=False)
+    try:
+        assert core.prefetcher is not None and not core.sampler.images
+        rng = np.random.default_rng(5)
+        for buffer in (core.online, core.demo):
+            add_episode(buffer, rng, 12)
+        metrics = [core.update() for _ in range(6)]
+        assert all(np.isfinite(v) for m in metrics for v in m.values())
+        assert core.algorithm.backbone_cache.computed <= 2 * 13  # each stored observation at most once
+    finally:
+        core.close()
+

@@ -131,6 +131,7 @@ class LearnerCore:
         self.demo = (ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims, self.image_device)
                      if demo_ratio else None)
         self.sampler = self._sampler()
+        self.algorithm.image_source = self._batch_images
         self._episode_rows: dict[str, list[tuple[int, int]]] = {}  # open episode -> its online (row, generation)s
         self.assembler = EpisodeAssembler()
         self.seed = seed
@@ -207,9 +208,13 @@ class LearnerCore:
         return bool(bound and not t.intervened and t.policy_version and lag > bound)
 
     def _sampler(self) -> MixedSampler:
-        return MixedSampler(
-            self.online, self.demo, self.algorithm.demo_ratio, self.algorithm.select_online, self.spec.chunk_size
-        )
+        return MixedSampler(self.online, self.demo, self.algorithm.demo_ratio, self.algorithm.select_online,
+                            self.spec.chunk_size, self.algorithm.batch_images)
+
+    def _batch_images(self, refs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The algorithm's :data:`~user_learner.replay_buffer.ImageSource`: images from this learner's buffers."""
+        with self.lock:
+            return self.sampler.images_of(refs, self.device)
 
     def add_demos(self, records: Iterable[StepRecord]) -> int:
         """Fill the demo buffer from recorded steps (e.g. bags); returns the transitions added."""

@@ -28,6 +28,10 @@ Batch = dict[str, Any]
 """``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T,
 "obs_ref": T, "next_obs_ref": T}``; the refs say which stored row each observation is (see ``_refs``)."""
 
+ImageSource = Callable[[torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]
+"""Fetches images for (N, 3) observation refs: their images by camera and the generations those images are
+of (the refs' own, unless a row was overwritten after it was drawn: a batch drawn ahead)."""
+
 _UIDS = itertools.count(1)
 
 
@@ -224,15 +228,17 @@ class ReplayBuffer:
             out = np.concatenate([out, draw[self.valid[draw]]])
         return out[:batch_size]
 
-    def gather(self, idx: np.ndarray, device: str | torch.device = "cpu") -> Batch:
-        """Batch of the transitions at ``idx`` as tensors on ``device`` (images stay uint8 NHWC)."""
+    def gather(self, idx: np.ndarray, device: str | torch.device = "cpu", images: bool = True) -> Batch:
+        """Batch of the transitions at ``idx`` as tensors on ``device`` (images stay uint8 NHWC; with
+        ``images`` False the observations hold the state alone, the refs say where their images are)."""
         if not self.valid[idx].all():
             raise IndexError("gather() was given rows that hold no valid transition")
         device = torch.device(device)
         nxt = self.next_row[idx]
+        keys = [k for k in self.obs if images or k == "state"]
         return {
-            "obs": {k: _take(v, idx, device) for k, v in self.obs.items()},
-            "next_obs": {k: _take(v, nxt, device) for k, v in self.obs.items()},
+            "obs": {k: _take(self.obs[k], idx, device) for k in keys},
+            "next_obs": {k: _take(self.obs[k], nxt, device) for k in keys},
             "action": _as_tensor(self.action[idx], device),
             "reward": _as_tensor(self.reward[idx], device),
             "done": _as_tensor(self.done[idx].astype(np.float32), device),
@@ -244,6 +250,10 @@ class ReplayBuffer:
     def _refs(self, rows: np.ndarray) -> np.ndarray:
         """(N, 3) int64 ``[buffer uid, row, generation]``: identifies an observation's stored content."""
         return np.stack([np.full(len(rows), self.uid), rows, self.generation[rows]], axis=1).astype(np.int64)
+
+    def images(self, rows: np.ndarray, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The images of the observation ``rows`` (as stored now), by camera, on ``device``."""
+        return {k: _take(v, rows, torch.device(device)) for k, v in self.obs.items() if k != "state"}
 
     def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
         """``batch_size`` uniformly sampled transitions as tensors on ``device``."""
@@ -321,7 +331,8 @@ class MixedSampler:
     With ``demo_ratio == 0`` or an empty demo buffer, every row comes from the online buffer; with no
     online row to sample, every row comes from the demos. ``select`` narrows the online rows (e.g. to
     human-intervened ones; None = every valid row). With ``chunk_size`` H > 1 each batch also holds
-    ``action_chunk`` (N, H, A): the actions of the H transitions from each row on.
+    ``action_chunk`` (N, H, A): the actions of the H transitions from each row on. With ``images`` False
+    batches carry no images (the update fetches those it needs with :meth:`images_of`).
     """
 
     def __init__(
@@ -331,12 +342,14 @@ class MixedSampler:
         demo_ratio: float = 0.5,
         select: Callable[[ReplayBuffer], np.ndarray | None] | None = None,
         chunk_size: int = 1,
+        images: bool = True,
     ) -> None:
         if not 0.0 <= demo_ratio <= 1.0:
             raise ValueError("demo_ratio must be in [0, 1]")
         self.online, self.demo, self.demo_ratio = online, demo, demo_ratio
         self.select = select or (lambda _buffer: None)
         self.chunk_size = chunk_size
+        self.images = images
 
     def _online_rows(self) -> np.ndarray | None:
         return self.select(self.online)
@@ -365,8 +378,24 @@ class MixedSampler:
             parts.append(self._gather(self.demo, self.demo.sample_indices(n_demo, rng), device))
         return parts[0] if len(parts) == 1 else concat_batches(parts)
 
+    def images_of(self, refs: torch.Tensor, device: str | torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The :data:`ImageSource` of this sampler's buffers: images of the observations ``refs`` name."""
+        buffers = {b.uid: b for b in (self.online, self.demo) if b is not None}
+        where = refs.cpu().numpy()
+        parts: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+        generations = np.empty(len(where), dtype=np.int64)
+        for uid in np.unique(where[:, 0]).tolist():
+            if uid not in buffers:
+                raise ValueError(f"observation refs name buffer {uid}, which this sampler does not hold")
+            at = np.nonzero(where[:, 0] == uid)[0]
+            parts.append((at, buffers[uid].images(where[at, 1], device)))
+            generations[at] = buffers[uid].generation[where[at, 1]]
+        order = torch.from_numpy(np.argsort(np.concatenate([at for at, _ in parts]), kind="stable"))
+        images = {cam: torch.cat([part[cam] for _, part in parts])[order.to(device)] for cam in parts[0][1]}
+        return images, torch.from_numpy(generations).to(refs.device)
+
     def _gather(self, buffer: ReplayBuffer, idx: np.ndarray, device: str | torch.device) -> Batch:
-        batch = buffer.gather(idx, device)
+        batch = buffer.gather(idx, device, self.images)
         if self.chunk_size > 1:
             actions, _intervened, _complete = buffer.chunk_actions(idx, self.chunk_size)
             batch["action_chunk"] = _as_tensor(actions, torch.device(device))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from user_learner.augment import random_shift
+from user_learner.replay_buffer import ImageSource
 from user_policies.models.resnet10 import ObservationEncoder
 
 
@@ -77,9 +78,11 @@ class BackboneCache:
             per_view.append(fresh.view(len(cameras), n, *fresh.shape[1:]).transpose(0, 1))
         return torch.stack(per_view, 1)
 
-    def maps(self, obs: dict[str, torch.Tensor], refs: torch.Tensor) -> torch.Tensor:
-        """Backbone maps of ``obs`` laid out as :meth:`ObservationEncoder.backbone_features` returns them
-        (one view per sample, drawn at random when there are several)."""
+    def maps(self, obs: dict[str, torch.Tensor], refs: torch.Tensor, source: ImageSource | None = None) -> torch.Tensor:
+        """Backbone maps of the observations ``refs`` name, laid out as
+        :meth:`ObservationEncoder.backbone_features` returns them (one view per sample, drawn at random
+        when there are several). The images of those not cached come from ``obs`` or, for a batch drawn
+        without images, from ``source``."""
         cameras, n = self.encoder.cameras, len(refs)
         out = torch.empty((n, len(cameras), *self.encoder.map_shape), dtype=torch.float32, device=refs.device)
         for uid in torch.unique(refs[:, 0]).tolist():
@@ -89,8 +92,14 @@ class BackboneCache:
             miss = stored[rows] != generations
             if bool(miss.any()):
                 fresh_at = where[miss]
-                maps[rows[miss]] = self._compute({cam: obs[cam][fresh_at] for cam in cameras}).to(self.dtype)
-                stored[rows[miss]] = generations[miss]
+                if all(cam in obs for cam in cameras):
+                    images, fresh = {cam: obs[cam][fresh_at] for cam in cameras}, generations[miss]
+                elif source is not None:
+                    images, fresh = source(refs[fresh_at])
+                else:
+                    raise ValueError("a batch without images needs an image source for the backbone cache")
+                maps[rows[miss]] = self._compute(images).to(self.dtype)
+                stored[rows[miss]] = fresh
                 self.computed += len(fresh_at)
             if self.views == 1:
                 out[where] = maps[rows, 0].float()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from user_learner.replay_buffer import Batch, ReplayBuffer
+from user_learner.replay_buffer import Batch, ImageSource, ReplayBuffer
 from user_policies.policies.base import Policy, build_policy
 from user_policies.policy_spec import PolicySpec
 from user_policies.registry import Registry
@@ -83,6 +83,14 @@ class Algorithm:
     def demo_ratio(self) -> float:
         """Share of every batch drawn from the demo buffer (0 = online data only, no demo buffer)."""
         return 0.0
+
+    @property
+    def batch_images(self) -> bool:
+        """Whether batches must carry their images (False: :meth:`update` fetches the few it needs, e.g. those
+        not yet in a frozen backbone's cache, through :attr:`image_source`, which the learner sets)."""
+        return True
+
+    image_source: ImageSource | None = None
 
     def select_online(self, buffer: ReplayBuffer) -> np.ndarray | None:
         """The online rows batches are drawn from (None = every valid transition)."""

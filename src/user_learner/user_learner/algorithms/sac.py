@@ -179,6 +179,11 @@ class SAC(Algorithm):
         return self.cfg.demo_ratio
 
     @property
+    def batch_images(self) -> bool:
+        """With the backbone cache, batches come without images: a stored image is read once, when cached."""
+        return self.backbone_cache is None
+
+    @property
     def rows_per_update(self) -> int:
         """Batch rows one :meth:`update` consumes: ``batch_size * critic_actor_ratio``."""
         return self.cfg.batch_size * self.cfg.critic_actor_ratio
@@ -196,7 +201,7 @@ class SAC(Algorithm):
         if self.backbone_cache is not None:
             if refs is None:
                 raise ValueError("cache_backbone needs batches that carry obs refs (ReplayBuffer.sample)")
-            return self.policy.encoder(obs, self.backbone_cache.maps(obs, refs))
+            return self.policy.encoder(obs, self.backbone_cache.maps(obs, refs, self.image_source))
         if self.spec.image_keys and self.cfg.drq_pad > 0:
             obs = augment_observation(obs, self.spec.image_keys, self.cfg.drq_pad, self.generator)
         return self.policy.encoder(obs)
