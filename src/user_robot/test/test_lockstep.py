@@ -97,3 +97,20 @@ def test_the_clock_waits_for_teleop_to_answer_the_spacemouse() -> None:
     assert g.waiting_for_teleop() == TELEOP
     g.on_intervention(1100 * MS)
     assert "teleop 1.10 s" in g.describe() and g.waiting_for_teleop() is None
+
+
+def test_the_gate_says_how_long_the_actor_has_ticked_without_an_episode() -> None:
+    g = gate()
+    assert g.idle_for(5000 * MS) == 0  # no actor heard
+    g.on_tick(1000 * MS, commanded=True)
+    assert g.idle_for(1050 * MS) == 0  # in an episode
+    for t in range(11, 40):  # the episode ended at 1.1 s: idle ticks since
+        g.on_tick(t * 100 * MS, commanded=False)
+    assert g.idle_for(3950 * MS) == 2850 * MS
+    g.on_tick(3000 * MS, commanded=True)  # a late, older message changes nothing
+    assert g.idle_for(3950 * MS) == 2850 * MS
+    g.on_tick(4000 * MS, commanded=True)  # the next episode
+    assert g.idle_for(4050 * MS) == 0
+    g.on_tick(4100 * MS, commanded=False)
+    g.give_up(ACTOR)  # a silent actor is not an idle one
+    assert g.idle_for(9000 * MS) == 0

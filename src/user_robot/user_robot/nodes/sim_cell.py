@@ -107,6 +107,7 @@ class SimCellNode(Node):
             self.gate = LockstepGate(round(control_period * 1e9), round(self.period * 1e9), round(slack * 1e9),
                                      lead_ticks=int(p["lockstep_lead_ticks"]))
         self.lockstep_timeout_s = float(p["lockstep_timeout_s"])
+        self.idle_after_ns = round(float(p["idle_real_time_after_s"]) * 1e9)
         self._graph = threading.Condition()  # guards the gate; notified when a participant speaks
         self.cell = SimCell(self.task, self.robot)
         self.episode = 0
@@ -194,6 +195,10 @@ class SimCellNode(Node):
             ("lockstep_lead_ticks", 1, ParameterDescriptor(
                 description="lockstep: control ticks physics may run ahead of the actor (0: strict, deterministic)",
                 integer_range=integer(0, 10))),
+            ("idle_real_time_after_s", 5.0, ParameterDescriptor(
+                description="lockstep: once the actor has ticked this long (sim s) without an episode, run at "
+                            "real time at most until it commands again (0: keep real_time_factor)",
+                floating_point_range=number(0.0, 3600.0))),
             ("lockstep_timeout_s", 3.0, ParameterDescriptor(
                 description="wall seconds to wait for a silent participant before going on without it",
                 floating_point_range=number(0.05, 60.0))),
@@ -226,6 +231,13 @@ class SimCellNode(Node):
             with self._lock:
                 self._equilibrium = (xyz, quat)
             self._tell_gate(lambda gate: gate.on_equilibrium(stamp_ns(msg.header.stamp)))
+
+    def idle(self, stamp: Time) -> bool:
+        """Whether the actor has run no episode for ``idle_real_time_after_s`` (lockstep; never without it)."""
+        if self.gate is None or not self.idle_after_ns:
+            return False
+        with self._graph:
+            return self.gate.idle_for(stamp_ns(stamp)) >= self.idle_after_ns
 
     def _on_actor_tick(self, msg: Header) -> None:
         self._tell_gate(lambda gate: gate.on_tick(stamp_ns(msg.stamp), msg.frame_id == TICK_COMMANDED))
@@ -439,7 +451,8 @@ class SimCellNode(Node):
 
 def run(cells: list[SimCellNode]) -> None:
     """Step every cell one state period in turn and publish ``/clock`` (the first cell's publisher, shared by
-    all), held in lockstep until each cell's graph has consumed it; paced to ``real_time_factor``."""
+    all), held in lockstep until each cell's graph has consumed it; paced to ``real_time_factor`` (to real
+    time at most while every cell's actor is idle: see ``idle_real_time_after_s``)."""
     first = cells[0]
     for cell in cells[1:]:
         cell.clock_pub = first.clock_pub  # (while one waits for its graph, it re-publishes the one clock)
@@ -453,7 +466,9 @@ def run(cells: list[SimCellNode]) -> None:
             first.clock_pub.publish(Clock(clock=stamps[0]))
         for cell, stamp in zip(cells, stamps, strict=True):
             cell.await_consumers(stamp)
-        next_wall = max(next_wall + first.period / first.rtf, time.monotonic() - first.period / first.rtf)
+        rtf = min(first.rtf, 1.0) if all(cell.idle(stamp) for cell, stamp in zip(cells, stamps, strict=True)) \
+            else first.rtf
+        next_wall = max(next_wall + first.period / rtf, time.monotonic() - first.period / rtf)
         lag = next_wall - time.monotonic()
         if lag > 0:
             time.sleep(lag)

@@ -22,6 +22,10 @@ control period while the actor computes, as a real arm does (the command lands w
 when it arrives): about twice the speed with rclpy's wake-up latencies, and still never more than one
 tick ahead of the actor.
 
+While the actor has only ticked idle (no episode running: the synchronous pipeline's learner turn, a
+wait for weights) the gate says for how long (:meth:`LockstepGate.idle_for`); the cell then slows to
+real time, so that a graph waiting for its learner does not burn the cores the learner needs.
+
 A participant that does not answer within the timeout is given up on (the node logs it) until it
 speaks again, so a dead node slows nothing down and a restarted one is waited for again.
 Times are integer nanoseconds of sim time. The actor's ticks fall on state steps when the control
@@ -54,6 +58,7 @@ class LockstepGate:
     equilibrium_ns: int = -1  # newest equilibrium target stamp received
     mouse_ns: int = -1  # newest SpaceMouse input the cell published
     intervention_ns: int | None = None  # newest intervention stamp (None: no teleop heard)
+    idle_since_ns: int | None = None  # the first of the actor's idle ticks since its last commanding one
 
     def on_bridge(self, stamp_ns: int) -> None:
         """The bridge published ``arm/state`` carrying driver state of ``stamp_ns``."""
@@ -64,6 +69,16 @@ class LockstepGate:
         """The actor finished its tick at ``stamp_ns``."""
         if self.tick_ns is None or stamp_ns >= self.tick_ns:
             self.tick_ns, self.commanded = stamp_ns, commanded
+            if commanded:
+                self.idle_since_ns = None
+            elif self.idle_since_ns is None:
+                self.idle_since_ns = stamp_ns
+
+    def idle_for(self, now_ns: int) -> int:
+        """Sim time (ns) the actor has ticked without commanding the arm (0: it commands, or is not heard)."""
+        if self.tick_ns is None or self.idle_since_ns is None:
+            return 0
+        return max(0, now_ns - self.idle_since_ns)
 
     def on_equilibrium(self, stamp_ns: int) -> None:
         """An equilibrium pose whose target was set at ``stamp_ns`` arrived."""
@@ -114,7 +129,7 @@ class LockstepGate:
         if participant == BRIDGE:
             self.bridge_ns = None
         elif participant == ACTOR:
-            self.tick_ns, self.commanded = None, False
+            self.tick_ns, self.commanded, self.idle_since_ns = None, False, None
         elif participant == COMMAND:
             self.commanded = False
         elif participant == TELEOP:
