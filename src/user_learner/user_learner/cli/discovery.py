@@ -24,6 +24,7 @@ SERVER_TOOL = "fast-discovery-server"
 SERVER_COMMAND = "42"  # the tool's "run a server" command (what ``fastdds discovery`` passes it)
 DEFAULT_PORT = 11811
 PR_SET_PDEATHSIG = 1  # prctl(2) option
+STOP_TIMEOUT_S = 5.0  # the server's clean shutdown after SIGINT, before it is killed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,14 +55,18 @@ def _die_with_parent() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # stopped by a launcher or supervisor (SIGTERM) as by Ctrl-C
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     cmd, env = server_command(args.address, args.port)
     proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    # stopped by a launcher or supervisor (SIGTERM) as by Ctrl-C: the server shuts down cleanly with it
-    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGINT))
-    print(f"discovery server listening on {args.address}:{args.port}; start each side with "
-          f"--discovery-server <this machine's address>:{args.port}", file=sys.stderr, flush=True)
     try:
+        print(f"discovery server listening on {args.address}:{args.port}; start each side with "
+              f"--discovery-server <this machine's address>:{args.port}", file=sys.stderr, flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         proc.send_signal(signal.SIGINT)
-        return proc.wait()
+        try:
+            return proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # (a signal that came while it was still starting can go unseen)
+            proc.kill()
+            return proc.wait()
