@@ -38,7 +38,10 @@ def _wait_for(predicate, timeout: float) -> bool:
 def test_the_server_stops_with_the_command(how: signal.Signals) -> None:
     cli = subprocess.Popen([sys.executable, "-m", "user_learner.cli.main", "discovery-server",
                             "--address", "127.0.0.1", "--port", "11897"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # (as a terminal starts it: a suite started in the background, as CI may be, has SIGINT ignored, and a
+    # command inheriting that rightly ignores Ctrl-C)
     try:
         assert _wait_for(lambda: bool(_children(cli.pid)), 30), "the server never started"
         server = _children(cli.pid)[0]
