@@ -382,16 +382,17 @@ class MixedSampler:
         """The :data:`ImageSource` of this sampler's buffers: images of the observations ``refs`` name."""
         buffers = {b.uid: b for b in (self.online, self.demo) if b is not None}
         where = refs.cpu().numpy()
-        parts: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []
+        images: dict[str, torch.Tensor] = {}
         generations = np.empty(len(where), dtype=np.int64)
         for uid in np.unique(where[:, 0]).tolist():
             if uid not in buffers:
                 raise ValueError(f"observation refs name buffer {uid}, which this sampler does not hold")
             at = np.nonzero(where[:, 0] == uid)[0]
-            parts.append((at, buffers[uid].images(where[at, 1], device)))
+            for camera, values in buffers[uid].images(where[at, 1], device).items():
+                if camera not in images:
+                    images[camera] = values.new_empty((len(where), *values.shape[1:]))
+                images[camera][torch.from_numpy(at).to(values.device)] = values
             generations[at] = buffers[uid].generation[where[at, 1]]
-        order = torch.from_numpy(np.argsort(np.concatenate([at for at, _ in parts]), kind="stable"))
-        images = {cam: torch.cat([part[cam] for _, part in parts])[order.to(device)] for cam in parts[0][1]}
         return images, torch.from_numpy(generations).to(refs.device)
 
     def _gather(self, buffer: ReplayBuffer, idx: np.ndarray, device: str | torch.device) -> Batch:

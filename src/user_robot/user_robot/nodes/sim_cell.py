@@ -466,8 +466,8 @@ def run(cells: list[SimCellNode]) -> None:
             first.clock_pub.publish(Clock(clock=stamps[0]))
         for cell, stamp in zip(cells, stamps, strict=True):
             cell.await_consumers(stamp)
-        rtf = min(first.rtf, 1.0) if all(cell.idle(stamp) for cell, stamp in zip(cells, stamps, strict=True)) \
-            else first.rtf
+        idle = first.rtf > 1.0 and all(cell.idle(stamp) for cell, stamp in zip(cells, stamps, strict=True))
+        rtf = 1.0 if idle else first.rtf
         next_wall = max(next_wall + first.period / rtf, time.monotonic() - first.period / rtf)
         lag = next_wall - time.monotonic()
         if lag > 0:
