@@ -17,7 +17,6 @@ import functools
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from rclpy.node import Node
@@ -75,7 +74,7 @@ def best_effort(profile: QoSProfile) -> QoSProfile:
 class CameraSet:
     """The task's cameras on ``node``; thread-safe."""
 
-    def __init__(self, node: Node, robot: RobotConfig, task: TaskConfig, callback_group: Any = None) -> None:
+    def __init__(self, node: Node, robot: RobotConfig, task: TaskConfig) -> None:
         camera_core.check_cameras(task, robot)
         self.absent = camera_core.absent_cameras(task, robot)  # a black frame each, never stale
         self.node = node
@@ -96,7 +95,6 @@ class CameraSet:
                 stream.cfg.topic,
                 functools.partial(self._on_image, name),
                 best_effort(PROFILES[stream.cfg.qos]),
-                callback_group=callback_group,
             )
 
     @property
