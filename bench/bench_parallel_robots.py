@@ -11,7 +11,9 @@ from scratch with the whole graph (sim cells under one clock, in lockstep, at ``
 1 is real time, as real robots run) until the last 20 episodes of all robots together reach 0.8
 success (with ``--each``: every robot over its own last 20), or ``--max-steps``
 environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
-robot over its own last 20 episodes, and the wall time's and the steps' ratios to the first setting's
+robot over its own last 20 episodes, the learner's median update time (its TensorBoard
+``time/update_s``: how much the cells and actors beside it slow it), and the wall time's and the steps'
+ratios to the first setting's
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
 one embodiment's steps, ``--robots sim sim,sim_arx --each --pipeline sync --set-task
 observation.state=[tcp_pose,tcp_vel,gripper,wrench,embodiment] --set-task
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 from config_overrides import config_overrides, parse_sets
+from tensorboard_scalars import median_update_ms
 
 from user_learner.cli.collect import record_demos
 from user_learner.cli.runner import run_graph
@@ -97,23 +100,23 @@ def main() -> None:
                 raise SystemExit(f"training with --robots {setting} failed (exit {code})")
             done = reached(log, count)
             rows.append((setting, wall if done else None, log.steps if done else None, len(log.results),
-                         log.robot_lines()))
+                         log.robot_lines(), median_update_ms(root / setting / "train")))
             print(f"--robots {setting}: {'reached' if done else 'did not reach'} {args.target} in "
                   f"{wall / 60:.1f} min, {log.steps} steps; " + "; ".join(log.robot_lines()), flush=True)
 
     table = Table(title=f"{args.tasks or args.task}, {args.algo}, sim x{args.real_time_factor}: wall time to "
                         f"{args.target} success over the last 20 episodes "
                         f"({'each robot' if args.each else 'all robots'})")
-    for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)", "wall vs first",
-                   "steps vs first"):
+    for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)",
+                   "median update (updates)", "wall vs first", "steps vs first"):
         table.add_column(column)
     first, first_steps = rows[0][1], rows[0][2]
-    for setting, wall, steps, episodes, lines in rows:
+    for setting, wall, steps, episodes, lines, update in rows:
         per_robot = "\n".join(" ".join(w for w in line.split() if w.startswith(("robot=", "success_rate=")))
                               for line in lines)
         ratio = f"{wall / first:.2f}x" if wall and first else "-"
         table.add_row(setting, f"{wall / 60:.1f} min" if wall else f"not reached ({args.max_steps} steps)",
-                      str(steps or "-"), str(episodes), per_robot, ratio,
+                      str(steps or "-"), str(episodes), per_robot, update, ratio,
                       f"{steps / first_steps:.2f}x" if steps and first_steps else "-")
     Console(width=140).print(table)
 
