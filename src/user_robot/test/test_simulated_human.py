@@ -99,3 +99,23 @@ def test_a_policy_hovering_where_the_expert_would_move_on_is_taken_over(stall_ti
 def _duck_yaw(cell: SimCell, episode: int) -> float:
     cell.reset(0, episode)
     return float(cell.privileged()["objects"]["duck_0"]["yaw"])
+
+
+@pytest.mark.parametrize(("approach_xy", "taken_over"), [(False, True), (True, False)])
+def test_a_policy_coming_down_early_toward_the_object_is_judged_by_its_xy_way_with_human_approach_xy(
+        approach_xy: bool, taken_over: bool) -> None:
+    """Closing in on the duck while coming down to it (not the expert's way, over at carry height first):
+    judged on the whole way to the expert's goal it makes no progress and is taken over; with
+    ``human_approach_xy`` it is closing in, and left alone."""
+    task, robot = load_task("pick_and_place"), load_robot("sim")
+    task = dataclasses.replace(task, expert={**task.expert, "human_approach_xy": approach_xy})
+    human, supervised = supervised_policy(task, robot, lambda cell, step: _down_beside_the_duck(cell, 0.0) * 0.3)
+    takeovers = []
+
+    def first_ticks(cell: SimCell, step: int) -> np.ndarray:
+        action = supervised(cell, step)
+        takeovers.append(human.takeovers)
+        return action if step < 25 else np.zeros(7)
+
+    run_episode(SimCell(task, robot), first_ticks, 0, 0)
+    assert (takeovers[24] > 0) is taken_over
