@@ -32,6 +32,7 @@ class ClockAndTicks:
         self.clock = 0.0
         self.tick = None
         self.clocks: list[tuple[float, float]] = []  # (arrival, clock)
+        self.clock_ns: list[int] = []  # every clock, exact
         self.ticks: list[tuple[float, float]] = []  # (arrival, tick stamp)
         self.node.create_subscription(Clock, "/clock", self._on_clock, 10)
         self.node.create_subscription(Header, "/robot_0/actor/tick", self._on_tick, CONTROL)
@@ -41,6 +42,7 @@ class ClockAndTicks:
 
     def _on_clock(self, msg) -> None:
         self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
+        self.clock_ns.append(msg.clock.sec * 1_000_000_000 + msg.clock.nanosec)
         self.clocks.append((time.monotonic(), self.clock))
 
     def _on_tick(self, msg) -> None:
@@ -130,3 +132,21 @@ def test_a_hung_actor_is_waited_for_until_the_timeout_then_the_sim_runs_on(spawn
     before, since = probe.clock, time.monotonic()
     time.sleep(3.0)
     assert (probe.clock - before) / (time.monotonic() - since) > 0.5, "the sim still waits for the hung actor"
+
+
+def test_the_clock_lands_exactly_on_every_state_step_and_a_prompt_actor_is_never_given_up_on(spawn, probe) -> None:
+    """Strict lockstep at 200 Hz: sim time is whole state periods to the nanosecond. (A float sum of 5 ms
+    periods showed 4.199999999 s where the actor's timer waits for 4.200000000: neither moved until the
+    lockstep timeout, as happened at 4.2, 86.2 and 318.9 s in a 60-episode evaluation.)"""
+    sim = spawn([*SIM, "-p", "state_rate_hz:=200.0", "-p", "lockstep_lead_ticks:=0", "-p", "real_time_factor:=50.0",
+                 "-p", "lockstep_timeout_s:=3.0"])
+    sim.wait_for("sim_cell ready", timeout=60)
+    actor = spawn([str(HERE / "slow_actor_standin.py"), "0"])
+    actor.wait_for("standin ready", timeout=60)
+    deadline = time.monotonic() + 60
+    while probe.clock < 12.0:  # past 4.2 s and the other tick times a float sum lands short of
+        assert time.monotonic() < deadline, f"the sim reached only {probe.clock:.2f} s of sim time in 60 s"
+        time.sleep(0.1)
+    off_grid = [ns for ns in probe.clock_ns if ns % 5_000_000]
+    assert not off_grid, f"{len(off_grid)} of {len(probe.clock_ns)} clocks off the 5 ms grid, e.g. {off_grid[:3]} ns"
+    assert not any("no answer from the actor" in line for line in sim.lines), "the sim gave up on a prompt actor"

@@ -36,6 +36,7 @@ from user_robot.bridge_core import NS_PER_S, BridgeCore, Log, Reset, Status
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, PROFILES
 from user_robot.nodes.runtime import run
+from user_robot.nodes.stamps import stamp_from_ns, stamp_ns
 from user_robot.robot_config import load_robot
 from user_robot.safety import Pose
 from user_robot.task_config import load_task
@@ -60,15 +61,6 @@ def _pose_of(msg: PoseMsg) -> Pose:
 
 def _vec(v: np.ndarray) -> Vector3:
     return Vector3(x=float(v[0]), y=float(v[1]), z=float(v[2]))
-
-
-def _ns(stamp: Time) -> int:
-    return stamp.sec * NS_PER_S + stamp.nanosec
-
-
-def _stamp(ns: int) -> Time:
-    sec, nanosec = divmod(ns, NS_PER_S)
-    return Time(sec=sec, nanosec=nanosec)
 
 
 class ArmBridge(Node):
@@ -202,8 +194,8 @@ class ArmBridge(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         unstamped = msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0
-        stamp_ns = self.get_clock().now().nanoseconds if unstamped else _ns(msg.header.stamp)
-        self.core.on_pose(_pose_of(msg.pose), stamp_ns, self._now())
+        ns = self.get_clock().now().nanoseconds if unstamped else stamp_ns(msg.header.stamp)
+        self.core.on_pose(_pose_of(msg.pose), ns, self._now())
 
     def _on_wrench(self, msg: WrenchStamped) -> None:
         self._wrench = msg.wrench
@@ -224,7 +216,7 @@ class ArmBridge(Node):
         source = bytes(gid["data"]) if isinstance(gid, dict) and "data" in gid else gid
         scale = self.get_parameter("action_scale").value
         out = self.core.command(
-            self._now(), _ns(msg.header.stamp), msg.header.frame_id, source, np.asarray(msg.action), scale
+            self._now(), stamp_ns(msg.header.stamp), msg.header.frame_id, source, np.asarray(msg.action), scale
         )
         if out.pose is not None:  # stamped with the actor's tick time (the lockstep sim waits for it)
             self._publish_pose(out.pose, msg.header.stamp)
@@ -247,7 +239,7 @@ class ArmBridge(Node):
         self._ticks.append(time.monotonic())
         tick = self.core.tick(self._now())
         if tick.pose is not None:
-            self._publish_pose(tick.pose, None if tick.stamp_ns is None else _stamp(tick.stamp_ns))
+            self._publish_pose(tick.pose, None if tick.stamp_ns is None else stamp_from_ns(tick.stamp_ns))
         self.state_pub.publish(self._state_msg())
         self._log(tick.log)
         self._follow_reset()
@@ -265,7 +257,7 @@ class ArmBridge(Node):
         msg = ArmState(status=int(core.status), message=core.message)
         msg.header.frame_id = self.robot.base_frame
         if core.measured is not None:
-            msg.header.stamp = _stamp(core.measured_stamp_ns)
+            msg.header.stamp = stamp_from_ns(core.measured_stamp_ns)
             msg.pose = _pose_msg(core.measured)
             msg.velocity = Twist(linear=_vec(core.velocity.linear), angular=_vec(core.velocity.angular))
         msg.wrench = self._wrench

@@ -50,21 +50,12 @@ from std_srvs.srv import SetBool, Trigger
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
+from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
 from user_robot.sim.expert import ExpertSchedule, SimulatedHuman, VirtualSpaceMouse, make_expert
 from user_robot.sim.lockstep import ACTOR, BRIDGE, TELEOP, LockstepGate, lockstep_period
 from user_robot.task_config import load_task
-
-
-def _stamp(seconds: float) -> Time:
-    sec = math.floor(seconds)
-    return Time(sec=int(sec), nanosec=int((seconds - sec) * 1e9))
-
-
-def stamp_ns(stamp: Time) -> int:
-    """A stamp in integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def info_topic(camera: CameraConfig) -> str:
@@ -123,11 +114,13 @@ class SimCellNode(Node):
         self._expert_was_active = False
         self._step = 0
         self._in_episode = False  # between the actor's scene reset and its episode result
-        self._next_control = 0.0
+        self._next_control_ns = 0
         self._lock = threading.Lock()
         self._equilibrium: tuple[np.ndarray, np.ndarray] | None = None
         self._gripper: float | None = None
-        self.sim_time = 0.0
+        self.period_ns = round(self.period * NS_PER_S)
+        self.sim_ns = 0  # sim time in integer ns: a float sum of periods falls a nanosecond short of a tick,
+        # and an actor whose timer waits for the tick's exact time then never ticks there (lockstep stalls)
 
         drv, names = self.robot.driver, self._joint_names()
         state_qos = PROFILES[drv.state_qos]
@@ -150,7 +143,7 @@ class SimCellNode(Node):
             for name, cam in self.robot.cameras.items():
                 image = self.create_publisher(Image, cam.topic, PROFILES[cam.qos])
                 info = self.create_publisher(CameraInfo, info_topic(cam), PROFILES[cam.qos])
-                self.cameras.append((name, cam, image, info, 0.0))
+                self.cameras.append((name, cam, image, info, 0))
         self.create_subscription(PoseStamped, drv.equilibrium_pose, self._on_equilibrium, PROFILES[drv.command_qos])
         self.create_subscription(Float64, drv.gripper_command, self._on_gripper, PROFILES[drv.command_qos])
         if self.gate is not None:
@@ -306,11 +299,11 @@ class SimCellNode(Node):
                 self.cell.set_gripper(self._gripper)
                 self._gripper = None
             self.cell.step(self.period)
-            self.sim_time += self.period
+            self.sim_ns += self.period_ns
             stamp = self._now()
             self._publish_state(stamp)
-            if self.sim_time + 1e-9 >= self._next_control:
-                self._next_control += 1.0 / self.task.control_rate_hz
+            if self.sim_ns >= self._next_control_ns:
+                self._next_control_ns += round(NS_PER_S / self.task.control_rate_hz)
                 self._expert_tick()
         self._publish_cameras(stamp)
         return stamp
@@ -359,7 +352,7 @@ class SimCellNode(Node):
             self.clock_pub.publish(Clock(clock=stamp))
 
     def _now(self) -> Time:
-        return _stamp(self.sim_time) if self.publish_clock else self.get_clock().now().to_msg()
+        return stamp_from_ns(self.sim_ns) if self.publish_clock else self.get_clock().now().to_msg()
 
     def _publish_state(self, stamp: Time) -> None:
         cell, frame = self.cell, self.robot.base_frame
@@ -422,9 +415,9 @@ class SimCellNode(Node):
 
     def _publish_cameras(self, stamp: Time) -> None:
         for i, (name, cam, image_pub, info_pub, due) in enumerate(self.cameras):
-            if self.sim_time + 1e-9 < due:
+            if self.sim_ns < due:
                 continue
-            self.cameras[i] = (name, cam, image_pub, info_pub, due + 1.0 / cam.rate_hz)
+            self.cameras[i] = (name, cam, image_pub, info_pub, due + round(NS_PER_S / cam.rate_hz))
             height, width = cam.source_size
             with self._lock:
                 pixels = self.cell.render(name, height, width)
