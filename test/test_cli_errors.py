@@ -89,3 +89,17 @@ def test_unreadable_demos_are_named(tmp_path: Path) -> None:
     assert code == 2 and f"{bag}: not a readable recording" in out and "Traceback" not in out, out
     code, out = user_rl(["bag", "info", str(bag)], tmp_path)
     assert code == 2 and out.startswith("user-rl bag: error: ") and "not a readable recording" in out, out
+
+
+def test_eval_observes_what_the_checkpoint_was_trained_on(tmp_path: Path) -> None:
+    from user_learner.evaluation import checkpoint_obs
+    from user_learner.learner_core import LearnerCore
+    from user_robot.task_config import load_task
+
+    task = load_task("peg_insertion")
+    core = LearnerCore(task, "sac", "state", ["franka_panda"], tmp_path / "run", tensorboard=False)
+    core.save()
+    assert checkpoint_obs(tmp_path / "run") == "state"  # (eval's default: no --obs to remember)
+    code, out = user_rl(["eval", "--task", "peg_insertion", "--checkpoint", str(tmp_path / "run"), "--obs", "pixels",
+                         "--log-dir", str(tmp_path / "logs")], tmp_path)
+    assert code == 2 and f"{tmp_path / 'run'}: its policy observes state, not --obs pixels" in out, out

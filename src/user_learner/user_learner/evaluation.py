@@ -45,6 +45,14 @@ def checkpoint_tasks(path: str | Path) -> tuple[str, ...]:
         raise UsageError(str(exc)) from exc
 
 
+def checkpoint_obs(path: str | Path) -> str:
+    """What a checkpoint's policy observes: ``pixels`` when it has cameras, else ``state``."""
+    try:
+        return "pixels" if read_meta(path)["spec"].get("cameras") else "state"
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def checkpoint_weights(path: str | Path, embodiments: Sequence[str]) -> WeightsPacket:
     """The checkpoint's policy as a weights packet of its own learner identity (``eval-...``)."""
     algorithm = load_checkpoint_algorithm(path)

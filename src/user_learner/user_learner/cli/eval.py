@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from user_learner.cli.runner import run_graph
-from user_learner.evaluation import checkpoint_tasks, checkpoint_weights, eval_line
+from user_learner.evaluation import checkpoint_obs, checkpoint_tasks, checkpoint_weights, eval_line
 from user_learner.graph import build_graph
 from user_robot.config_loader import UsageError
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=60, help="episodes to evaluate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--robot", default="sim", help="robot config name (a sim or a real cell)")
-    parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="what the policy observes")
+    parser.add_argument("--obs", default="", choices=("", "state", "pixels"),
+                        help="what the policy observes (default: what the checkpoint's policy was trained on)")
     parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim only: top speed of the sim")
     parser.add_argument("--log-dir", default="logs/eval", help="where node logs go")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
@@ -46,7 +47,7 @@ def evaluate(
     *,
     seed: int = 0,
     robot: str = "sim",
-    obs: str = "state",
+    obs: str = "",
     real_time_factor: float = 2.0,
     log_dir: Path = Path("logs/eval"),
     timeout: float = 0.0,
@@ -60,10 +61,13 @@ def evaluate(
     robot_cfg = load_robot(robot)
     sim = robot_cfg.backend == "sim"
     tasks = checkpoint_tasks(checkpoint)  # a multi-task policy: the actor tells it which of them this is
+    trained_on = checkpoint_obs(checkpoint)
+    if obs and obs != trained_on:
+        raise UsageError(f"{checkpoint}: its policy observes {trained_on}, not --obs {obs}")
     if tasks and task not in tasks:
         raise UsageError(f"{checkpoint}: a policy of the tasks {', '.join(tasks)}, not of {task}")
     specs = build_graph(
-        task, robot=robot, side="robot", obs=obs, mode="eval", episodes=episodes, seed=seed,
+        task, robot=robot, side="robot", obs=trained_on, mode="eval", episodes=episodes, seed=seed,
         real_time_factor=real_time_factor if sim else 1.0, lockstep_lead_ticks=0, tasks=",".join(tasks),
     )
     # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load; and a
