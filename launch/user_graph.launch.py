@@ -39,6 +39,7 @@ def graph_nodes(context: LaunchContext) -> list[Node]:
             emulate_tty=True,
             respawn=spec.respawn,
             respawn_delay=2.0,
+            sigterm_timeout=str(spec.stop_s),  # (SIGINT first; SIGTERM after this, SIGKILL after sigkill_timeout)
             prefix=" ".join([sys.executable, *spec.torchrun(), "--no-python"]) if spec.torchrun() else None,
         )
         for spec in build_graph(task, **parse_options(values))

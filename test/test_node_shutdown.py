@@ -44,3 +44,43 @@ def test_drain_runs_while_the_node_can_still_publish(signum: int) -> None:
     assert proc.returncode == 0, err
     assert out.splitlines() == ["drained ok=True acked=True", "shut down"], out + err
     assert received[-1] == "last words" and set(received[:-1]) == {"alive"}, received
+
+
+SLOW_STOP = '''
+import signal, sys, time
+from pathlib import Path
+
+def main() -> None:
+    """Takes 3 s to stop (a learner finishing its update and checkpointing), then says so in a file."""
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    print("ready", flush=True)
+    while not stopping:
+        time.sleep(0.05)
+    time.sleep(3.0)
+    Path(sys.argv[1]).write_text("stopped")
+'''
+
+
+def test_each_node_gets_its_own_time_to_stop_and_the_learner_enough_to_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    from user_learner.cli.runner import GraphProcesses
+    from user_learner.graph import NodeSpec, build_graph
+
+    package = tmp_path / "slowstop" / "nodes"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "standin.py").write_text(SLOW_STOP)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    patient, hasty = (NodeSpec("slowstop", "standin", name, arguments=(str(tmp_path / name),), stop_s=stop_s)
+                      for name, stop_s in (("patient", 30.0), ("hasty", 1.0)))
+    procs = GraphProcesses([patient, hasty], tmp_path / "logs")
+    procs.start()
+    for node in procs.nodes:
+        while "ready" not in node.log_path.read_text():
+            assert node.alive(), node.tail()
+    procs.stop()
+    assert (tmp_path / "patient").read_text() == "stopped" and procs.nodes[0].popen.returncode == 0
+    assert not (tmp_path / "hasty").exists() and procs.nodes[1].popen.returncode == -signal.SIGKILL
+    (learner,) = [s for s in build_graph("peg_insertion", side="learner") if s.executable == "learner"]
+    assert learner.stop_s >= 60  # (a VLA update on a loaded CPU takes seconds; its checkpoint, more)

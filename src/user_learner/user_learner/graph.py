@@ -122,6 +122,12 @@ class GraphOptions:
 GRAPH_OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(GraphOptions)
 
 
+LEARNER_STOP_S = 120.0
+"""How long a stopping learner may take before it is killed: one update of a large policy on a loaded CPU (a
+VLA with images: seconds) and a checkpoint of its buffers. Killed sooner, a run loses what it learned since
+its last periodic checkpoint."""
+
+
 @dataclasses.dataclass(frozen=True)
 class NodeSpec:
     """One node process of the graph."""
@@ -136,6 +142,7 @@ class NodeSpec:
     arguments: tuple[str, ...] = ()  # command-line arguments before --ros-args
     respawn: bool = False  # launch restarts it when it dies (the learner: it then resumes, see its RUNNING_MARKER)
     ranks: int = 1  # processes of this node under torchrun (data-parallel; see user_learner.data_parallel)
+    stop_s: float = 15.0  # from the interrupt to a kill: the learner finishes its update and checkpoints in it
 
     def torchrun(self) -> tuple[str, ...]:
         """The torchrun command line (``python -m torch.distributed.run ...``, without the program) that starts
@@ -417,7 +424,7 @@ def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:
             **common,
         }
         nodes.append(NodeSpec("user_learner", "learner", "learner", "", learner, side="learner", respawn=True,
-                              ranks=opts.learner_ranks))
+                              ranks=opts.learner_ranks, stop_s=LEARNER_STOP_S))
     return nodes
 
 

@@ -116,12 +116,13 @@ class GraphProcesses:
         return [n for n in self.nodes if not n.alive() and not ignore(n)]
 
     def stop(self) -> None:
-        """Stop every node (reverse order: drivers and learner first, then the sim)."""
+        """Stop every node (reverse order: drivers and learner first, then the sim), each killed if it is still
+        running its spec's ``stop_s`` after the interrupt."""
         for node in reversed(self.nodes):
             node.interrupt()
-        deadline = time.monotonic() + 15.0
+        start = time.monotonic()
         for node in reversed(self.nodes):
-            node.stop(timeout=max(0.1, deadline - time.monotonic()))
+            node.stop(timeout=max(0.1, start + node.spec.stop_s - time.monotonic()))
 
 
 def _success_rate(results: list) -> float:
