@@ -143,7 +143,7 @@ def main() -> None:
                 observation += " + cameras"
             windows = intervention_windows(online / "ros" / f"robot_{i}.actor.log", args.window)
             table.add_row(task, observation, size, before[task], after[task], "\n".join(windows))
-        Console().print(table)
+        Console(width=160).print(table)
 
 
 if __name__ == "__main__":
