@@ -107,3 +107,10 @@ def test_camera_encodings_and_info_topic() -> None:
     assert mono.shape == (4, 6) and mono.dtype == np.uint8 and mono[0, 0] == int(200 * 0.299)
     assert info_topic(CameraConfig(topic="camera/wrist/color/image_raw")) == "camera/wrist/color/camera_info"
     assert info_topic(CameraConfig(topic="x/image_raw", info_topic="y/info")) == "y/info"
+
+
+def test_object_states_name_their_scene() -> None:
+    from user_robot.contracts import scene_label, scene_of
+
+    assert [scene_of(scene_label(n)) for n in (0, 7, 1234)] == [0, 7, 1234]
+    assert scene_of("") == scene_of("scene_x") == scene_of("poses_3") == -1  # (unlabelled: never dropped)

@@ -16,6 +16,20 @@ ACTOR_TICK_TOPIC = "actor/tick"
 """Per robot namespace: ``std_msgs/Header`` after every control tick of the actor, stamped with the
 tick's time, ``frame_id`` :data:`TICK_COMMANDED` or :data:`TICK_IDLE` (the lockstep sim waits for it)."""
 TICK_COMMANDED, TICK_IDLE = "commanded", "idle"
+OBJECT_STATE_TOPIC = "sim/object_state"
+"""Per robot namespace, sim only: ``std_msgs/Float32MultiArray``, the object poses then the success verdict
+(1.0/0.0) of one sim step; its one layout dimension is labelled :func:`scene_label` of the scene they are of."""
+
+
+def scene_label(scene: int) -> str:
+    """The layout label of an object state of the cell's ``scene``-th scene (0: the one it starts with)."""
+    return f"scene_{scene}"
+
+
+def scene_of(label: str) -> int:
+    """The scene a :func:`scene_label` names (-1: none, as from a cell that does not label them)."""
+    prefix, _, number = label.rpartition("_")
+    return int(number) if prefix == "scene" and number.isdigit() else -1
 
 END_NONE, END_SUCCESS, END_FAILURE, END_TIME_LIMIT, END_STALE_INPUT, END_SAFETY, END_ABORTED = range(7)
 """``Transition.end_reason`` values."""

@@ -52,6 +52,7 @@ from user_robot.contracts import (
     ACTOR_TICK_TOPIC,
     END_ABORTED,
     END_SAFETY,
+    OBJECT_STATE_TOPIC,
     REWARD_SOURCES,
     TICK_COMMANDED,
     TICK_IDLE,
@@ -60,6 +61,7 @@ from user_robot.contracts import (
     TRUTH_UNKNOWN,
     TRUTH_UNSOLVED,
     WEIGHTS_TOPIC,
+    scene_of,
 )
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
@@ -137,9 +139,10 @@ class Actor(Node):
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
         self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
+        self._scene_seen, self._stale_scene = -1, None  # object states of _stale_scene are the last episode's
         self._last_action: np.ndarray | None = None  # executed at the previous tick (``last_action`` state key)
         if uses_privileged_state(self.task):  # object poses and the verdict of one sim step, in one message
-            self.create_subscription(Float32MultiArray, "sim/object_state", self._on_objects, CONTROL)
+            self.create_subscription(Float32MultiArray, OBJECT_STATE_TOPIC, self._on_objects, CONTROL)
         elif self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
             self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
@@ -263,8 +266,13 @@ class Actor(Node):
         self._sim_success = (bool(msg.data), time.monotonic())
 
     def _on_objects(self, msg: Float32MultiArray) -> None:
+        scene = scene_of(msg.layout.dim[0].label) if msg.layout.dim else -1
         data, now = np.asarray(msg.data, dtype=np.float32), time.monotonic()
-        self._objects, self._sim_success = (data[:-1], now), (bool(data[-1] > 0.5), now)
+        with self._lock:
+            if scene == self._stale_scene:  # (sent before the scene reset, arriving after it)
+                return
+            self._scene_seen = scene
+            self._objects, self._sim_success = (data[:-1], now), (bool(data[-1] > 0.5), now)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
@@ -504,9 +512,16 @@ class Actor(Node):
         if error:
             return error
         if self.scene_client.wait_for_service(timeout_sec=0.5 if self._episodes > 1 else 2.0):
+            old_scene = self._scene_seen
             answer = self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
             if answer is None or not answer.success:
                 return f"scene reset failed: {answer.message if answer else 'timeout'}"
+            # the first observation must show the new scene: object states of the old one still on their way
+            # are dropped, and the episode waits (for its inputs) until one of the new scene has come
+            with self._lock:
+                self._stale_scene = old_scene if old_scene >= 0 else None
+                if self._scene_seen == old_scene:
+                    self._objects = (None, -1.0)
         return ""
 
     def _reset_arm(self, goal: ResetArm.Goal) -> str:

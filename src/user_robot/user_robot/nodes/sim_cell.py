@@ -44,11 +44,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
-from std_msgs.msg import Bool, Float32MultiArray, Float64, Header
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Header, MultiArrayDimension, MultiArrayLayout
 from std_srvs.srv import SetBool, Trigger
 
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
-from user_robot.contracts import ACTOR_TICK_TOPIC, TICK_COMMANDED
+from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, scene_label
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
@@ -132,7 +132,7 @@ class SimCellNode(Node):
         self.gripper_pub = self.create_publisher(JointState, drv.gripper_joint_states, CONTROL)
         self.success_pub = self.create_publisher(Bool, "sim/success", CONTROL)
         # the sim-only privileged observation (object poses), for tasks whose observation.state asks for it
-        self.objects_pub = self.create_publisher(Float32MultiArray, "sim/object_state", CONTROL)
+        self.objects_pub = self.create_publisher(Float32MultiArray, OBJECT_STATE_TOPIC, CONTROL)
         self.joint_names, self.finger_names = names
         teleop = self.robot.teleop
         self.twist_pub = self.create_publisher(Twist, teleop.twist_topic, PROFILES[teleop.qos])
@@ -380,7 +380,10 @@ class SimCellNode(Node):
         self.success_pub.publish(Bool(data=success))
         if self.objects_pub.get_subscription_count():  # (only an actor observing object_state asks for it)
             # the verdict rides along so that an observer gets poses and verdict of one step, never a mix
-            self.objects_pub.publish(Float32MultiArray(data=[*cell.object_state().tolist(), float(success)]))
+            data = [*cell.object_state().tolist(), float(success)]
+            layout = MultiArrayLayout(dim=[MultiArrayDimension(label=scene_label(self.episode), size=len(data),
+                                                               stride=len(data))])
+            self.objects_pub.publish(Float32MultiArray(layout=layout, data=data))
 
     def _expert_tick(self) -> None:
         command = None
