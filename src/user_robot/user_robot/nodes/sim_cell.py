@@ -119,6 +119,7 @@ class SimCellNode(Node):
         self._equilibrium: tuple[np.ndarray, np.ndarray] | None = None
         self._gripper: float | None = None
         self.period_ns = round(self.period * NS_PER_S)
+        self.control_ns = round(NS_PER_S / self.task.control_rate_hz)
         self.sim_ns = 0  # sim time in integer ns: a float sum of periods falls a nanosecond short of a tick,
         # and an actor whose timer waits for the tick's exact time then never ticks there (lockstep stalls)
 
@@ -303,7 +304,7 @@ class SimCellNode(Node):
             stamp = self._now()
             self._publish_state(stamp)
             if self.sim_ns >= self._next_control_ns:
-                self._next_control_ns += round(NS_PER_S / self.task.control_rate_hz)
+                self._next_control_ns += self.control_ns
                 self._expert_tick()
         self._publish_cameras(stamp)
         return stamp
