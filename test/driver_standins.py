@@ -89,6 +89,24 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def accepted_goal(client: Any, goal: Any, timeout: float = 40.0, answer_s: float = 5.0) -> Any:
+    """Send ``goal`` until the server accepts it: its goal handle.
+
+    A goal's answer can be lost while discovery settles (the server answers before it has matched the
+    client's reader); the goal is then sent again, and a rejection while the lost one still runs is
+    retried after it ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        future, sent = client.send_goal_async(goal), time.monotonic()
+        while not future.done() and time.monotonic() - sent < answer_s:
+            time.sleep(0.01)
+        handle = future.result() if future.done() else None
+        if handle is not None and handle.accepted:
+            return handle
+        time.sleep(0.5 if handle is not None else 0.0)
+    raise AssertionError(f"timed out after {timeout} s waiting for goal accepted")
+
+
 class Recorder:
     """Keeps every message of one subscription with its arrival time (monotonic seconds)."""
 

@@ -217,9 +217,7 @@ def test_base_frame_state_commands_holds_diagnostics_and_reset(spawn, cell_facto
     client = ActionClient(cell.probe, ResetArm, "arm/reset")
     assert client.wait_for_server(timeout_sec=10.0)
     t_reset = time.monotonic()
-    future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True, randomize=True, seed=3))
-    handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
-    assert handle.accepted
+    handle = standins.accepted_goal(client, ResetArm.Goal(use_task_reset_pose=True, randomize=True, seed=3))
     result_future = handle.get_result_async()
     result = standins.wait_until(lambda: result_future.done() and result_future.result(), 30.0, "reset result").result
     assert result.success, result.message
@@ -297,8 +295,7 @@ def test_ee_frame_gripper_wrong_dims_and_reset_cancel(spawn, cell_factory, tmp_p
     # A reset can be canceled: the bridge holds where the reset got to.
     client = ActionClient(cell.probe, ResetArm, "arm/reset")
     assert client.wait_for_server(timeout_sec=10.0)
-    future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True))
-    handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
+    handle = standins.accepted_goal(client, ResetArm.Goal(use_task_reset_pose=True))
     cell.wait_status(ArmState.STATUS_RESETTING)
     handle.cancel_goal_async()
     result_future = handle.get_result_async()
@@ -359,8 +356,7 @@ def test_against_the_sim_cell(spawn) -> None:
 
         client = ActionClient(probe, ResetArm, "arm/reset")
         assert client.wait_for_server(timeout_sec=10.0)
-        future = client.send_goal_async(ResetArm.Goal(use_task_reset_pose=True))
-        handle = standins.wait_until(lambda: future.done() and future.result(), 10.0, "goal accepted")
+        handle = standins.accepted_goal(client, ResetArm.Goal(use_task_reset_pose=True))
         result_future = handle.get_result_async()
         result = standins.wait_until(lambda: result_future.done() and result_future.result(), 15.0, "reset").result
         assert result.success, result.message
