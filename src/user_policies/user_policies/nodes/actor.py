@@ -494,7 +494,8 @@ class Actor(Node):
         """Reset the arm (bridge action), then the scene (sim or a reset helper); '' or an error.
 
         The bridge refuses a reset until it has driver state, so this waits for the arm state and
-        retries a refused reset a few times before giving up.
+        retries a refused or failed reset a few times before giving up; in a cell with a scene reset
+        the scene is reset before each retry (an object the last episode left may block the arm).
         """
         if not self.reset_client.wait_for_server(timeout_sec=10.0):
             return "arm bridge reset action 'arm/reset' is not available"
@@ -508,6 +509,8 @@ class Actor(Node):
             if not error:
                 break
             self.get_logger().warning(f"reset attempt {attempt + 1}/{RESET_ATTEMPTS}: {error}")
+            if self.scene_client.service_is_ready():  # (an object the last episode left may block the arm)
+                self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
             time.sleep(1.0)
         if error:
             return error

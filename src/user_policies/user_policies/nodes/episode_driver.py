@@ -13,7 +13,8 @@ stalls) the driver waits for an actor before asking again. An action response ca
 lost while DDS discovery settles (a goal's answer, or its result, requested before the actor's
 action services had matched this client): an unanswered goal is sent again after ``GOAL_ANSWER_S``,
 and an episode whose result response never comes counts as ended once the actor has published its
-``episode_result``.
+``episode_result``. An episode the actor could not start (its arm reset failed: the goal is aborted)
+does not count and is sent again; ``UNSTARTED_LIMIT`` of them in a row stop the driver with an error.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from user_robot.nodes.runtime import declare
 
 GOAL_ANSWER_S = 10.0
 """Longest wait for the actor to accept or reject a goal before it is sent again."""
+
+UNSTARTED_LIMIT = 5
+"""Episodes in a row the actor may fail to start (an arm reset that fails) before the driver gives up."""
 
 RESULT_GRACE_S = 3.0
 """How long the action result may trail the actor's ``episode_result`` message before it counts as lost."""
@@ -106,7 +110,7 @@ class EpisodeDriver(Node):
             self.failed = True
             self.done.set()
             return
-        count = 0
+        count = unstarted = 0
         while rclpy.ok() and (self.episodes == 0 or count < self.episodes):
             version_before = self._learner_version
             goal = RunEpisode.Goal(mode=self.mode, max_steps=self.max_steps, min_policy_version=self.min_version)
@@ -120,9 +124,18 @@ class EpisodeDriver(Node):
                 self.get_logger().warning("episode goal rejected (the actor is busy?); retrying in 1 s")
                 threading.Event().wait(1.0)
                 continue
-            if not self._episode_ended(goal, goal_handle, published_before):
+            status = self._episode_ended(goal, goal_handle, published_before)
+            if status is None:
                 break
-            count += 1
+            if status == GoalStatus.STATUS_ABORTED:  # the actor could not start it (its reset failed)
+                unstarted += 1
+                if unstarted >= UNSTARTED_LIMIT:
+                    self.get_logger().error(f"the actor could not start {unstarted} episodes in a row (see its log)")
+                    self.failed = True
+                    break
+                self.get_logger().warning("the actor could not start the episode (see its log); sending it again")
+                continue
+            count, unstarted = count + 1, 0
             if self.sync and rclpy.ok():
                 self._wait_for_learner(version_before)
         self.done.set()
@@ -139,8 +152,9 @@ class EpisodeDriver(Node):
                 self.get_logger().warning(f"no answer to the episode goal in {GOAL_ANSWER_S:.0f} s; sending it again")
         return None
 
-    def _episode_ended(self, goal: RunEpisode.Goal, goal_handle, published_before: int) -> bool:
-        """Wait for the episode's end; False on shutdown.
+    def _episode_ended(self, goal: RunEpisode.Goal, goal_handle, published_before: int) -> int | None:
+        """Wait for the episode's end: the goal's final status (``STATUS_ABORTED``: it never started); None on
+        shutdown.
 
         The result is asked for again every ``actor_silence_s``: the actor running the episode answers
         every request when it ends, a restarted actor answers at once that it does not know the goal
@@ -151,19 +165,19 @@ class EpisodeDriver(Node):
             response = _wait(result, lambda n=published_before, t=asked: self._result_pending(n)
                              and time.monotonic() - t < self.actor_silence_s)
             if response is not None and response.status != GoalStatus.STATUS_UNKNOWN:
-                return True
+                return response.status
             if not rclpy.ok():
-                return False
+                return None
             if response is not None:
                 self.get_logger().info("the episode was lost with its actor: sending it to the actor now running")
                 while (sent := self._send(goal)) is not None and not sent[0].accepted:
                     threading.Event().wait(1.0)
                 if sent is None:
-                    return False
+                    return None
                 goal_handle, published_before = sent
             elif self._published_results > published_before and not self._result_pending(published_before):
                 self.get_logger().warning("the episode ended (episode_result) but its action result never came")
-                return True
+                return GoalStatus.STATUS_SUCCEEDED
             elif not self._actor_alive():
                 self.get_logger().warning(f"no actor tick for {self.actor_silence_s:.1f} s; waiting for an actor")
                 self._wait_for_actor()
