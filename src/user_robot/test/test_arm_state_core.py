@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from user_robot.arm_state_core import VelocityEstimator, gripper_width, robot_mode_error
+from user_robot.arm_state_core import ControlPeriodRelay, VelocityEstimator, gripper_width, robot_mode_error
 from user_robot.pose_math import quat_from_rotvec
 
 
@@ -37,3 +37,22 @@ def test_gripper_width_and_robot_modes() -> None:
     assert robot_mode_error(4, ["joint_reflex"]) == "robot mode reflex: joint_reflex"
     assert robot_mode_error(5, []) == "robot mode user_stopped"
     assert robot_mode_error(9, []) is None
+
+
+def test_the_state_is_relayed_once_every_stream_reached_a_new_control_period() -> None:
+    relay = ControlPeriodRelay(100_000_000, ("pose", "wrench", "gripper"))  # 10 Hz control, 5 ms sim steps
+    ms = 1_000_000
+    assert not relay.arrived("pose", 0) and not relay.arrived("wrench", 0)  # (the gripper not yet heard)
+    assert relay.arrived("gripper", 0)  # period 0, all three in
+    relayed = []
+    for t in range(5 * ms, 305 * ms, 5 * ms):
+        for stream in ("pose", "wrench", "gripper"):
+            if relay.arrived(stream, t):
+                relayed.append((stream, t))
+    # once a period, when the last of the three samples of its first step came
+    assert relayed == [("gripper", 100 * ms), ("gripper", 200 * ms), ("gripper", 300 * ms)]
+    assert not relay.arrived("pose", 250 * ms)  # (an old sample, out of order: nothing)
+    # a real arm's 1 kHz stamps never fall on the period's start: the first sample after it
+    real = ControlPeriodRelay(100_000_000, ("pose",))
+    stamps = [99_999_317 + k * ms for k in range(102)]
+    assert [t for t in stamps if real.arrived("pose", t)] == [99_999_317, 100_999_317, 200_999_317]

@@ -109,8 +109,10 @@ def test_camera_encodings_and_info_topic() -> None:
     assert info_topic(CameraConfig(topic="x/image_raw", info_topic="y/info")) == "y/info"
 
 
-def test_object_states_name_their_scene() -> None:
-    from user_robot.contracts import scene_label, scene_of
+def test_object_states_name_their_scene_and_sim_time() -> None:
+    from user_robot.contracts import object_state_label, object_state_of
 
-    assert [scene_of(scene_label(n)) for n in (0, 7, 1234)] == [0, 7, 1234]
-    assert scene_of("") == scene_of("scene_x") == scene_of("poses_3") == -1  # (unlabelled: never dropped)
+    labels = [(0, 0), (7, 4_200_000_000), (1234, 86_200_000_000_000)]
+    assert [object_state_of(object_state_label(*n)) for n in labels] == labels
+    unlabelled = ("", "scene_x_ns_1", "scene_3", "poses_3_ns_5")  # (never dropped)
+    assert {object_state_of(label) for label in unlabelled} == {(-1, -1)}

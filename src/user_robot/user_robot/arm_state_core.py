@@ -60,3 +60,27 @@ def robot_mode_error(mode: int, errors: list[str]) -> str | None:
         return None
     detail = f": {', '.join(errors)}" if errors else ""
     return f"robot mode {name}{detail}"
+
+
+class ControlPeriodRelay:
+    """When the bridge relays the arm state at once, besides its timer: as soon as every driver stream
+    (pose, wrench, gripper) has delivered a sample of a new control period (stamped at or after its start).
+
+    A sim cell's state steps fall on the control ticks, so the actor's tick at time t can read the state
+    of t itself (on sim time it waits for it): what it observes no longer depends on which of the
+    bridge's timer and the actor's tick ran first. On a real arm it is one more state message a period.
+    """
+
+    def __init__(self, control_period_ns: int, streams: tuple[str, ...]) -> None:
+        self.period_ns = control_period_ns
+        self.newest = dict.fromkeys(streams, -1)
+        self._relayed = -1  # the newest control period relayed
+
+    def arrived(self, stream: str, stamp_ns: int) -> bool:
+        """A sample of ``stream`` stamped ``stamp_ns`` came: whether to relay the arm state now."""
+        self.newest[stream] = max(self.newest[stream], stamp_ns)
+        period = min(self.newest.values()) // self.period_ns
+        if period <= self._relayed or min(self.newest.values()) < 0:
+            return False
+        self._relayed = period
+        return True

@@ -18,18 +18,24 @@ tick's time, ``frame_id`` :data:`TICK_COMMANDED` or :data:`TICK_IDLE` (the locks
 TICK_COMMANDED, TICK_IDLE = "commanded", "idle"
 OBJECT_STATE_TOPIC = "sim/object_state"
 """Per robot namespace, sim only: ``std_msgs/Float32MultiArray``, the object poses then the success verdict
-(1.0/0.0) of one sim step; its one layout dimension is labelled :func:`scene_label` of the scene they are of."""
+(1.0/0.0) of one sim step; its one layout dimension is labelled :func:`object_state_label` (the scene they are
+of and the step's sim time)."""
 
 
-def scene_label(scene: int) -> str:
-    """The layout label of an object state of the cell's ``scene``-th scene (0: the one it starts with)."""
-    return f"scene_{scene}"
+def object_state_label(scene: int, stamp_ns: int) -> str:
+    """The layout label of an object state: the cell's ``scene``-th scene (0: the one it starts with) and the
+    sim time (ns) of the step it shows."""
+    return f"scene_{scene}_ns_{stamp_ns}"
 
 
-def scene_of(label: str) -> int:
-    """The scene a :func:`scene_label` names (-1: none, as from a cell that does not label them)."""
-    prefix, _, number = label.rpartition("_")
-    return int(number) if prefix == "scene" and number.isdigit() else -1
+def object_state_of(label: str) -> tuple[int, int]:
+    """``(scene, stamp_ns)`` an :func:`object_state_label` names (``(-1, -1)``: none, as from a cell that does
+    not label them)."""
+    parts = label.split("_")
+    if len(parts) == 4 and parts[0] == "scene" and parts[2] == "ns" and parts[1].isdigit() and parts[3].isdigit():
+        return int(parts[1]), int(parts[3])
+    return -1, -1
+
 
 END_NONE, END_SUCCESS, END_FAILURE, END_TIME_LIMIT, END_STALE_INPUT, END_SAFETY, END_ABORTED = range(7)
 """``Transition.end_reason`` values."""

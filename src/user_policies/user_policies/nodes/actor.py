@@ -26,7 +26,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
-from std_msgs.msg import Bool, Float32MultiArray, Header
+from std_msgs.msg import Float32MultiArray, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -61,18 +61,21 @@ from user_robot.contracts import (
     TRUTH_UNKNOWN,
     TRUTH_UNSOLVED,
     WEIGHTS_TOPIC,
-    scene_of,
+    object_state_of,
 )
 from user_robot.diagnostics import WARN, diagnostic_array
 from user_robot.markers import status_markers, workspace_markers
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, STATUS, TRANSITIONS, WEIGHTS
 from user_robot.nodes.runtime import ControlLoop, declare, run
+from user_robot.nodes.stamps import stamp_ns
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
 WEIGHTS_WAIT_S = 30.0
-DRAIN_TIMEOUT_S = 2.0  # at shutdown, how long to wait for the learner to acknowledge the last transitions
 """Longest an episode start waits for the weights a synchronous goal asks for."""
+DRAIN_TIMEOUT_S = 2.0  # at shutdown, how long to wait for the learner to acknowledge the last transitions
+TICK_INPUT_WAIT_S = 2.0
+"""On sim time, longest a tick waits for the arm and object state of its own time (then it reads the newest)."""
 RESET_ATTEMPTS = 3
 ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human", "classifier")
 """Reward sources the actor computes itself."""
@@ -123,6 +126,7 @@ class Actor(Node):
         self.command_frame = command_frame(self.task.action, self.robot.base_frame, self.robot.ee_frame)
 
         self._lock = threading.Lock()
+        self._inputs_arrived = threading.Condition(self._lock)  # (notified by the arm and object states)
         self._arm: ArmState | None = None
         self._intervention: Intervention | None = None
         self._intervention_time = 0.0
@@ -139,12 +143,14 @@ class Actor(Node):
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
         self.create_subscription(Intervention, "intervention", self._on_intervention, CONTROL)
         self._objects: tuple[np.ndarray | None, float] = (None, -1.0)
+        self._objects_ns = -1  # the sim time of the newest object state
         self._scene_seen, self._stale_scene = -1, None  # object states of _stale_scene are the last episode's
         self._last_action: np.ndarray | None = None  # executed at the previous tick (``last_action`` state key)
-        if uses_privileged_state(self.task):  # object poses and the verdict of one sim step, in one message
+        if self.robot.backend == "sim":  # object poses (privileged state) and the verdict (the reward with source
+            # sim, else the ground truth logged beside it) of one sim step, in one message stamped with its time
             self.create_subscription(Float32MultiArray, OBJECT_STATE_TOPIC, self._on_objects, CONTROL)
-        elif self.robot.backend == "sim":  # the reward (source sim), else the ground truth logged beside it
-            self.create_subscription(Bool, "sim/success", self._on_success, CONTROL)
+        # on sim time each tick observes the inputs of its own time (_await_tick_inputs)
+        self._tick_inputs = self.robot.backend == "sim" and bool(self.get_parameter("use_sim_time").value)
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
         self._weights_arrived = threading.Condition()
         self._weights_parts = WeightsParts()
@@ -253,7 +259,9 @@ class Actor(Node):
         return model, threshold
 
     def _on_arm(self, msg: ArmState) -> None:
-        self._arm = msg
+        with self._inputs_arrived:
+            self._arm = msg
+            self._inputs_arrived.notify_all()
 
     def _on_intervention(self, msg: Intervention) -> None:
         with self._lock:
@@ -262,17 +270,15 @@ class Actor(Node):
             if msg.label:
                 self._label = msg.label
 
-    def _on_success(self, msg: Bool) -> None:
-        self._sim_success = (bool(msg.data), time.monotonic())
-
     def _on_objects(self, msg: Float32MultiArray) -> None:
-        scene = scene_of(msg.layout.dim[0].label) if msg.layout.dim else -1
+        scene, stamp = object_state_of(msg.layout.dim[0].label) if msg.layout.dim else (-1, -1)
         data, now = np.asarray(msg.data, dtype=np.float32), time.monotonic()
-        with self._lock:
+        with self._inputs_arrived:
             if scene == self._stale_scene:  # (sent before the scene reset, arriving after it)
                 return
-            self._scene_seen = scene
+            self._scene_seen, self._objects_ns = scene, max(self._objects_ns, stamp)
             self._objects, self._sim_success = (data[:-1], now), (bool(data[-1] > 0.5), now)
+            self._inputs_arrived.notify_all()
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for param in params:
@@ -405,14 +411,16 @@ class Actor(Node):
             self._periods.append(t - self._last_tick)
         self._last_tick = t
         stamp = self.loop.clock.now().to_msg()
-        commanded = self._control()
+        commanded = self._control(stamp_ns(stamp))
         self.tick_pub.publish(Header(stamp=stamp, frame_id=TICK_COMMANDED if commanded else TICK_IDLE))
 
-    def _control(self) -> bool:
-        """One control step of the running episode; True when it commanded the arm."""
+    def _control(self, tick_ns: int) -> bool:
+        """One control step (at ``tick_ns``) of the running episode; True when it commanded the arm."""
         episode = self.episode
         if episode is None or episode.ended:
             return False
+        if self._tick_inputs:
+            self._await_tick_inputs(tick_ns)
         arm = self._arm
         if arm is not None and arm.status == ArmState.STATUS_ERROR:
             self.get_logger().error(f"arm error, ending episode: {arm.message}")
@@ -446,6 +454,25 @@ class Actor(Node):
         if result.ended:
             self._episode_done.set()
         return result.action is not None
+
+    def _await_tick_inputs(self, tick_ns: int) -> None:
+        """Hold the tick until the arm state and the cell's object state of its own time have come.
+
+        The lockstep cell holds the clock at the tick, and the bridge relays the state of a control tick at
+        once (``ControlPeriodRelay``): the policy then observes exactly the tick's state, however the
+        bridge's timer, the cell and this tick interleave, so an evaluation is the same for a seed. After
+        ``TICK_INPUT_WAIT_S`` the tick goes on with the newest (logged)."""
+
+        def arrived() -> bool:
+            arm = self._arm
+            return arm is not None and stamp_ns(arm.header.stamp) >= tick_ns and self._objects_ns >= tick_ns
+
+        with self._inputs_arrived:
+            if self._inputs_arrived.wait_for(arrived, TICK_INPUT_WAIT_S):
+                return
+        self.get_logger().warning(
+            f"the inputs of the tick at sim time {tick_ns / 1e9:.3f} s did not come within {TICK_INPUT_WAIT_S:.0f} s "
+            "(is the arm bridge relaying?); the tick reads the newest", throttle_duration_sec=10.0)
 
     def _publish_records(self, records: list) -> None:
         meta = self._episode_meta

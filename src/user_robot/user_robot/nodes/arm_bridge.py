@@ -1,7 +1,8 @@
 """arm_bridge: the driver ↔ learning-stack bridge, and where safety lives (wiring only).
 
 Runs in the robot namespace (``-r __ns:=/robot_0``). Reads the driver's state topics (names and
-QoS from ``config/robots/<robot>.yaml``), publishes ``arm/state`` at ``safety.bridge_rate_hz``, and
+QoS from ``config/robots/<robot>.yaml``), publishes ``arm/state`` at ``safety.bridge_rate_hz`` and with the
+first driver state of each control period (:class:`user_robot.arm_state_core.ControlPeriodRelay`), and
 turns each ``arm/command`` (a normalized action) into an absolute equilibrium pose; the last safe
 pose is re-published on the driver's equilibrium topic at the bridge rate. Every decision (the
 command gate, action mapping and safety filter, holds, the watchdog, driver loss and re-seeding,
@@ -31,7 +32,7 @@ from std_msgs.msg import Float64
 from user_interfaces.action import ResetArm
 from user_interfaces.msg import ArmCommand, ArmState
 from user_robot.action_mapping import GRIPPER_CLOSE
-from user_robot.arm_state_core import gripper_width, robot_mode_error
+from user_robot.arm_state_core import ControlPeriodRelay, gripper_width, robot_mode_error
 from user_robot.bridge_core import NS_PER_S, BridgeCore, Log, Reset, Status
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, PROFILES
@@ -82,6 +83,9 @@ class ArmBridge(Node):
         self._gripper_width = 0.0
         self._ticks: list[float] = []
 
+        streams = ("pose", *(("wrench",) if drv.external_wrench else ()),
+                   *(("gripper",) if self.robot.gripper != "none" else ()))
+        self._relay = ControlPeriodRelay(round(NS_PER_S / self.task.control_rate_hz), streams)
         state_qos = PROFILES[drv.state_qos]
         self.create_subscription(PoseStamped, drv.current_pose, self._on_pose, state_qos)
         if drv.external_wrench:  # ("": no force sensing; the wrench stays zero)
@@ -196,15 +200,22 @@ class ArmBridge(Node):
         unstamped = msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0
         ns = self.get_clock().now().nanoseconds if unstamped else stamp_ns(msg.header.stamp)
         self.core.on_pose(_pose_of(msg.pose), ns, self._now())
+        self._arrived("pose", ns)
 
     def _on_wrench(self, msg: WrenchStamped) -> None:
         self._wrench = msg.wrench
+        self._arrived("wrench", stamp_ns(msg.header.stamp))
 
     def _on_joints(self, msg: JointState) -> None:
         self._joints_received = self._now()
 
     def _on_gripper_joints(self, msg: JointState) -> None:
         self._gripper_width = gripper_width(msg.position)
+        self._arrived("gripper", stamp_ns(msg.header.stamp))
+
+    def _arrived(self, stream: str, ns: int) -> None:
+        if self._relay.arrived(stream, ns):  # the state of a control tick goes out at once (ControlPeriodRelay)
+            self.state_pub.publish(self._state_msg())
 
     def _on_franka_state(self, msg: Any) -> None:
         errors = msg.current_errors

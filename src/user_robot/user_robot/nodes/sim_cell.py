@@ -48,7 +48,7 @@ from std_msgs.msg import Bool, Float32MultiArray, Float64, Header, MultiArrayDim
 from std_srvs.srv import SetBool, Trigger
 
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
-from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, scene_label
+from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
@@ -382,8 +382,8 @@ class SimCellNode(Node):
         if self.objects_pub.get_subscription_count():  # (only an actor observing object_state asks for it)
             # the verdict rides along so that an observer gets poses and verdict of one step, never a mix
             data = [*cell.object_state().tolist(), float(success)]
-            layout = MultiArrayLayout(dim=[MultiArrayDimension(label=scene_label(self.episode), size=len(data),
-                                                               stride=len(data))])
+            label = object_state_label(self.episode, stamp_ns(stamp))
+            layout = MultiArrayLayout(dim=[MultiArrayDimension(label=label, size=len(data), stride=len(data))])
             self.objects_pub.publish(Float32MultiArray(layout=layout, data=data))
 
     def _expert_tick(self) -> None:
