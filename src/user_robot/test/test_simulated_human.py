@@ -119,3 +119,43 @@ def test_a_policy_coming_down_early_toward_the_object_is_judged_by_its_xy_way_wi
 
     run_episode(SimCell(task, robot), first_ticks, 0, 0)
     assert (takeovers[24] > 0) is taken_over
+
+
+def test_with_human_progress_fraction_closing_in_slowly_near_the_goal_is_not_drifting() -> None:
+    task = load_task("pick_and_place")
+    strict = SimulatedHuman(make_expert(task))
+    lenient = SimulatedHuman(make_expert(dataclasses.replace(
+        task, expert={**task.expert, "human_progress_fraction": 0.5})))
+    assert strict.required_progress(0.02) == strict.required_progress(0.5) == strict.min_progress == 0.01
+    assert lenient.required_progress(0.5) == 0.01  # far away: as strict
+    assert lenient.required_progress(0.025) == pytest.approx(0.005)  # half the 1 cm beyond the 1.5 cm tolerance
+    assert lenient.required_progress(0.01) == 0.0  # (within the tolerance it is never judged drifting anyway)
+
+
+@pytest.mark.parametrize(("fraction", "taken_over"), [(0.0, True), (0.5, False)])
+def test_a_policy_closing_in_slowly_is_left_alone_with_human_progress_fraction(
+        fraction: float, taken_over: bool) -> None:
+    """A policy moving 3% of the way to the expert's goal a tick (in the air, over the duck) slows down as it
+    nears it: from about 3.5 cm out it comes less than 1 cm closer in 10 ticks, drifting by
+    ``human_min_progress`` alone; with ``human_progress_fraction`` 0.5 it is closing in, and left alone."""
+    task, robot = load_task("pick_and_place"), load_robot("sim")
+    task = dataclasses.replace(task, expert={**task.expert, "human_progress_fraction": fraction})
+    human = None
+
+    def slow(cell: SimCell, step: int) -> np.ndarray:
+        xyz, quat = cell.tcp_pose()
+        goal = human.expert.last_goal if step else xyz
+        return np.append(action_toward(xyz, quat, xyz + 0.03 * (goal - xyz), quat, cell.task_cfg.action)[:6], -1.0)
+
+    human, supervised = supervised_policy(task, robot, slow)
+    reasons = []
+
+    def first_ticks(cell: SimCell, step: int) -> np.ndarray:
+        action = supervised(cell, step)
+        reasons.append(human.reason)
+        return action if step < 60 else np.zeros(7)
+
+    run_episode(SimCell(task, robot), first_ticks, 0, 0)
+    first = next((r for r in reasons[:60] if r), "")
+    assert bool(first) is taken_over, first
+    assert not first or first.startswith("phase approach")

@@ -36,6 +36,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "gain": 0.5,
     "human_window": 10,
     "human_min_progress": 0.01,
+    "human_progress_fraction": 0.0,
     "human_tolerance": 0.015,
     "human_handback": 15,
     "human_stall_ticks": 30,
@@ -394,8 +395,9 @@ class ExpertSchedule:
 
 class SimulatedHuman:
     """The scripted expert watching the policy, as a person supervising HG-DAgger: it takes the SpaceMouse
-    when the TCP has come less than ``human_min_progress`` (m) closer to where the expert would take it
-    over the last ``human_window`` control ticks while still farther than ``human_tolerance`` from it
+    when the TCP has come less than ``human_min_progress`` (m; see :meth:`required_progress`) closer to
+    where the expert would take it over the last ``human_window`` control ticks while still farther than
+    ``human_tolerance`` from it
     (drifting away, or stalled) or, near it, while the expert's phase has not advanced for
     ``human_stall_ticks`` (hovering where the expert would have moved on: the next sub-goal is never
     reached), drives for ``human_handback`` ticks, and lets go. The thresholds are
@@ -406,12 +408,14 @@ class SimulatedHuman:
         self.expert = expert
         self.window = int(expert.p["human_window"])
         self.min_progress = float(expert.p["human_min_progress"])
+        self.progress_fraction = float(expert.p["human_progress_fraction"])
         self.tolerance = float(expert.p["human_tolerance"])
         self.handback = int(expert.p["human_handback"])
         self.stall_ticks = int(expert.p["human_stall_ticks"])
-        if self.window < 1 or self.handback < 1 or min(self.min_progress, self.tolerance, self.stall_ticks) < 0:
-            raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and "
-                             f"human_min_progress, human_tolerance, human_stall_ticks >= 0")
+        if self.window < 1 or self.handback < 1 or min(self.min_progress, self.tolerance, self.stall_ticks,
+                                                        self.progress_fraction) < 0:
+            raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and human_min_progress, "
+                             f"human_progress_fraction, human_tolerance, human_stall_ticks >= 0")
         self.takeovers = 0  # (over all episodes)
         self.reason = ""  # why it took the newest takeover (phase, distance, progress)
         self.driven = 0  # control ticks it drove (over all episodes)
@@ -422,6 +426,14 @@ class SimulatedHuman:
         self.driving = 0  # ticks left before handing back (0: the policy drives)
         self.positions: list[np.ndarray] = []  # the TCP over the last window
         self.phase = ""
+
+    def required_progress(self, distance: float) -> float:
+        """The progress (m over the window) below which the TCP ``distance`` from the goal counts as drifting:
+        ``human_min_progress``, or with ``human_progress_fraction`` that fraction of the way left beyond the
+        tolerance where less (closing in slowly near the goal is not drifting)."""
+        if self.progress_fraction <= 0:
+            return self.min_progress
+        return min(self.min_progress, self.progress_fraction * max(0.0, distance - self.tolerance))
 
     def tick(self, cell: SimCell) -> tuple[np.ndarray, int] | None:
         """Watch one control tick: the expert's (action, gripper intent) while it drives, else None."""
@@ -439,7 +451,7 @@ class SimulatedHuman:
         then, now = (float(np.linalg.norm(self.expert.judged_offset(goal - p)))
                      for p in (self.positions[0], self.positions[-1]))
         stalled = 0 < self.stall_ticks < self.expert.ticks
-        judged = len(self.positions) > self.window and then - now < self.min_progress
+        judged = len(self.positions) > self.window and then - now < self.required_progress(now)
         if not (judged and (now > self.tolerance or stalled)):
             return None
         self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
