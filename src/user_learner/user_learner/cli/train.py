@@ -18,6 +18,8 @@ classifier.
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
 
 from user_learner.bags.transition_bag import check_recording
@@ -39,6 +41,48 @@ NOT_TRAIN_OPTIONS = ("mode", "episodes", "use_rviz")
 """Graph options that ``train`` does not offer (it always trains, until ``--steps``)."""
 
 
+
+SYNC_FINAL_WAIT_S = 300.0
+"""Longest ``--episodes N --pipeline sync`` waits for the learner's weights trained on the last episode."""
+
+
+class EpisodesDone:
+    """``--episodes N``: done once N episodes have ended; with ``trained`` (the synchronous pipeline, whose
+    learner trains on each episode after it ends) only once the learner has published weights newer than
+    every version the last episodes ran on (at most ``SYNC_FINAL_WAIT_S`` after they ended), so that the
+    final checkpoint holds what it learnt from them."""
+
+    def __init__(self, total: int, trained: bool) -> None:
+        self.total, self.trained = total, trained
+        self._since: float | None = None  # when the N-th episode ended
+
+    def __call__(self, log) -> bool:
+        if len(log.results) < self.total:
+            return False
+        if not self.trained:
+            return True
+        self._since = self._since or time.monotonic()
+        ran_on = max((v for rs in log.by_robot().values() for v in rs[-1].policy_versions), default=0)
+        if log.learner is not None and log.learner.version > ran_on:
+            return True
+        if time.monotonic() - self._since > SYNC_FINAL_WAIT_S:
+            print(f"no learner weights trained on the last episode within {SYNC_FINAL_WAIT_S:.0f} s; stopping without",
+                  file=sys.stderr)
+            return True
+        return False
+        if not self.trained:
+            return True
+        version = log.learner.version if log.learner is not None else 0
+        if self._ended is None:
+            self._ended = (version, time.monotonic())
+        if version > self._ended[0]:
+            return True
+        if time.monotonic() - self._ended[1] > SYNC_FINAL_WAIT_S:
+            print(f"the learner published no weights trained on the last episode within {SYNC_FINAL_WAIT_S:.0f} s; "
+                  "stopping without them", file=sys.stderr)
+            return True
+        return False
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl train`` flags: the graph's options, then the run's."""
     parser.add_argument("--task", default="", help="task config name, e.g. peg_insertion (with --tasks: the first "
@@ -47,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
                         "--side learner: transitions to receive")
     parser.add_argument("--episodes", type=int, default=0, help="stop once this many training episodes have ended "
-                        "in this run (all robots; 0: --steps decides)")
+                        "in this run (all robots; 0: --steps decides); with --pipeline sync, and the learner has trained on them")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
     parser.add_argument("--record", default="", metavar="DIR",
@@ -117,9 +161,7 @@ def run(args: argparse.Namespace) -> int:
             return log.learner is not None and log.learner.transitions_received >= total
     elif args.episodes:
         total, unit = args.episodes, "episodes"
-
-        def done(log) -> bool:
-            return len(log.results) >= total
+        done = EpisodesDone(total, trained=args.pipeline == "sync" and args.side == "all")
     else:
         total, unit = args.steps, "steps"
 
