@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
                         "--side learner: transitions to receive")
     parser.add_argument("--episodes", type=int, default=0, help="stop once this many training episodes have ended "
-                        "in this run (all robots; 0: --steps decides); with --pipeline sync, and the learner has trained on them")
+                        "in this run (all robots; 0: --steps decides); with --pipeline sync, and the learner has "
+                        "trained on them")
     parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
     parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
     parser.add_argument("--record", default="", metavar="DIR",
