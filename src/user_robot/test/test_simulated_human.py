@@ -107,18 +107,26 @@ def test_a_policy_coming_down_early_toward_the_object_is_judged_by_its_xy_way_wi
     """Closing in on the duck while coming down to it (not the expert's way, over at carry height first):
     judged on the whole way to the expert's goal it makes no progress and is taken over; with
     ``human_approach_xy`` it is closing in, and left alone."""
-    task, robot = load_task("pick_and_place"), load_robot("sim")
+    task = load_task("pick_and_place")
     task = dataclasses.replace(task, expert={**task.expert, "human_approach_xy": approach_xy})
-    human, supervised = supervised_policy(task, robot, lambda cell, step: _down_beside_the_duck(cell, 0.0) * 0.3)
-    takeovers = []
+    first = _first_takeover(task, lambda cell, step, _human: _down_beside_the_duck(cell, 0.0) * 0.3, ticks=25)
+    assert bool(first) is taken_over, first
+
+
+def _first_takeover(task, policy, ticks: int) -> str:
+    """Why the simulated human first took over ``policy`` (``policy(cell, step, human)``) within its first
+    ``ticks`` control ticks ("": it did not); the arm holds after them."""
+    human = None
+    human, supervised = supervised_policy(task, load_robot("sim"), lambda cell, step: policy(cell, step, human))
+    reasons = []
 
     def first_ticks(cell: SimCell, step: int) -> np.ndarray:
         action = supervised(cell, step)
-        takeovers.append(human.takeovers)
-        return action if step < 25 else np.zeros(7)
+        reasons.append(human.reason)
+        return action if step < ticks else np.zeros(7)
 
-    run_episode(SimCell(task, robot), first_ticks, 0, 0)
-    assert (takeovers[24] > 0) is taken_over
+    run_episode(SimCell(task, load_robot("sim")), first_ticks, 0, 0)
+    return next((r for r in reasons[:ticks] if r), "")
 
 
 def test_with_human_progress_fraction_closing_in_slowly_near_the_goal_is_not_drifting() -> None:
@@ -138,24 +146,14 @@ def test_a_policy_closing_in_slowly_is_left_alone_with_human_progress_fraction(
     """A policy moving 3% of the way to the expert's goal a tick (in the air, over the duck) slows down as it
     nears it: from about 3.5 cm out it comes less than 1 cm closer in 10 ticks, drifting by
     ``human_min_progress`` alone; with ``human_progress_fraction`` 0.5 it is closing in, and left alone."""
-    task, robot = load_task("pick_and_place"), load_robot("sim")
+    task = load_task("pick_and_place")
     task = dataclasses.replace(task, expert={**task.expert, "human_progress_fraction": fraction})
-    human = None
 
-    def slow(cell: SimCell, step: int) -> np.ndarray:
+    def slow(cell: SimCell, step: int, human: SimulatedHuman) -> np.ndarray:
         xyz, quat = cell.tcp_pose()
         goal = human.expert.last_goal if step else xyz
         return np.append(action_toward(xyz, quat, xyz + 0.03 * (goal - xyz), quat, cell.task_cfg.action)[:6], -1.0)
 
-    human, supervised = supervised_policy(task, robot, slow)
-    reasons = []
-
-    def first_ticks(cell: SimCell, step: int) -> np.ndarray:
-        action = supervised(cell, step)
-        reasons.append(human.reason)
-        return action if step < 60 else np.zeros(7)
-
-    run_episode(SimCell(task, robot), first_ticks, 0, 0)
-    first = next((r for r in reasons[:60] if r), "")
+    first = _first_takeover(task, slow, ticks=60)
     assert bool(first) is taken_over, first
     assert not first or first.startswith("phase approach")
