@@ -460,8 +460,8 @@ class Actor(Node):
 
         The lockstep cell holds the clock at the tick, and the bridge relays the state of a control tick at
         once (``ControlPeriodRelay``): the policy then observes exactly the tick's state, however the
-        bridge's timer, the cell and this tick interleave, so an evaluation is the same for a seed. After
-        ``TICK_INPUT_WAIT_S`` the tick goes on with the newest (logged)."""
+        bridge's timer, the cell and this tick interleave. After ``TICK_INPUT_WAIT_S`` the tick goes on
+        with the newest (logged)."""
 
         def arrived() -> bool:
             arm = self._arm
