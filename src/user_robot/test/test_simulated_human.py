@@ -16,9 +16,11 @@ from user_robot.sim.headless import expert_policy, run_episode, supervised_polic
 from user_robot.task_config import load_task
 
 
-@pytest.mark.parametrize("name", ["pick_and_place", "peg_insertion"])
-def test_the_expert_itself_is_never_taken_over(name: str) -> None:
+@pytest.mark.parametrize(("name", "phase_ticks"), [("pick_and_place", 0), ("peg_insertion", 0),
+                                                   ("table_cleanup", 30), ("pick_and_place", 30)])
+def test_the_expert_itself_is_never_taken_over(name: str, phase_ticks: int) -> None:
     task, robot = load_task(name), load_robot("sim")
+    task = dataclasses.replace(task, expert={**task.expert, "human_phase_ticks": phase_ticks})
     human, policy = supervised_policy(task, robot, expert_policy(task, robot)[1])
     cell = SimCell(task, robot)
     assert all(run_episode(cell, policy, 0, episode).success for episode in range(3))
@@ -157,3 +159,18 @@ def test_a_policy_closing_in_slowly_is_left_alone_with_human_progress_fraction(
     first = _first_takeover(task, slow, ticks=60)
     assert bool(first) is taken_over, first
     assert not first or first.startswith("phase approach")
+
+
+def test_with_human_phase_ticks_the_way_is_the_policys_own_and_only_a_step_not_reached_in_time_is_taken_over(
+) -> None:
+    """Coming down early beside the duck is taken over within 25 ticks by the distance rule; judged by the
+    task's steps it is left alone until its step (reaching the duck) has taken 30 ticks. A policy that
+    does nothing is taken over at the 30th tick."""
+    task = load_task("pick_and_place")
+    by_step = dataclasses.replace(task, expert={**task.expert, "human_phase_ticks": 30})
+    down_early = lambda cell, step, _human: _down_beside_the_duck(cell, 0.0) * 0.3  # noqa: E731
+    assert _first_takeover(task, down_early, ticks=25)
+    assert not _first_takeover(by_step, down_early, ticks=25)
+    idle = lambda cell, step, _human: np.zeros(7)  # noqa: E731
+    assert not _first_takeover(by_step, idle, ticks=29)
+    assert _first_takeover(by_step, idle, ticks=30) == "phase approach, 30 ticks in it (limit 30)"

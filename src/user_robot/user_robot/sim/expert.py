@@ -40,9 +40,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "human_tolerance": 0.015,
     "human_handback": 15,
     "human_stall_ticks": 30,
+    "human_phase_ticks": 0,
 }
 """Expert settings shared by every task: ``gain``, the fraction of the remaining way moved per tick;
-``human_*``, the simulated human's thresholds (:class:`SimulatedHuman`; ``human_stall_ticks`` 0 is off)."""
+``human_*``, the simulated human's thresholds (:class:`SimulatedHuman`; ``human_stall_ticks`` and
+``human_phase_ticks`` 0 are off)."""
 
 
 def wrap_period(angle: float, period: float) -> float:
@@ -400,7 +402,9 @@ class SimulatedHuman:
     ``human_tolerance`` from it
     (drifting away, or stalled) or, near it, while the expert's phase has not advanced for
     ``human_stall_ticks`` (hovering where the expert would have moved on: the next sub-goal is never
-    reached), drives for ``human_handback`` ticks, and lets go. The thresholds are
+    reached), drives for ``human_handback`` ticks, and lets go. With ``human_phase_ticks`` it judges the task's
+    progress instead of the way: it takes over only when the expert's sub-goal (grasp this object, carry it
+    over the box, ...) has not been reached in that many ticks. The thresholds are
     the task YAML's ``expert:`` keys. The expert follows the episode all along (its phase machine sees
     every tick), so its goal is the one it would pursue from here."""
 
@@ -412,10 +416,11 @@ class SimulatedHuman:
         self.tolerance = float(expert.p["human_tolerance"])
         self.handback = int(expert.p["human_handback"])
         self.stall_ticks = int(expert.p["human_stall_ticks"])
+        self.phase_ticks = int(expert.p["human_phase_ticks"])
         if self.window < 1 or self.handback < 1 or min(self.min_progress, self.tolerance, self.stall_ticks,
-                                                        self.progress_fraction) < 0:
+                                                        self.progress_fraction, self.phase_ticks) < 0:
             raise ValueError(f"task {expert.task.name}: need human_window, human_handback >= 1 and human_min_progress, "
-                             f"human_progress_fraction, human_tolerance, human_stall_ticks >= 0")
+                             f"human_progress_fraction, human_tolerance, human_stall_ticks, human_phase_ticks >= 0")
         self.takeovers = 0  # (over all episodes)
         self.reason = ""  # why it took the newest takeover (phase, distance, progress)
         self.driven = 0  # control ticks it drove (over all episodes)
@@ -447,6 +452,8 @@ class SimulatedHuman:
                 self.positions = []
             self.driven += 1
             return action, grip
+        if self.phase_ticks:
+            return self._judge_phase(action, grip)
         goal = self.expert.last_goal  # (progress toward where it wants to go now: its goal may move)
         then, now = (float(np.linalg.norm(self.expert.judged_offset(goal - p)))
                      for p in (self.positions[0], self.positions[-1]))
@@ -454,8 +461,20 @@ class SimulatedHuman:
         judged = len(self.positions) > self.window and then - now < self.required_progress(now)
         if not (judged and (now > self.tolerance or stalled)):
             return None
-        self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
+        self._take_over()
         stall = f", {self.expert.ticks} ticks in the phase" if now <= self.tolerance else ""
         self.reason = (f"phase {self.phase}, TCP {np.round(self.positions[-1], 3)}, its goal {np.round(goal, 3)}, "
                        f"{now:.3f} m from it, {then - now:+.3f} m closer over {self.window} ticks{stall}")
+        return action, grip
+
+    def _take_over(self) -> None:
+        self.driving, self.takeovers, self.driven = self.handback - 1, self.takeovers + 1, self.driven + 1
+
+    def _judge_phase(self, action: np.ndarray, grip: int) -> tuple[np.ndarray, int] | None:
+        """``human_phase_ticks``: the policy's way is its own; the human takes over only once the task's
+        current step (the expert's sub-goal) has not been reached in that many ticks."""
+        if self.expert.ticks < self.phase_ticks:
+            return None
+        self._take_over()
+        self.reason = f"phase {self.phase}, {self.expert.ticks} ticks in it (limit {self.phase_ticks})"
         return action, grip
