@@ -17,8 +17,8 @@ are indications for choosing settings, written as "headless" in BENCHMARKS.md, n
 graph's ``user-rl eval``.
 
 Prints the clone's and every ``--eval-every`` episodes' success over ``--eval-episodes`` evaluation
-episodes (seed ``--eval-seed``, the policy alone), with the training episodes' success with the human
-and the human's share of their steps.
+episodes (seed ``--eval-seed``, the policy alone), with the training episodes' success with the human,
+the human's share of their steps and its takeovers by the expert's phase they came in.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         def recorded(c: SimCell, step: int) -> np.ndarray:
             if step == 0:
                 executed.clear()
-            obs, before = observe(c), (human.driven if human else 0)
+            obs, before, taken = observe(c), (human.driven if human else 0), (human.takeovers if human else 0)
             decided.append((drive(c, step), human is None or human.driven > before, obs))
+            if human is not None and human.takeovers > taken:
+                takeovers[human.phase] += 1
             action, intervened, seen = decided[step - args.lag] if step >= args.lag else (
                 np.zeros(task.action.dims), False, obs)
             label_obs = seen if args.aligned_labels else obs
@@ -134,7 +137,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         rows.append(row)
         console.print(" | ".join(row))
 
-    add(("clone", "-", "-", f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
+    takeovers: Counter[str] = Counter()  # the expert's phase at each takeover, over the window
+    add(("clone", "-", "-", "-", f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
     window: list[tuple[bool, int, int]] = []
     for i in range(args.episodes):
         human, supervised = headless.supervised_policy(task, robot, act)
@@ -146,12 +150,14 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             core.update()
         if (i + 1) % args.eval_every == 0 or i + 1 == args.episodes:
             ok, steps, driven = (sum(x) for x in zip(*window, strict=True))
-            add((f"{i + 1 - len(window) + 1}-{i + 1}", f"{ok}/{len(window)}", f"{100 * driven / steps:.0f}%",
-                         f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
-            window = []
+            phases = ", ".join(f"{phase} {n}" for phase, n in takeovers.most_common())
+            add((f"{i + 1 - len(window) + 1}-{i + 1}", f"{ok}/{len(window)}", f"{100 * driven / steps:.0f}%", phases,
+                 f"{evaluate()}/{args.eval_episodes}", f"{time.monotonic() - start:.0f}"))
+            window, takeovers = [], Counter()
     table = Table(title=f"HG-DAgger headless: {args.task}, {args.demos} demos, utd {args.utd}, "
                         f"eval seed {args.eval_seed}" + (", privileged object_state" if args.privileged else ""))
-    for column in ("episodes", "training: success with the human", "human share", "eval (policy alone)", "wall s"):
+    for column in ("episodes", "training: success with the human", "human share", "takeovers by the expert's phase",
+                   "eval (policy alone)", "wall s"):
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
