@@ -174,3 +174,24 @@ def test_with_human_phase_ticks_the_way_is_the_policys_own_and_only_a_step_not_r
     idle = lambda cell, step, _human: np.zeros(7)  # noqa: E731
     assert not _first_takeover(by_step, idle, ticks=29)
     assert _first_takeover(by_step, idle, ticks=30) == "phase approach, 30 ticks in it (limit 30)"
+
+
+@pytest.mark.parametrize("order", ["listed", "nearest"])
+def test_the_expert_goes_for_the_listed_or_the_nearest_object_first(order: str) -> None:
+    task, robot = load_task("table_cleanup"), load_robot("sim")
+    task = dataclasses.replace(task, expert={**task.expert, "object_order": order})
+    cell = SimCell(task, robot)
+    for seed in range(20):  # a scene whose nearest object is not the first listed
+        cell.reset(seed, 0)
+        objects, xyz = cell.privileged()["objects"], cell.tcp_pose()[0]
+        nearest = min(objects, key=lambda n: float(np.linalg.norm((objects[n]["pos"] - xyz)[:2])))
+        if nearest != next(iter(objects)):
+            break
+    else:
+        raise AssertionError("every scene's nearest object was the first listed")
+    expert = make_expert(task)
+    expert.act(cell)
+    want = next(iter(objects)) if order == "listed" else nearest
+    np.testing.assert_allclose(expert.last_goal[:2], objects[want]["pos"][:2], atol=2e-3)
+    with pytest.raises(ValueError, match=r"table_cleanup: expert\.object_order must be listed or nearest"):
+        make_expert(dataclasses.replace(task, expert={**task.expert, "object_order": "random"}))

@@ -156,11 +156,18 @@ class PickPlaceExpert(Expert):
         "approach_hover": 0.005,  # m above the grasp height the near alignment keeps at least
         "approach_funnel": 0.0,  # beyond approach_near, the lowest approach height rises this many m per m
         # of xy distance (a cone over the object, capped at carry height); 0: off, always at carry height
+        "object_order": "listed",  # which object next: the task's list order, or the one nearest the TCP (xy)
         "human_approach_xy": False,  # the simulated human judges the approach by its xy way alone: a
         # policy coming down toward the object early is not drifting while it closes in over the table
     }
 
     START_PHASE: ClassVar[str] = "approach"
+
+    def __init__(self, task: TaskConfig) -> None:
+        super().__init__(task)
+        if self.p["object_order"] not in ("listed", "nearest"):
+            raise ValueError(f"task {task.name}: expert.object_order must be listed or nearest, "
+                             f"got {self.p['object_order']!r}")
 
     def goal(self, cell: SimCell) -> tuple[np.ndarray, float, int]:
         p, s = self.p, cell.privileged()
@@ -169,6 +176,8 @@ class PickPlaceExpert(Expert):
         over = {n: bool(np.all(np.abs(o["pos"][:2] - s["container"][:2]) <= s["container_half"]))
                 for n, o in s["objects"].items()}
         pending = [n for n, o in s["objects"].items() if not o["inside"] and not over[n] and s["held"] != n]
+        if p["object_order"] == "nearest":  # (whichever object a policy heads for is the one the human judges)
+            pending.sort(key=lambda n: float(np.linalg.norm((s["objects"][n]["pos"] - xyz)[:2])))
         name = s["held"] or (pending[0] if pending else None)
         if name is None and not all(o["inside"] for o in s["objects"].values()):
             return xyz, 0.0, OPEN  # something is still falling into the container
