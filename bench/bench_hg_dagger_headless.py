@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=3)
     parser.add_argument("--pretrain-updates", type=int, default=2000)
     parser.add_argument("--episodes", type=int, default=100, help="HG-DAgger episodes with the simulated human")
+    parser.add_argument("--log-takeovers", action="store_true", help="print each takeover's reason as it happens")
     parser.add_argument("--utd", type=float, default=4.0, help="updates per step after each episode")
     parser.add_argument("--eval-every", type=int, default=20)
     parser.add_argument("--eval-episodes", type=int, default=20)
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             decided.append((drive(c, step), human is None or human.driven > before, obs))
             if human is not None and human.takeovers > taken:
                 takeovers[human.phase] += 1
+                if args.log_takeovers:
+                    console.print(f"{name} tick {step}: {human.reason}")
             action, intervened, seen = decided[step - args.lag] if step >= args.lag else (
                 np.zeros(task.action.dims), False, obs)
             label_obs = seen if args.aligned_labels else obs
