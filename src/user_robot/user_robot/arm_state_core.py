@@ -79,8 +79,9 @@ class ControlPeriodRelay:
     def arrived(self, stream: str, stamp_ns: int) -> bool:
         """A sample of ``stream`` stamped ``stamp_ns`` came: whether to relay the arm state now."""
         self.newest[stream] = max(self.newest[stream], stamp_ns)
-        period = min(self.newest.values()) // self.period_ns
-        if period <= self._relayed or min(self.newest.values()) < 0:
+        oldest = min(self.newest.values())  # (the stream furthest behind decides)
+        period = oldest // self.period_ns
+        if oldest < 0 or period <= self._relayed:
             return False
         self._relayed = period
         return True
