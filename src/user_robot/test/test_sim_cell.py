@@ -160,3 +160,21 @@ def test_the_object_state_tracks_the_objects_as_the_expert_moves_them(name: str)
     assert first.shape == (cell.task.object_state_size(),) and np.isfinite(first).all()
     result = run_episode(cell, expert_policy(task, robot)[1], 0, 0)
     assert result.success and not np.allclose(cell.object_state(), first, atol=1e-3)  # the expert moved them
+
+
+def test_object_offsets_give_each_object_relative_to_the_tcp() -> None:
+    base = load_task("table_cleanup")
+    task = dataclasses.replace(base, sim={**base.sim, "object_offsets": True})
+    plain, offset = SimCell(base, load_robot("sim")), SimCell(task, load_robot("sim"))
+    plain.reset(0, 0)
+    offset.reset(0, 0)
+    with_offsets, without = offset.object_state(), plain.object_state()
+    n = len(offset.task.objects)
+    assert with_offsets.shape == (offset.task.object_state_size(),) == (9 * n + 1,)
+    tcp = offset.tcp_pose()[0]
+    scale = task.observation.position_scale
+    for i, name in enumerate(offset.task.objects):
+        part = with_offsets[9 * i: 9 * i + 9]
+        np.testing.assert_allclose(part[:6], without[6 * i: 6 * i + 6], atol=1e-6)  # the same scene, same seed
+        np.testing.assert_allclose(part[6:], (offset.body_pose(name)[0] - tcp) * scale, atol=1e-5)
+    assert with_offsets[-1] == without[-1]  # the lid angle stays last

@@ -37,6 +37,9 @@ class SceneAccess(Protocol):
     def body_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(xyz, quat xyzw) of a body."""
 
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """(xyz, quat xyzw) of the TCP."""
+
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "front_camera": {},  # optional "pos" and "look_at" (m, base frame); default: in front of the target
@@ -261,6 +264,7 @@ class PickPlaceTask(SimTask):
         "lid": False,
         "lid_open_angle": 1.9,  # rad from shut (π/2 = upright)
         "lid_shut_angle": 0.12,  # success: lid angle below this
+        "object_offsets": False,  # object_state also gives each object's position relative to the TCP
     }
 
     def __init__(self, cfg: TaskConfig) -> None:
@@ -350,15 +354,20 @@ class PickPlaceTask(SimTask):
         }
 
     def object_state_size(self) -> int:
-        return 6 * len(self.objects) + int(bool(self.params["lid"]))
+        per_object = 9 if self.params["object_offsets"] else 6
+        return per_object * len(self.objects) + int(bool(self.params["lid"]))
 
     def object_state(self, cell: SceneAccess) -> np.ndarray:
-        """Per object its position (3), yaw (2) and whether it is in the container (1); then the lid angle."""
+        """Per object its position (3), yaw (2), whether it is in the container (1) and, with
+        ``object_offsets``, its position relative to the TCP (3, ``position_scale`` units); then the lid angle."""
         parts = []
+        tcp = cell.tcp_pose()[0] if self.params["object_offsets"] else None
         for name in self.objects:
             pos, quat = cell.body_pose(name)
             symmetry = OBJECT_KINDS[self.kinds[name]][3]
             parts += [self._position(pos), periodic(yaw_of(quat), symmetry), [float(self.inside(cell, name))]]
+            if tcp is not None:
+                parts.append((pos - tcp) * self.cfg.observation.position_scale)
         if self.params["lid"]:
             parts.append([self.lid_angle(cell)])
         return np.concatenate(parts)
