@@ -71,3 +71,21 @@ def test_staleness() -> None:
     assert is_stale(9.7, 10.0, 0.25)
     assert not is_stale(10.5, 10.0, 0.25)  # a stamp slightly ahead (clock skew) is fresh
     assert is_stale(math.nan, 10.0, 0.25)
+
+
+@pytest.mark.parametrize("rate_hz", [10.0, 30.0, 15.0, 7.0, 20.0])
+def test_the_frame_of_a_tick_is_the_newest_sent_at_or_before_it(rate_hz: float) -> None:
+    from user_robot.camera_core import holds_frame_of
+
+    # the sim cell's schedule: 10 ms state steps, frame k sent at the first step at or after k periods
+    step_ns, period_ns, due, sent = 10_000_000, round(1e9 / rate_hz), 0, []
+    for sim_ns in range(step_ns, 3 * 10**9, step_ns):
+        if sim_ns >= due:
+            sent.append(sim_ns)
+            due += period_ns
+    for tick_ns in range(200_000_000, 2 * 10**9, 100_000_000):  # 10 Hz control ticks
+        newest = max(s for s in sent if s <= tick_ns)
+        before = max(s for s in sent if s < newest)
+        assert holds_frame_of(newest * 1e-9, rate_hz, tick_ns), (tick_ns, newest)
+        assert not holds_frame_of(before * 1e-9, rate_hz, tick_ns), (tick_ns, before)
+    assert not holds_frame_of(None, rate_hz, 0)

@@ -127,6 +127,18 @@ def is_stale(stamp: float | None, now: float, max_age_s: float) -> bool:
     return stamp is None or not math.isfinite(stamp) or now - stamp > max_age_s
 
 
+def holds_frame_of(stamp: float | None, rate_hz: float, t_ns: int) -> bool:
+    """Whether a sim camera whose newest frame is stamped ``stamp`` (s) has sent the frame of sim time ``t_ns``.
+
+    The sim cell sends a camera's frame ``k`` at the first state step at or after ``k`` periods of sim time,
+    so the frame of ``t_ns`` is the one due last at or before it (a microsecond of margin for float
+    seconds)."""
+    if stamp is None:
+        return False
+    period_ns = round(1e9 / rate_hz)
+    return round(stamp * 1e9) >= t_ns // period_ns * period_ns - 1000
+
+
 def absent_cameras(task: TaskConfig, robot: RobotConfig) -> list[str]:
     """The task's cameras that ``robot`` does not have (a black frame stands in, flagged in ``present``)."""
     return [name for name in task.observation.cameras if name not in robot.cameras]

@@ -126,7 +126,7 @@ class Actor(Node):
         self.command_frame = command_frame(self.task.action, self.robot.base_frame, self.robot.ee_frame)
 
         self._lock = threading.Lock()
-        self._inputs_arrived = threading.Condition(self._lock)  # (notified by the arm and object states)
+        self._inputs_arrived = threading.Condition(self._lock)  # (notified by arm and object states, frames)
         self._arm: ArmState | None = None
         self._intervention: Intervention | None = None
         self._intervention_time = 0.0
@@ -138,6 +138,7 @@ class Actor(Node):
             from user_robot.nodes.cameras import CameraSet
 
             self.cameras = CameraSet(self, self.robot, self.task)
+            self.cameras.on_arrival = self._notify_inputs
         self.classifier = None if judge is None else ClassifierReward(*judge, self.cameras).start()
 
         self.create_subscription(ArmState, "arm/state", self._on_arm, CONTROL)
@@ -261,6 +262,10 @@ class Actor(Node):
     def _on_arm(self, msg: ArmState) -> None:
         with self._inputs_arrived:
             self._arm = msg
+            self._inputs_arrived.notify_all()
+
+    def _notify_inputs(self) -> None:
+        with self._inputs_arrived:
             self._inputs_arrived.notify_all()
 
     def _on_intervention(self, msg: Intervention) -> None:
@@ -456,23 +461,25 @@ class Actor(Node):
         return result.action is not None
 
     def _await_tick_inputs(self, tick_ns: int) -> None:
-        """Hold the tick until the arm state and the cell's object state of its own time have come.
+        """Hold the tick until the arm state, the cell's object state and the camera frames of its own time
+        have come.
 
         The lockstep cell holds the clock at the tick, and the bridge relays the state of a control tick at
-        once (``ControlPeriodRelay``): the policy then observes exactly the tick's state, however the
-        bridge's timer, the cell and this tick interleave. After ``TICK_INPUT_WAIT_S`` the tick goes on
+        once (``ControlPeriodRelay``): the policy then observes exactly the tick's state and frames, however
+        the bridge's timer, the cell and this tick interleave. After ``TICK_INPUT_WAIT_S`` the tick goes on
         with the newest (logged)."""
 
         def arrived() -> bool:
             arm = self._arm
-            return arm is not None and stamp_ns(arm.header.stamp) >= tick_ns and self._objects_ns >= tick_ns
+            return (arm is not None and stamp_ns(arm.header.stamp) >= tick_ns and self._objects_ns >= tick_ns
+                    and (self.cameras is None or self.cameras.hold_frames_of(tick_ns)))
 
         with self._inputs_arrived:
             if self._inputs_arrived.wait_for(arrived, TICK_INPUT_WAIT_S):
                 return
         self.get_logger().warning(
             f"the inputs of the tick at sim time {tick_ns / 1e9:.3f} s did not come within {TICK_INPUT_WAIT_S:.0f} s "
-            "(is the arm bridge relaying?); the tick reads the newest", throttle_duration_sec=10.0)
+            "(is the arm bridge relaying, the cell rendering?); the tick reads the newest", throttle_duration_sec=10.0)
 
     def _publish_records(self, records: list) -> None:
         meta = self._episode_meta

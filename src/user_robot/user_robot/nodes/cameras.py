@@ -84,6 +84,7 @@ class CameraSet:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._arrivals = 0
+        self.on_arrival: Callable[[], None] | None = None  # called (no lock held) after each frame is kept
         self._streams = {name: _Stream(robot.cameras[name]) for name in task.observation.cameras
                          if name not in self.absent}
         self._black = np.zeros((*self.size, 3), dtype=np.uint8)
@@ -120,6 +121,13 @@ class CameraSet:
             stream.msg, stream.stamp, stream.frame = msg, stamp, None
             self._arrivals += 1
             self._arrived.notify_all()
+        if self.on_arrival is not None:
+            self.on_arrival()
+
+    def hold_frames_of(self, t_ns: int) -> bool:
+        """Whether every present camera has sent its frame of sim time ``t_ns`` (``holds_frame_of``)."""
+        with self._lock:
+            return all(camera_core.holds_frame_of(s.stamp, s.cfg.rate_hz, t_ns) for s in self._streams.values())
 
     def wait_newer(self, seen: int, timeout_s: float) -> int:
         """Block until more than ``seen`` frames have arrived (at most ``timeout_s``); the count of arrivals."""
