@@ -41,7 +41,7 @@ def observation_stamps(stamps: list[int]):
         from user_interfaces.msg import Transition
         from user_robot.nodes.qos import TRANSITIONS
 
-        node.create_subscription(Transition, TRANSITIONS_TOPIC, lambda m: stamps.append(stamp_ns(m.header.stamp)),
+        node.create_subscription(Transition, TRANSITIONS_TOPIC, lambda m: stamps.append(stamp_ns(m.header)),
                                  TRANSITIONS)
 
     return setup
