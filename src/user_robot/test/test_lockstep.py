@@ -74,11 +74,13 @@ def test_a_silent_participant_is_given_up_until_it_speaks_again() -> None:
     g.give_up(COMMAND)
     assert g.waiting_for(1100 * MS) == ACTOR
     g.give_up(ACTOR)  # e.g. the actor was killed
+    assert not g.hears(ACTOR) and g.hears(BRIDGE)
     assert g.waiting_for(1520 * MS) == BRIDGE
     g.give_up(BRIDGE)
+    assert not g.hears(BRIDGE) and not g.hears(TELEOP)  # (no teleop was ever heard)
     assert all(g.waiting_for(t * 100 * MS) is None for t in range(15, 60))
     g.on_tick(6000 * MS, commanded=False)  # the restarted actor is waited for again
-    assert g.waiting_for(6100 * MS) == ACTOR
+    assert g.hears(ACTOR) and g.waiting_for(6100 * MS) == ACTOR
     assert "actor tick 6.00 s" in g.describe()
 
 

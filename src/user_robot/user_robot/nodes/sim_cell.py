@@ -234,13 +234,13 @@ class SimCellNode(Node):
             return self.gate.idle_for(stamp_ns(stamp)) >= self.idle_after_ns
 
     def _on_actor_tick(self, msg: Header) -> None:
-        self._tell_gate(lambda gate: gate.on_tick(stamp_ns(msg.stamp), msg.frame_id == TICK_COMMANDED))
+        self._tell_gate(lambda gate: gate.on_tick(stamp_ns(msg.stamp), msg.frame_id == TICK_COMMANDED), ACTOR)
 
     def _on_arm_state(self, msg: ArmState) -> None:
-        self._tell_gate(lambda gate: gate.on_bridge(stamp_ns(msg.header.stamp)))
+        self._tell_gate(lambda gate: gate.on_bridge(stamp_ns(msg.header.stamp)), BRIDGE)
 
     def _on_intervention(self, msg: Intervention) -> None:
-        self._tell_gate(lambda gate: gate.on_intervention(stamp_ns(msg.header.stamp)))
+        self._tell_gate(lambda gate: gate.on_intervention(stamp_ns(msg.header.stamp)), TELEOP)
 
     def _on_liveliness(self, participant: str, info: Any) -> None:
         """A participant's DDS liveliness changed: once none is alive (killed, or gone), stop waiting for it."""
@@ -249,11 +249,16 @@ class SimCellNode(Node):
                                       f"{HEARTBEAT_LEASE_S:.1f} s); going on without it until it speaks")
             self._tell_gate(lambda gate: gate.give_up(participant))
 
-    def _tell_gate(self, update: Any) -> None:
+    def _tell_gate(self, update: Any, participant: str | None = None) -> None:
+        """Apply ``update`` to the gate and wake the sim loop; log when ``participant`` starts being waited for
+        (until a participant is heard, the clock runs without it)."""
         if self.gate is None:
             return
         with self._graph:
+            new = participant is not None and not self.gate.hears(participant)
             update(self.gate)
+            if new and self.gate.hears(participant):
+                self.get_logger().info(f"lockstep: heard the {participant}; the clock waits for it from now on")
             self._graph.notify_all()
 
     def _on_gripper(self, msg: Float64) -> None:

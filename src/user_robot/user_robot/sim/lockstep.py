@@ -124,6 +124,10 @@ class LockstepGate:
         return (f"bridge state {sec(self.bridge_ns)}, actor tick {sec(self.tick_ns)}, "
                 f"command {sec(self.equilibrium_ns)}, teleop {sec(self.intervention_ns)}")
 
+    def hears(self, participant: str) -> bool:
+        """Whether the clock waits for ``participant`` (heard, and not given up on since)."""
+        return {BRIDGE: self.bridge_ns, ACTOR: self.tick_ns, TELEOP: self.intervention_ns}[participant] is not None
+
     def give_up(self, participant: str) -> None:
         """Stop waiting for ``participant`` until it is heard from again."""
         if participant == BRIDGE:
