@@ -61,6 +61,9 @@ def evaluate(checkpoint: Path, log_dir: Path, seed: int) -> tuple[str, Listener]
             capture_output=True, text=True, timeout=400, env=os.environ.copy(),
         )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        actor_log = (log_dir / "ros" / "robot_0.actor.log").read_text()
+        # the actor stops first and drains its episode results to the nodes still running
+        assert "not every message was acknowledged" not in actor_log, actor_log[-2000:]
         time.sleep(0.5)
         return out.stdout.strip().splitlines()[-1], listener
     finally:

@@ -116,13 +116,18 @@ class GraphProcesses:
         return [n for n in self.nodes if not n.alive() and not ignore(n)]
 
     def stop(self) -> None:
-        """Stop every node (reverse order: drivers and learner first, then the sim), each killed if it is still
-        running its spec's ``stop_s`` after the interrupt."""
-        for node in reversed(self.nodes):
-            node.interrupt()
-        start = time.monotonic()
-        for node in reversed(self.nodes):
-            node.stop(timeout=max(0.1, start + node.spec.stop_s - time.monotonic()))
+        """Stop every node, each killed if it is still running its spec's ``stop_s`` after the interrupt: the
+        actors first, so that each drains its last transitions and episode results to the learner, recorder
+        and episode driver while they still run; then the rest in reverse order (drivers and learner, then the
+        sim)."""
+        actors = [node for node in self.nodes if node.spec.executable == "actor"]
+        rest = [node for node in reversed(self.nodes) if node not in actors]
+        for group in (actors, rest):
+            for node in group:
+                node.interrupt()
+            start = time.monotonic()
+            for node in group:
+                node.stop(timeout=max(0.1, start + node.spec.stop_s - time.monotonic()))
 
 
 def _success_rate(results: list) -> float:

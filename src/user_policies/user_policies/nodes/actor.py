@@ -73,7 +73,9 @@ from user_robot.task_config import load_task
 
 WEIGHTS_WAIT_S = 30.0
 """Longest an episode start waits for the weights a synchronous goal asks for."""
-DRAIN_TIMEOUT_S = 2.0  # at shutdown, how long to wait for the learner to acknowledge the last transitions
+DRAIN_TIMEOUT_S = 4.0
+"""At shutdown, how long to wait for the learner to acknowledge the last transitions and results: Fast DDS
+readers acknowledge in reply to the writer's heartbeat, every 3 s by default (measured: 3.0 s)."""
 TICK_INPUT_WAIT_S = 2.0
 """On sim time, longest a tick waits for the arm and object state of its own time (then it reads the newest)."""
 RESET_ATTEMPTS = 3
