@@ -11,7 +11,7 @@ from scratch with the whole graph (sim cells under one clock, in lockstep, at ``
 1 is real time, as real robots run) until the last 20 episodes of all robots together reach 0.8
 success (with ``--each``: every robot over its own last 20), or ``--max-steps``
 environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
-robot over its own last 20 episodes, the learner's median update time (its TensorBoard
+robot over its own last 20 episodes and its own steps when they first reached 0.8, the learner's median update time (its TensorBoard
 ``time/update_s``: how much the cells and actors beside it slow it), and the wall time's and the steps'
 ratios to the first setting's
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
@@ -99,8 +99,10 @@ def main() -> None:
             if code != 0:
                 raise SystemExit(f"training with --robots {setting} failed (exit {code})")
             done = reached(log, count)
+            own = ", ".join(f"{robot} {steps if steps is not None else '-'}"
+                            for robot, steps in log.robot_steps_to(args.target).items())
             rows.append((setting, wall if done else None, log.steps if done else None, len(log.results),
-                         log.robot_lines(), median_update_ms(root / setting / "train")))
+                         log.robot_lines(), own, median_update_ms(root / setting / "train")))
             print(f"--robots {setting}: {'reached' if done else 'did not reach'} {args.target} in "
                   f"{wall / 60:.1f} min, {log.steps} steps; " + "; ".join(log.robot_lines()), flush=True)
 
@@ -108,15 +110,16 @@ def main() -> None:
                         f"{args.target} success over the last 20 episodes "
                         f"({'each robot' if args.each else 'all robots'})")
     for column in ("robots", "wall time", "env steps", "episodes", "per robot (its last 20)",
-                   "median update (updates)", "wall vs first", "steps vs first"):
+                   "each robot's own steps to it (first)", "median update (updates)", "wall vs first",
+                   "steps vs first"):
         table.add_column(column)
     first, first_steps = rows[0][1], rows[0][2]
-    for setting, wall, steps, episodes, lines, update in rows:
+    for setting, wall, steps, episodes, lines, own, update in rows:
         per_robot = "\n".join(" ".join(w for w in line.split() if w.startswith(("robot=", "success_rate=")))
                               for line in lines)
         ratio = f"{wall / first:.2f}x" if wall and first else "-"
         table.add_row(setting, f"{wall / 60:.1f} min" if wall else f"not reached ({args.max_steps} steps)",
-                      str(steps or "-"), str(episodes), per_robot, update, ratio,
+                      str(steps or "-"), str(episodes), per_robot, own, update, ratio,
                       f"{steps / first_steps:.2f}x" if steps and first_steps else "-")
     Console(width=140).print(table)
 

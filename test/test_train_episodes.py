@@ -39,3 +39,13 @@ def test_sync_gives_up_waiting_for_a_learner_that_never_publishes(monkeypatch, c
     monkeypatch.setattr(train, "SYNC_FINAL_WAIT_S", 0.0)
     assert done(log)
     assert "no learner weights trained on the last episode" in capsys.readouterr().err
+
+
+def test_each_robots_own_steps_to_a_success_rate() -> None:
+    log = EpisodeLog()
+    for i in range(25):  # robot_0 fails its first 4 episodes, then succeeds; robot_1 always fails
+        log.add(EpisodeResult(robot_id="robot_0", length=100 if i < 4 else 30, success=i >= 4))
+        log.add(EpisodeResult(robot_id="robot_1", length=100, success=False))
+    # robot_0's last 20 first hold 16 successes at its 20th episode: 4 x 100 + 16 x 30 steps of its own
+    assert log.robot_steps_to(0.8) == {"robot_0": 880, "robot_1": None}
+    assert log.robot_steps_to(0.8, last=30) == {"robot_0": None, "robot_1": None}

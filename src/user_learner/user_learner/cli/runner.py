@@ -180,6 +180,20 @@ class EpisodeLog:
         return {robot_id: (len(results), _success_rate(results[-last:]))
                 for robot_id, results in self.by_robot().items()}
 
+    def robot_steps_to(self, target: float, last: int = 20) -> dict[str, int | None]:
+        """Per robot id: its own environment steps when its own last ``last`` episodes first reached ``target``
+        success (None: not yet)."""
+        reached: dict[str, int | None] = {}
+        for robot_id, results in self.by_robot().items():
+            steps = 0
+            reached[robot_id] = None
+            for i, result in enumerate(results):
+                steps += result.length
+                if i + 1 >= last and _success_rate(results[i + 1 - last:i + 1]) >= target:
+                    reached[robot_id] = steps
+                    break
+        return reached
+
     def robot_lines(self, last: int = 20) -> list[str]:
         """One line per robot (by robot id): its embodiment, task, episodes and success over its last ``last``."""
         return [f"robot={robot_id} embodiment={results[-1].embodiment} task={results[-1].task} "
