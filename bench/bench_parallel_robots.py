@@ -11,9 +11,9 @@ from scratch with the whole graph (sim cells under one clock, in lockstep, at ``
 1 is real time, as real robots run) until the last 20 episodes of all robots together reach 0.8
 success (with ``--each``: every robot over its own last 20), or ``--max-steps``
 environment steps. Prints, per setting: the wall time and environment steps to 0.8, the success of each
-robot over its own last 20 episodes and its own steps when they first reached 0.8, the learner's median update time (its TensorBoard
-``time/update_s``: how much the cells and actors beside it slow it), and the wall time's and the steps'
-ratios to the first setting's
+robot over its own last 20 episodes and its own steps when they first reached 0.8, the learner's
+median update time (its TensorBoard ``time/update_s``: how much the cells and actors beside it slow
+it), and the wall time's and the steps' ratios to the first setting's
 (the bars: two robots at <= 0.6x one robot's wall time; a Panda and an ARX on one policy at <= 1.2x
 one embodiment's steps, ``--robots sim sim,sim_arx --each --pipeline sync --set-task
 observation.state=[tcp_pose,tcp_vel,gripper,wrench,embodiment] --set-task
