@@ -73,7 +73,7 @@ from user_robot.task_config import load_task
 
 WEIGHTS_WAIT_S = 30.0
 """Longest an episode start waits for the weights a synchronous goal asks for."""
-DRAIN_TIMEOUT_S = 4.0
+DRAIN_TIMEOUT_S = 5.0
 """At shutdown, how long to wait for the learner to acknowledge the last transitions and results: Fast DDS
 readers acknowledge in reply to the writer's heartbeat, every 3 s by default (measured: 3.0 s)."""
 TICK_INPUT_WAIT_S = 2.0
