@@ -126,7 +126,11 @@ class LockstepGate:
 
     def hears(self, participant: str) -> bool:
         """Whether the clock waits for ``participant`` (heard, and not given up on since)."""
-        return {BRIDGE: self.bridge_ns, ACTOR: self.tick_ns, TELEOP: self.intervention_ns}[participant] is not None
+        if participant == BRIDGE:
+            return self.bridge_ns is not None
+        if participant == ACTOR:
+            return self.tick_ns is not None
+        return participant == TELEOP and self.intervention_ns is not None
 
     def give_up(self, participant: str) -> None:
         """Stop waiting for ``participant`` until it is heard from again."""
