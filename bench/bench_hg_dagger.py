@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from config_overrides import parse_sets, privileged_state, user_rl
+from config_overrides import parse_sets, task_changes, user_rl
 
 
 def parameters(policy_file: Path) -> int:
@@ -92,9 +92,7 @@ def main() -> None:
         env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
         changes: dict[str, dict] = {"algorithms/hg_dagger": parse_sets(args.set)}
         for task in tasks:
-            changes[f"tasks/{task}"] = parse_sets(args.set_task)
-            if args.privileged:
-                changes[f"tasks/{task}"].update(privileged_state(task)[f"tasks/{task}"])
+            changes[f"tasks/{task}"] = task_changes(task, args.set_task, args.privileged)
         config = write_config_copy(root / "config", changes)
         env["USER_CONFIG_DIR"] = str(config)
         clone, online = root / "clone", root / "hg_dagger"

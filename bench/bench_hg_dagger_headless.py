@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from config_overrides import config_overrides, parse_sets, privileged_state
+from config_overrides import config_overrides, parse_sets, task_changes
 
 
 def main() -> None:
@@ -55,10 +55,8 @@ def main() -> None:
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    task_changes = {f"tasks/{args.task}": parse_sets(args.set_task)}
-    if args.privileged:
-        task_changes[f"tasks/{args.task}"].update(privileged_state(args.task)[f"tasks/{args.task}"])
-    changes = {**task_changes, "algorithms/hg_dagger": parse_sets(args.set)}
+    changes = {f"tasks/{args.task}": task_changes(args.task, args.set_task, args.privileged),
+               "algorithms/hg_dagger": parse_sets(args.set)}
     with tempfile.TemporaryDirectory(prefix="bench_hgd_headless_") as tmp, config_overrides(Path(tmp), changes):
         run(args, Path(tmp))
 

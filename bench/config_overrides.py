@@ -56,13 +56,17 @@ def config_overrides(workdir: Path, changes: Mapping[str, Mapping[str, Any]]) ->
             os.environ[CONFIG_DIR_ENV] = before
 
 
-def privileged_state(task: str) -> dict[str, dict[str, Any]]:
-    """The config change that adds the sim-only privileged ``object_state`` key (object poses from the
-    simulator's ground truth) to ``task``'s state: for CPU-scale runs that cannot learn from images."""
+def task_changes(task: str, sets: list[str], privileged: bool) -> dict[str, Any]:
+    """``--set-task`` style keys of ``task``'s YAML; ``privileged`` appends the sim-only ``object_state`` key
+    (object poses from the simulator's ground truth) to its state (as ``sets`` has it, else its YAML's): for
+    CPU-scale runs that cannot learn from images."""
     from user_robot.task_config import load_task
 
-    state = list(load_task(task).observation.state)
-    return {f"tasks/{task}": {"observation.state": [*state, "object_state"]}}
+    changes = parse_sets(sets)
+    if privileged:
+        state = changes.get("observation.state") or list(load_task(task).observation.state)
+        changes["observation.state"] = [*state, "object_state"]
+    return changes
 
 
 def user_rl(*args: str, env: Mapping[str, str] | None = None) -> str:

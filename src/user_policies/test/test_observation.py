@@ -72,6 +72,25 @@ def test_the_privileged_object_state_joins_the_state_in_task_order_and_only_on_a
     check_state_keys(base, load_robot("franka"))  # without the key a real cell is fine
 
 
+def test_a_multi_task_runs_object_state_is_padded_to_its_longest_task() -> None:
+    from user_policies.observation import check_shared_interface, with_task_identity
+
+    run = ("pick_and_place", "peg_insertion")  # a duck (6 values) and a peg's tip and yaw (5)
+    tasks = []
+    for name in run:
+        base = load_task(name)
+        observation = dataclasses.replace(base.observation, state=("gripper", "object_state"))
+        action = dataclasses.replace(base.action, dims=7)  # (peg insertion's 6 padded to one interface)
+        tasks.append(with_task_identity(dataclasses.replace(base, observation=observation, action=action), run))
+    check_shared_interface(tasks)
+    assert [state_dim(t) for t in tasks] == [1 + 6 + 2] * 2
+    peg = StateEncoder(tasks[1], gripper_max_width=0.08).encode(_sample(tasks[1].target.xyz),
+                                                                np.arange(1, 6, dtype=np.float32))
+    np.testing.assert_array_equal(peg[1:7], [1, 2, 3, 4, 5, 0])  # the peg's five, then a zero
+    with pytest.raises(ValueError, match="object state of 7 values, the state has room for 6"):
+        StateEncoder(tasks[0], gripper_max_width=0.08).encode(_sample(tasks[0].target.xyz), np.zeros(7))
+
+
 def test_last_action_is_the_previous_ticks_action_and_zero_at_the_first() -> None:
     base = load_task("pick_and_place")
     observation = dataclasses.replace(base.observation, state=("last_action", "gripper"))

@@ -41,6 +41,20 @@ def test_the_instruction_and_the_camera_change_the_chunk_and_deterministic_chunk
     assert not np.allclose(chunk, policy.act(_obs("insert the peg"), deterministic=False))
 
 
+def test_a_chunk_is_the_same_alone_and_beside_a_longer_instruction() -> None:
+    """The bytes past a batch's longest instruction are left out: padding, masked either way."""
+    torch.manual_seed(0)
+    policy = build_policy(SPEC).eval()
+    short, long = _obs("go"), _obs("put the duck in the bin and then insert the peg", image=90)
+    batch = {key: torch.from_numpy(np.stack([short[key], long[key]])) for key in short}
+    with torch.no_grad():
+        _, mask = policy.prefix_tokens(batch)
+        together = policy.act_batch(batch, deterministic=True)
+    assert mask.shape == (2, 1 + 4 + len("put the duck in the bin and then insert the peg"))
+    np.testing.assert_allclose(together[0].numpy(), policy.act(short, deterministic=True), atol=1e-5)
+    np.testing.assert_allclose(together[1].numpy(), policy.act(long, deterministic=True), atol=1e-5)
+
+
 def test_flow_matching_learns_what_each_instruction_asks_for() -> None:
     """One proprioceptive state, two instructions asking for opposite chunks: only the language tells them
     apart, so a fit that gets both right reads it."""

@@ -18,7 +18,8 @@ needs in the network's range (a millimetre-clearance task sets ``position_scale:
 | ``present`` | 2 + cameras | what this robot has (1/0): gripper, wrench, then each of the task's cameras |
 
 ``object_state`` (:meth:`user_robot.sim.tasks.SimTask.object_state`) stands in for cameras in
-CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it.
+CPU-scale runs where a policy cannot yet learn from images; a real robot config refuses it. In a
+multi-task run each task's is zero-padded to the longest of the run's tasks (one interface).
 ``last_action`` makes the state Markov again when actions reach the arm a tick or two after the
 observation they were decided on (the graph's path, a real cell's): the action still in flight.
 ``embodiment`` lets one policy trained by several kinds of arm (``--robots sim,sim_arx``) act by
@@ -106,10 +107,13 @@ def state_slice(task: TaskConfig, key: str) -> slice | None:
 
 
 def object_state_dim(task: TaskConfig) -> int:
-    """Length of the sim-only ``object_state`` key for ``task``."""
+    """Length of the sim-only ``object_state`` key for ``task``: its scene's, or in a multi-task run
+    (``observation.tasks``) the longest of the run's tasks' (each pads its own with zeros: one interface)."""
     from user_robot.sim.tasks import make_task
+    from user_robot.task_config import load_task
 
-    return make_task(task).object_state_size()
+    others = (load_task(name) for name in task.observation.tasks if name != task.name)
+    return max(make_task(t).object_state_size() for t in (task, *others))
 
 
 def uses_privileged_state(task: TaskConfig) -> bool:
@@ -221,6 +225,7 @@ class StateEncoder:
         self.gripper_max_width = gripper_max_width
         self.action_dims = task.action.dims
         self.dim = state_dim(task)
+        self.object_dims = object_state_dim(task) if uses_privileged_state(task) else 0
         self.embodiment = _one_hot(task.observation.embodiments, embodiment, "embodiment", task)
         self.task = _one_hot(task.observation.tasks, task.name, "task", task)
         self.instruction = instruction_bytes(task) if "instruction" in self.keys else None
@@ -245,7 +250,11 @@ class StateEncoder:
             elif key == PRIVILEGED_KEY:
                 if objects is None:
                     raise ValueError("observation.state has the sim-only 'object_state' key but no object state came")
-                parts.append(np.asarray(objects, dtype=np.float64))
+                objects = np.asarray(objects, dtype=np.float64)
+                if len(objects) > self.object_dims:
+                    raise ValueError(f"object state of {len(objects)} values, the state has room for "
+                                     f"{self.object_dims}")
+                parts.append(np.pad(objects, (0, self.object_dims - len(objects))))
             elif key == "embodiment":
                 parts.append(self.embodiment)
             elif key == "task":

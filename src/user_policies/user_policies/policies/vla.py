@@ -5,10 +5,11 @@ Prefix tokens: each camera's uint8 image cut into ``patch_size`` patches (one co
 the cameras, plus a learned position per patch and an embedding per camera); the state without its
 instruction bytes (one token, Linear); the instruction's UTF-8 bytes (``spec.instruction_slice`` of
 the state: the task's ``instruction`` key), one token per byte (an embedding of 256, a learned
-position; padding is masked). ``prefix_layers`` transformer layers (pre-norm, FFN 4·d, GELU) mix
-them. The action expert is a transformer decoder of ``expert_layers`` layers: one query per chunk
-step (Linear A→d, a learned position and a time embedding) attending to the prefix, and a linear
-velocity head. Sizes scale by ``d_model`` and the layer counts (the defaults: ~5M parameters).
+position; padding is masked, and left out past the batch's longest instruction). ``prefix_layers``
+transformer layers (pre-norm, FFN 4·d, GELU) mix them. The action expert is a transformer decoder of
+``expert_layers`` layers: one query per chunk step (Linear A→d, a learned position and a time embedding)
+attending to the prefix, and a linear velocity head. Sizes scale by ``d_model`` and the layer counts
+(the defaults: ~5M parameters).
 ``trainable`` picks what fine-tuning trains: ``all``, the action ``expert`` only, or ``lora``
 (low-rank adapters on the prefix transformer's weight matrices, and the action expert); the rest is
 frozen, so with ``spec.pretrained_policy`` (the base, a local file) weights carry only what trains.
@@ -148,7 +149,9 @@ class VLAPolicy(Policy):
         padding = [torch.zeros(state.shape[0], sum(t.shape[1] for t in tokens), dtype=torch.bool, device=state.device)]
         if self.instruction.stop > self.instruction.start:
             ids = state[:, self.instruction].round().clamp(0, 255).long()
-            tokens.append(self.byte_embed(ids) + self.byte_positions)
+            used = int((ids != 0).sum(1).max())  # (bytes past the batch's longest instruction: padding only)
+            ids = ids[:, : max(used, 1)]
+            tokens.append(self.byte_embed(ids) + self.byte_positions[:, : ids.shape[1]])
             padding.append(ids == 0)
         mask = torch.cat(padding, dim=1)
         return self.prefix_norm(self.prefix(torch.cat(tokens, dim=1), src_key_padding_mask=mask)), mask
