@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=3, help="scripted-expert demos of each task")
     parser.add_argument("--pretrain-updates", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=6000, help="HG-DAgger environment steps")
-    parser.add_argument("--episodes", type=int, default=0, help="HG-DAgger episodes instead (0: --steps decides)")
+    parser.add_argument("--episodes", type=int, default=0, help="HG-DAgger episodes of all robots instead (0: steps)")
     parser.add_argument("--eval-episodes", type=int, default=60)
     parser.add_argument("--eval-seed", type=int, default=1)
     parser.add_argument("--window", type=int, default=20, help="training episodes per intervention row")
@@ -126,7 +126,7 @@ def main() -> None:
         train_s = time.monotonic() - start
         after = evaluate(online, "online")
 
-        budget = f"{args.episodes} episodes" if args.episodes else f"{args.steps} online steps"
+        budget = f"{args.episodes} episodes in all" if args.episodes else f"{args.steps} online steps"
         table = Table(title=f"HG-DAgger on the sim cell ({args.demos} demos a task, {budget}; clone "
                             f"{clone_s / 60:.1f} min, training {train_s / 60:.1f} min)")
         for column in ("task", "observation", "policy (parameters)", "clone (before)", "after HG-DAgger",
