@@ -323,6 +323,7 @@ def run_graph(
     waits for (:class:`SideWatch`).
     """
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     log = EpisodeLog()
@@ -390,6 +391,10 @@ def run_graph(
                     code = 1
                     break
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: rclpy's handler may shut the context first
+        code = 130
+    except RCLError:  # (the context shut by Ctrl-C between two waits)
+        if rclpy.ok():
+            raise
         code = 130
     finally:
         procs.stop()
