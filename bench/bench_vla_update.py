@@ -8,9 +8,9 @@ batch of random observations of the two-task interface (2 cameras, a 40-D state,
 256, chunks of 10) and the size ``bench_hg_dagger.py`` trains on this CPU (d_model 64, 2 + 2 layers,
 images 32x32, batch 64, chunks of 5). Each size twice: the baseline is a batch whose longest instruction
 fills all 64 bytes (every byte a token, as before the policy left out the padding past a batch's longest
-instruction), against the two tasks' real instructions (28 bytes at most). Median of ``--repeats`` after
-a warm-up; ``--threads 1`` is what the learner node uses. The last column: 3,000 updates (a clone) at
-that speed.
+instruction), against the two tasks' own instructions (from their YAMLs; 28 bytes at most). Median of
+``--repeats`` after a warm-up; ``--threads 1`` is what the learner node uses. The last column: 3,000
+updates (a clone) at that speed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from user_policies.policy_spec import PolicySpec
 
 PROPRIO, ACTIONS = 40, 7
 STATE_DIM = PROPRIO + INSTRUCTION_BYTES
-INSTRUCTIONS = ("put the duck in the bin", "insert the peg into the hole")
+TASKS = ("pick_and_place", "peg_insertion")
 SIZES = {
     "default (issue size)": ({}, 128, 256, 10),
     "CPU run (bench_hg_dagger)": ({"d_model": 64, "n_heads": 2, "prefix_layers": 2, "expert_layers": 2,
@@ -89,11 +89,14 @@ def main() -> None:
     for column in ("size", "parameters", "images, batch, chunk", "instruction tokens", "ms / update", "vs 64 bytes",
                    "3,000 updates"):
         table.add_column(column, justify="left" if column in ("size", "instruction tokens") else "right")
+    from user_robot.task_config import load_task
+
+    instructions = tuple(load_task(task).instruction for task in TASKS)
     for name, (options, image, rows, chunk) in SIZES.items():
         full = "x" * INSTRUCTION_BYTES  # (a 64-byte instruction: nothing to leave out)
         baseline, params = update_ms(options, image, rows, chunk, (full,), args.repeats, args.device)
-        real, _ = update_ms(options, image, rows, chunk, INSTRUCTIONS, args.repeats, args.device)
-        longest = max(len(t) for t in INSTRUCTIONS)
+        real, _ = update_ms(options, image, rows, chunk, instructions, args.repeats, args.device)
+        longest = max(len(t.encode()) for t in instructions)
         for tokens, ms in ((f"{INSTRUCTION_BYTES} (baseline)", baseline), (f"{longest} (the two tasks')", real)):
             table.add_row(name, f"{params:,}", f"{image}x{image}, {rows}, {chunk}", tokens, f"{ms:,.0f}",
                           f"{baseline / ms:.2f}x", f"{3000 * ms / 3.6e6:.2f} h")
