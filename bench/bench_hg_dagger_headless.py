@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--aligned-labels", action="store_true", help="with --lag: record each action with the "
                         "observation it was decided on (as if the path delay were known), not the one it executes at")
     parser.add_argument("--privileged", action="store_true", help="sim-only object_state key (object poses)")
+    parser.add_argument("--obs", choices=("state", "pixels"), default="state", help="pixels: the task's cameras "
+                        "too, rendered and cropped as the sim cell and the actor do")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V", help="hg_dagger.yaml key")
     parser.add_argument("--set-task", action="append", default=[], metavar="KEY=V", help="task YAML key")
     args = parser.parse_args()
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     from user_learner.episode_assembler import StepRecord
     from user_learner.learner_core import LearnerCore
     from user_policies.observation import ArmSample, StateEncoder, present_mask
+    from user_robot import camera_core
     from user_robot.contracts import END_SUCCESS, END_TIME_LIMIT
     from user_robot.robot_config import load_robot
     from user_robot.sim import headless
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     task, robot = load_task(args.task), load_robot("sim")
     cell = SimCell(task, robot)
     encoder = StateEncoder(task, robot.gripper_max_width, robot.embodiment, present_mask(task, robot))
-    core = LearnerCore(task, "hg_dagger", "state", [robot.embodiment], tmp / "learner", seed=args.seed,
+    cameras = task.observation.cameras if args.obs == "pixels" else ()
+    core = LearnerCore(task, "hg_dagger", args.obs, [robot.embodiment], tmp / "learner", seed=args.seed,
                        device="cpu", tensorboard=False)
     policy = core.algorithm.policy
 
@@ -87,7 +91,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         xyz, quat = c.tcp_pose()
         velocity, wrench = c.tcp_velocity(), c.wrench()
         arm = ArmSample(xyz, quat, velocity[:3], velocity[3:], wrench[:3], wrench[3:], c.gripper_width(), 0.0)
-        return {"state": encoder.encode(arm, c.object_state(), executed[-1] if executed else None)}
+        images = {name: camera_core.observation(c.render(name, *robot.cameras[name].source_size), "rgb8",
+                                                robot.cameras[name].crop, task.observation.image_size)
+                  for name in cameras}
+        return {"state": encoder.encode(arm, c.object_state(), executed[-1] if executed else None), **images}
 
     def act(c: SimCell, step: int) -> np.ndarray:
         return policy.act(observe(c), deterministic=True)[0].astype(np.float64)

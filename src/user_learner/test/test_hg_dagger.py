@@ -189,3 +189,34 @@ def test_a_row_weighted_more_pulls_the_clone_toward_its_action(kind: str) -> Non
 
     assert fit(torch.tensor([9.0, 1.0]).repeat(32)) > 0.4  # the first counts nine times
     assert fit(torch.tensor([1.0, 9.0]).repeat(32)) < -0.4  # the second does
+
+
+@pytest.mark.parametrize("pad", [0, 2])
+def test_drq_pad_trains_on_images_shifted_by_at_most_pad_pixels(pad: int) -> None:
+    spec = KIND_SPECS["vla"]
+    algo = ALGORITHMS.get("hg_dagger")(HGDAggerConfig(batch_size=8, drq_pad=pad), spec, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (8, *spec.image_size, 3), generator=gen, dtype=torch.uint8)
+    states = torch.randn(8, STATE, generator=gen)
+    target = expert(states, spec.chunk_size)
+    batch = {"obs": {"state": states, "wrist": images}, "action": target[:, 0], "action_chunk": target,
+             "intervened": torch.ones(8, dtype=torch.bool)}
+    seen: list[dict[str, torch.Tensor]] = []
+    loss = algo.policy.imitation_loss
+
+    def recording(obs, *args, **kwargs):
+        seen.append(obs)
+        return loss(obs, *args, **kwargs)
+
+    algo.policy.imitation_loss = recording
+    algo.update(batch)
+    trained = seen[0]["wrist"]
+    assert torch.equal(seen[0]["state"], states) and torch.equal(batch["obs"]["wrist"], images)
+    padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (pad,) * 4, mode="replicate")
+    shifts = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
+    found = [next((s for s in shifts if torch.equal(padded[i, :, s[0]:s[0] + 16, s[1]:s[1] + 16],
+                                                    trained[i].permute(2, 0, 1).float())), None) for i in range(8)]
+    assert None not in found  # every image is one shift of its own by at most pad pixels
+    assert (len(set(found)) > 1) == (pad > 0)  # and the shifts vary (none without a pad)
+    with pytest.raises(ValueError, match="drq_pad"):
+        HGDAggerConfig(drq_pad=-1)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
+from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch, ReplayBuffer
 from user_policies.observation import state_index
 from user_robot.task_config import TaskConfig
@@ -47,10 +48,11 @@ class HGDAggerConfig:
     window: int = 0  # only the newest N selected rows (0 = all)
     skip_idle: bool = True  # leave out intervened steps where the person's hands were off the device
     gripper_change_weight: float = 10.0  # weight of rows whose gripper command changes the gripper (1 = none)
+    drq_pad: int = 4  # pixels: shift each trained image by up to this many pixels (DrQ; 0 = off)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.lr <= 0 or self.window < 0 or self.grad_clip < 0:
-            raise ValueError("need batch_size >= 1, lr > 0, window >= 0 and grad_clip >= 0")
+        if self.batch_size < 1 or self.lr <= 0 or self.window < 0 or self.grad_clip < 0 or self.drq_pad < 0:
+            raise ValueError("need batch_size >= 1, lr > 0, window >= 0, grad_clip >= 0 and drq_pad >= 0")
         if self.gripper_change_weight < 1.0:
             raise ValueError(f"gripper_change_weight must be >= 1, got {self.gripper_change_weight}")
         if not 0.0 <= self.demo_ratio <= 1.0:
@@ -163,7 +165,8 @@ class HGDAgger(Algorithm):
         """One gradient step of the imitation loss on the batch's (intervened or demo) action chunks."""
         chunks = target_chunks(batch)
         self.policy.train()
-        loss = self.policy.imitation_loss(batch["obs"], chunks, self.generator, self.row_weights(batch))
+        obs = augment_observation(batch["obs"], self.spec.image_keys, self.cfg.drq_pad, self.generator)
+        loss = self.policy.imitation_loss(obs, chunks, self.generator, self.row_weights(batch))
         optimizer = self.optimizers["policy"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
