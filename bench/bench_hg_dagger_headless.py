@@ -2,7 +2,8 @@
 
     python bench/bench_hg_dagger_headless.py [--task pick_and_place] [--demos 3] [--episodes 100]
                                              [--utd 4] [--eval-every 20] [--eval-episodes 20]
-                                             [--privileged] [--set hg_dagger.KEY=V] [--set-task KEY=V]
+                                             [--privileged] [--obs pixels] [--set hg_dagger.KEY=V]
+                                             [--set-task KEY=V]
 
 One process steps what the graph runs in several: the sim cell behind the arm bridge's safety filter
 and gripper debouncer, the scripted expert through the virtual SpaceMouse and teleop mapping for the
