@@ -135,6 +135,8 @@ def test_a_resumed_learner_takes_a_replayed_history_once(tmp_path) -> None:
         resumed.ingest(record)
     assert len(resumed.online) == 12 + 15  # each transition once, the open episode completed
     assert resumed.assembler.duplicates == 13 + 5
+    # its success marks every one of its transitions, those from before the checkpoint too
+    assert resumed.online.success[resumed.online.valid].sum() == 12 + 15
 
 
 def test_policy_lag_is_the_newest_version_minus_each_transitions_version(tmp_path) -> None:

@@ -406,14 +406,14 @@ class LearnerCore:
         return self.log_dir / "checkpoints"
 
     def save(self) -> Path:
-        """Checkpoint agent, buffers, RNG, counters and the assembler's de-duplication state (atomic); the
-        transition log up to this moment is dropped once the checkpoint is on disk."""
+        """Checkpoint agent, buffers, RNG, counters, the assembler's de-duplication state and the open episodes'
+        rows (atomic); the transition log up to this moment is dropped once the checkpoint is on disk."""
         with self.lock:
             self.wal.seal()
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
             counters = dataclasses.asdict(self.counters)
             metadata = {"counters": counters, "assembler": self.assembler.state(),
-                        "tasks": list(self.task.observation.tasks)}
+                        "tasks": list(self.task.observation.tasks), "episode_rows": self._episode_rows}
             path = save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
             self.wal.drop_sealed()
             return path
@@ -448,7 +448,7 @@ class LearnerCore:
         return path
 
     def restore(self, path: Path) -> None:
-        """Restore checkpoint ``path``: algorithm, buffers, RNG, counters, de-duplication state."""
+        """Restore checkpoint ``path``: algorithm, buffers, RNG, counters, de-duplication state, open episodes."""
         self._discard_prefetched()
         buffers, metadata = load_checkpoint(path, self.algorithm, rng=self.rng, image_device=self.image_device)
         with self.lock:
@@ -460,6 +460,8 @@ class LearnerCore:
             self.counters.version = max(self.counters.version, self._published_version())
             self.assembler = EpisodeAssembler()
             self.assembler.load_state(metadata.get("assembler", {}))
+            self._episode_rows = {episode: [(int(row), int(gen)) for row, gen in rows]  # (success marks them)
+                                  for episode, rows in metadata.get("episode_rows", {}).items()}
 
     def _published_version(self) -> int:
         """The newest version published from this log dir (0: none)."""
