@@ -9,7 +9,9 @@ starts were all intervened), ``only_successful`` (only steps of episodes that en
 ``window`` (only the newest N of the rows left). The loss is the policy kind's own imitation loss
 (:meth:`~user_policies.policies.base.Policy.imitation_loss`: squared error plus a spread-only
 negative log-likelihood for Gaussian policies, flow matching for flow and chunked ones), so every
-registered kind trains with it.
+registered kind trains with it. Image policies see each camera image shifted by up to ``drq_pad``
+pixels (DrQ's augmentation, in cloning too): cloned from a few demos without it, a VLA keyed on those
+demos' pixels (BENCHMARKS.md).
 
 Two corrections for what a person's SpaceMouse data looks like, both measured on sim pick-and-place
 (BENCHMARKS.md): ``skip_idle`` leaves out intervened steps with every motion channel zero and the
