@@ -214,7 +214,8 @@ def test_drq_pad_trains_on_images_shifted_by_at_most_pad_pixels(pad: int) -> Non
     assert torch.equal(seen[0]["state"], states) and torch.equal(batch["obs"]["wrist"], images)
     padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (pad,) * 4, mode="replicate")
     shifts = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
-    found = [next((s for s in shifts if torch.equal(padded[i, :, s[0]:s[0] + 16, s[1]:s[1] + 16],
+    h, w = spec.image_size
+    found = [next((s for s in shifts if torch.equal(padded[i, :, s[0]:s[0] + h, s[1]:s[1] + w],
                                                     trained[i].permute(2, 0, 1).float())), None) for i in range(8)]
     assert None not in found  # every image is one shift of its own by at most pad pixels
     assert (len(set(found)) > 1) == (pad > 0)  # and the shifts vary (none without a pad)
