@@ -151,6 +151,8 @@ def test_rclpy_serialized_transitions_are_recorded(tmp_path: Path) -> None:
 
 TICKS = (12, 10)  # control ticks of the two demos
 GAP_S = 2.0  # recording paused between the demos
+# write_driver_bag's commander stamps a commanded pose when it publishes it
+STAMPED = dataclasses.replace(load_import_config("franka_spacemouse"), command_base="stamped")
 
 
 @dataclasses.dataclass
@@ -169,8 +171,10 @@ def write_driver_bag(
     """A Franka cell teleoperated at 10 Hz: cameras 20 Hz, poses/wrench 100 Hz, SpaceMouse 50 Hz.
 
     The arm follows the commanded equilibrium pose with a 20 ms lag; each tick the teleop computes
-    the command from the measured pose 5 ms after the camera frame. ``skip`` leaves topics out;
-    ``wrench_gap`` (ms from the start of the second demo) silences the wrench topic.
+    the command from the measured pose 5 ms after the camera frame, and publishes it at its next
+    100 Hz publication, stamped then (so imports take ``command_base: stamped``, :data:`STAMPED`).
+    ``skip`` leaves topics out; ``wrench_gap`` (ms from the start of the second demo) silences the
+    wrench topic.
     """
     task, robot = load_task("peg_insertion"), load_robot("franka")
     ts = typestore()
@@ -300,8 +304,7 @@ def _check_demo(episodes: list[Episode], scripted: Scripted, tol: float) -> None
 def test_driver_bag_imports_commanded_pose_actions(driver_bag) -> None:
     path, scripted = driver_bag
     task, robot = load_task("peg_insertion"), load_robot("franka")
-    cfg = load_import_config("franka_spacemouse")
-    result = import_driver_bag(path, task, robot, cfg)
+    result = import_driver_bag(path, task, robot, STAMPED)
     assert result.stale_steps == {} and result.short_episodes == 0
     _check_demo(result.episodes, scripted, tol=0.005)
     assert all(s.intervened for e in result.episodes for s in e.steps[:-1])
@@ -326,7 +329,7 @@ def test_imported_recording_reads_back_with_rosbags_and_mcap(driver_bag, tmp_pat
     path, scripted = driver_bag
     task, robot = load_task("peg_insertion"), load_robot("franka")
     out = tmp_path / "demos"
-    result = import_to_recording(path, out, task, robot, load_import_config("franka_spacemouse"))
+    result = import_to_recording(path, out, task, robot, STAMPED)
     _check_demo(list(read_episodes(out)), scripted, tol=0.005)
     messages = _mcap_messages(out)
     assert sum(t == TRANSITIONS_TOPIC for t, _ in messages) == sum(len(e.steps) for e in result.episodes)

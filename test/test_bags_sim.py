@@ -4,8 +4,9 @@ The sim cell's scripted expert drives its virtual SpaceMouse; teleop, actor and 
 into equilibrium poses, exactly as a human demo on a real cell. A recorder node stores the driver
 topics as raw CDR with receive-time stamps (what rosbag2 does) into an MCAP bag; the actor's
 ``arm/command`` is kept aside as ground truth. Imported with ``action_source: commanded_pose``,
-every step whose command the bridge did not clamp (workspace wall, step limit) recovers the
-commanded action.
+every step whose command the bridge did not clamp (workspace wall, step limit) recovers an action
+that leads from a recorded measured pose to the commanded pose, and mostly the commanded action
+itself (the bridge's base pose is not in the bag: the importer takes the one received last).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from user_learner.bags.driver_import import BagImportConfig, SplitRule, import_driver_bag
 from user_learner.bags.typestore import typestore
 from user_learner.graph import build_graph, resolve_topic
+from user_robot.action_mapping import action_toward
 from user_robot.pose_math import quat_angle
 from user_robot.robot_config import load_robot
 from user_robot.task_config import load_task
 
 NS = "robot_0"
 EPISODES = 5
-PROMPT_NS = 20_000_000  # the bridge turned the command into a pose within this: its measured-pose base is ours
+PROMPT_NS = 20_000_000  # the bridge turned the command into a pose within this: the pose answers that command
+EXACT = 1e-3  # an action recomputed from the poses it moved between (float32 messages)
 
 
 def _driver_topics(robot) -> dict[str, str]:
@@ -105,19 +108,21 @@ def _record_expert_episode(tmp_path: Path, topics: dict[str, str]) -> tuple[list
     return records, commands
 
 
-def _commanded_poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray]:
-    """Header stamps (ns) and ``[x, y, z, qx, qy, qz, qw]`` of the commanded poses, in stamp order."""
+def _stamped_poses(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Header stamps (ns), the bag's receive times (ns) and ``[x, y, z, qx, qy, qz, qw]`` of a pose topic,
+    in header-stamp order."""
     from rosbags.highlevel import AnyReader
 
-    rows = []
+    stamps, received, poses = [], [], []
     with AnyReader([bag], default_typestore=typestore()) as reader:
-        for conn, _, raw in reader.messages([c for c in reader.connections if c.topic == topic]):
+        for conn, log_time, raw in reader.messages([c for c in reader.connections if c.topic == topic]):
             msg = reader.deserialize(raw, conn.msgtype)
             p, q = msg.pose.position, msg.pose.orientation
-            rows.append((msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, p.x, p.y, p.z, q.x, q.y, q.z, q.w))
-    rows.sort(key=lambda r: r[0])
-    table = np.array(rows)
-    return table[:, 0].astype(np.int64), table[:, 1:]
+            stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+            received.append(log_time)
+            poses.append((p.x, p.y, p.z, q.x, q.y, q.z, q.w))
+    order = np.argsort(np.array(stamps, dtype=np.int64), kind="stable")
+    return np.array(stamps, dtype=np.int64)[order], np.array(received, dtype=np.int64)[order], np.array(poses)[order]
 
 
 @pytest.mark.slow
@@ -137,9 +142,10 @@ def test_sim_expert_demo_bag_imports_the_commanded_actions(tmp_path: Path) -> No
     steps = [s for e in result.episodes for s in e.steps]
     assert steps and all(s.images["wrist"].shape == (*task.observation.image_size, 3) for s in steps)
 
-    # Ground truth per step: the ArmCommand that produced the newest commanded pose of the step,
-    # read from the bag independently of the importer.
-    eq_stamps, eq_poses = _commanded_poses(bag, resolve_topic(robot.driver.equilibrium_pose, NS))
+    # Ground truth per step: the ArmCommand that produced the newest commanded pose of the step, and the
+    # measured poses around it, read from the bag independently of the importer.
+    eq_stamps, eq_received, eq_poses = _stamped_poses(bag, resolve_topic(robot.driver.equilibrium_pose, NS))
+    pose_stamps, pose_received, poses = _stamped_poses(bag, resolve_topic(robot.driver.current_pose, NS))
     first = [0]  # index where each run of equal (republished) poses starts
     for i in range(1, len(eq_poses)):
         first.append(first[-1] if np.array_equal(eq_poses[i], eq_poses[i - 1]) else i)
@@ -147,7 +153,8 @@ def test_sim_expert_demo_bag_imports_the_commanded_actions(tmp_path: Path) -> No
     sent = np.array([c.header.stamp.sec * 10**9 + c.header.stamp.nanosec for c in commands])
     target = np.asarray(task.target.xyz)
     low, high = target + task.workspace.xyz_low, target + task.workspace.xyz_high
-    free, clamped, late = [], 0, 0
+    dims = 6  # the arm's motion; the gripper channel is not a pose
+    errors, bridge_misfits, import_misfits, clamped = [], [], [], 0
     for episode in result.episodes:
         for step, nxt in zip(episode.steps, episode.steps[1:], strict=False):
             i = int(np.searchsorted(eq_stamps, nxt.stamp_ns, side="right")) - 1
@@ -155,11 +162,8 @@ def test_sim_expert_demo_bag_imports_the_commanded_actions(tmp_path: Path) -> No
             k = np.searchsorted(sent, since, side="right") - 1
             later = changes[changes > first[i]]
             held = (eq_stamps[later[0]] if later.size else eq_stamps[-1]) - since
-            if since <= step.stamp_ns or k < 0 or held < 3 * PROMPT_NS // 2:
-                continue  # no new command in this step, or a reset (new poses every bridge tick, no command)
-            if since - sent[k] > PROMPT_NS:
-                late += 1  # the bridge answered late: which pose it moved from is unknown
-                continue
+            if since <= step.stamp_ns or k < 0 or held < 3 * PROMPT_NS // 2 or since - sent[k] > PROMPT_NS:
+                continue  # no new command in this step, a reset (new poses every bridge tick), or a late answer
             xyz, quat = eq_poses[i][:3], eq_poses[i][3:]
             before = eq_poses[first[i] - 1]
             on_wall = np.any(np.isclose(xyz, low, atol=1e-7) | np.isclose(xyz, high, atol=1e-7))
@@ -168,16 +172,33 @@ def test_sim_expert_demo_bag_imports_the_commanded_actions(tmp_path: Path) -> No
             if on_wall or step_limited:
                 clamped += 1
                 continue
-            free.append(np.abs(np.asarray(commands[k].action) - step.action))
-    errors = np.array(free)
-    counts = f"{len(commands)} commands, {clamped} clamped, {late} bridged late"
+            # The bridge applied the sent action to the newest measured pose it held on arrival: one of the
+            # recorded poses around the command's time. That one is not in the bag; the importer takes the
+            # pose the bag received last before the commanded pose.
+            newest = int(np.searchsorted(pose_stamps, since, side="left")) - 1
+            toward = np.array([action_toward(poses[j][:3], poses[j][3:], xyz, quat, task.action)[:dims]
+                               for j in range(max(0, newest - 50), min(len(poses), newest + 50))])
+            sent_action, imported = np.asarray(commands[k].action)[:dims], step.action[:dims]
+            bridge_misfits.append(np.abs(toward - sent_action).max(axis=1).min())
+            held_then = int(np.argmax(np.where(pose_received < eq_received[first[i]], pose_received, -1)))
+            rule = action_toward(poses[held_then][:3], poses[held_then][3:], xyz, quat, task.action)[:dims]
+            import_misfits.append(np.abs(rule - imported).max())
+            errors.append(np.abs(sent_action - imported).max())
+    counts = f"{len(commands)} commands, {clamped} clamped, {len(errors)} compared"
     assert len(errors) >= 10, f"only {len(errors)} unclamped steps matched ({counts})"
-    moving = np.abs(np.array([commands[i].action for i in range(len(commands))])).max(axis=1)
+    moving = np.abs(np.array([c.action for c in commands])).max(axis=1)
     assert np.mean(moving > 0.1) > 0.5, "the expert barely moved: the comparison would be vacuous"
-    worst = errors.max(axis=1)
-    # The bridge applies each action to the newest pose *it* has received; on a loaded machine that can
-    # be a sample older than the newest in the bag, so some steps differ by the arm's motion meanwhile
-    # (0.05 = 0.5 mm at 1 cm per unit; a median of 0.056 was seen once beside a slow, loaded suite). A wrong
-    # frame, sign or scale would be off by 0.3 and more.
-    summary = f"{len(worst)} steps ({counts}): errors {np.round(np.sort(worst), 3).tolist()}"
-    assert np.median(worst) <= 0.1 and np.percentile(worst, 75) <= 0.15, summary
+    # The bridge's frame, sign and scale: each sent action moves a recorded measured pose exactly to the
+    # commanded pose (the recorder is best effort: it may miss a pose now and then; a wrong frame, sign or
+    # scale would be off by 0.3 and more).
+    exact = np.mean(np.array(bridge_misfits) <= EXACT)
+    assert exact >= 0.9, f"{counts}: bridge misfits {np.round(sorted(bridge_misfits), 3).tolist()}"
+    # The importer's: every imported action moves the pose received last before the commanded pose to it.
+    assert max(import_misfits) <= EXACT, f"{counts}: importer misfits {np.round(sorted(import_misfits), 3).tolist()}"
+    # How close that comes to the sent action depends on how the bridge's and the bag's receive orders
+    # differ, so on load. Measured: the sent action itself at 59% of the steps quiet, 30-46% beside a pixel
+    # training run; the error's median 0 / 0.025-0.09 there, 75th percentile 0.05 / 0.08-0.23 (0.05 = 0.5 mm
+    # at 1 cm per unit). Taking the newest pose stamped before the command instead was a sample or more off
+    # at every step. Only a rule that is always off is ruled out here.
+    exact = np.mean(np.array(errors) <= EXACT)
+    assert exact >= 0.1, f"{counts}: sent action recovered at {exact:.0%}: {np.round(sorted(errors), 3).tolist()}"

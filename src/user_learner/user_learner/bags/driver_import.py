@@ -12,11 +12,11 @@ realsense2_camera images, spacenav twist and joy), resolved under ``namespace``.
    ``ros2 bag record`` paused with the space bar) or ``joy_button`` (presses of a SpaceMouse
    button start and end episodes; what lies between, such as the reset, is skipped).
 4. **Actions**: ``commanded_pose`` recovers each step's action from the equilibrium pose
-   commanded by the next step, relative to the measured pose when that command first appeared
+   commanded by the next step, relative to the measured pose the command was applied to
    (``action_toward``, the inverse of the arm bridge's mapping, which applies an action to the
-   measured pose on arrival); ``measured_pose`` from the next measured pose (kinesthetic demos);
-   ``spacemouse`` replays the twist and joy messages through the teleop mapping. A 7-dim task's
-   gripper channel comes from the SpaceMouse buttons.
+   measured pose on arrival; ``command_base`` says which pose that is); ``measured_pose`` from the
+   next measured pose (kinesthetic demos); ``spacemouse`` replays the twist and joy messages
+   through the teleop mapping. A 7-dim task's gripper channel comes from the SpaceMouse buttons.
 5. **State and images** exactly as the actor builds them (``StateEncoder``, camera crop + resize; what the
    robot lacks, zeros and a black frame, flagged in the ``present`` state key).
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,10 @@ class BagImportConfig:
     rate_hz: float = 0.0  # timeline rate; 0 = the task's control_rate_hz
     freshness_s: float = 0.1  # a stream's newest sample may be this much older than the step
     action_source: Literal["commanded_pose", "measured_pose", "spacemouse"] = "commanded_pose"
+    # commanded_pose: the measured pose a command was applied to, the one the bag ``received`` last before
+    # the commanded pose (USER's arm bridge: applies a command on arrival, stamps it with the actor's tick)
+    # or the newest ``stamped`` before it (a commander that stamps a pose when it computes it)
+    command_base: Literal["received", "stamped"] = "received"
     split: SplitRule = SplitRule()
     success: Literal["all", "pose_region", "none"] = "all"
     robot_id: str = "robot_0"
@@ -109,12 +114,26 @@ class _Stream:
     stamps: list[int] = dataclasses.field(default_factory=list)
     values: list[Any] = dataclasses.field(default_factory=list)
     order: list[int] = dataclasses.field(default_factory=list)  # arrival index of each sorted sample
+    received: list[int] = dataclasses.field(default_factory=list)  # the bag's receive time of each sorted sample
     first: list[int] = dataclasses.field(default_factory=list)  # commanded poses: start of each run of equal poses
 
     def latest(self, t: int) -> int | None:
         """Index of the newest sample stamped at or before ``t``."""
         i = bisect.bisect_right(self.stamps, t) - 1
         return i if i >= 0 else None
+
+    def last_received_before(self, t: int) -> int | None:
+        """Index of the sample received last before the bag's receive time ``t`` (what a subscriber held then)."""
+        k = bisect.bisect_left(self._arrivals, t) - 1
+        return self._by_arrival[k] if k >= 0 else None
+
+    @functools.cached_property
+    def _arrivals(self) -> list[int]:
+        return [self.received[i] for i in self._by_arrival]
+
+    @functools.cached_property
+    def _by_arrival(self) -> list[int]:
+        return np.argsort(np.asarray(self.received, dtype=np.int64), kind="stable").tolist()
 
 
 def import_driver_bag(
@@ -216,14 +235,17 @@ def _read(bag: Path, streams: dict[str, _Stream], progress: bool) -> None:
                 if key.startswith("camera:"):  # images are decoded later, only where the timeline needs them
                     stream.stamps.append(_cdr_header_stamp(raw))
                     stream.values.append(None)
+                    stream.received.append(log_time)
                     continue
                 msg = reader.deserialize(raw, conn.msgtype)
                 stream.stamps.append(stamp_ns(msg.header) if hasattr(msg, "header") else log_time)  # Twist: no header
                 stream.values.append(_DECODERS[key](msg))
+                stream.received.append(log_time)
     for stream in streams.values():
         stream.order = np.argsort(np.asarray(stream.stamps, dtype=np.int64), kind="stable").tolist()
         stream.stamps = [stream.stamps[i] for i in stream.order]
         stream.values = [stream.values[i] for i in stream.order]
+        stream.received = [stream.received[i] for i in stream.order]
 
 
 def _read_images(
@@ -398,9 +420,11 @@ def _pose_action(
 ) -> np.ndarray:
     """The action of the step ``(t0, t1]`` recovered from poses (``commanded_pose`` or ``measured_pose``).
 
-    The arm bridge applies an action to the measured pose when the command arrives; so the base is
-    the measured pose just before the newest commanded pose first appeared (the observed pose at
-    ``t0`` if the command did not change during the step). Measured-pose demos use the next pose.
+    The arm bridge applies an action to the measured pose it holds when the command arrives, which
+    is newer than the command's stamp by the command's latency; so the base is the measured pose the
+    bag received last before the newest commanded pose (``command_base: stamped``: the newest stamped
+    before it), or the observed pose at ``t0`` if the command did not change during the step.
+    Measured-pose demos use the next pose.
     """
     poses = streams["current_pose"]
     if cfg.action_source == "measured_pose":
@@ -410,8 +434,12 @@ def _pose_action(
         i = commands.latest(t1)
         if i is None:
             return np.zeros(task.action.dims, np.float32)
-        goal, since = commands.values[i], commands.stamps[commands.first[i]]
-        j = poses.latest(since - 1)  # measured before the command existed
+        first = commands.first[i]
+        goal, since = commands.values[i], commands.stamps[first]
+        if cfg.command_base == "received":
+            j = poses.last_received_before(commands.received[first])
+        else:
+            j = poses.latest(since - 1)
         base = poses.values[j] if since > t0 and j is not None else observed
     return action_toward(base[0], base[1], goal[0], goal[1], task.action).astype(np.float32)
 
