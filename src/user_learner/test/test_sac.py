@@ -14,6 +14,15 @@ from user_learner.algorithms.sac import SAC, CriticEnsemble, SACConfig
 from user_learner.replay_buffer import ReplayBuffer
 from user_policies.policy_spec import PolicySpec
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
+
+
+def to_device(batch: dict, device: str) -> dict:
+    """A batch of tensors (nested one level for observations) on ``device``."""
+    return {k: {n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device)
+            for k, v in batch.items()}
+
 torch.set_num_threads(1)
 
 
@@ -98,16 +107,19 @@ def test_update_reports_finite_stats_and_temperature_moves() -> None:
     assert stats["alpha"] != 0.01 and abs(stats["alpha"] - 0.01) < 1e-3
 
 
-def test_bf16_autocast_keeps_the_losses_of_float32_and_the_weights_float32() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_keeps_the_losses_of_float32_and_the_weights_float32(device: str) -> None:
     spec = PolicySpec(state_dim=4, action_dim=2, hidden_dims=(64, 64))
     g = torch.Generator().manual_seed(0)
     state, next_state = torch.randn(128, 4, generator=g), torch.randn(128, 4, generator=g)
     batch = {"obs": {"state": state}, "next_obs": {"state": next_state},
              "action": torch.rand(128, 2, generator=g) * 2 - 1, "reward": state[:, 0].clone(),
              "done": torch.zeros(128), "intervened": torch.zeros(128, dtype=torch.bool)}
+    batch = to_device(batch, device)
     runs = {}
     for autocast in ("none", "bf16"):
-        sac = SAC(SACConfig(batch_size=64, num_critics=4, critic_hidden_dims=(64, 64), autocast=autocast), spec, seed=3)
+        cfg = SACConfig(batch_size=64, num_critics=4, critic_hidden_dims=(64, 64), autocast=autocast)
+        sac = SAC(cfg, spec, device=device, seed=3)
         runs[autocast] = [sac.update(batch) for _ in range(200)]
         assert all(p.dtype == torch.float32 for p in [*sac.policy.parameters(), *sac.critic.parameters()])
     for key in ("critic_loss", "actor_loss", "q_mean"):
@@ -119,16 +131,22 @@ def test_bf16_autocast_keeps_the_losses_of_float32_and_the_weights_float32() -> 
         SACConfig(autocast="fp8")
 
 
-@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile needs a C++ compiler on a CPU")
-def test_compiled_critics_make_the_same_update_and_keep_checkpoint_keys() -> None:
+@pytest.mark.parametrize(("device", "mode"), [
+    pytest.param("cpu", "default", marks=pytest.mark.skipif(shutil.which("c++") is None,
+                                                            reason="torch.compile needs a C++ compiler on a CPU")),
+    pytest.param("cuda", "reduce-overhead", marks=CUDA),  # CUDA graphs: the inputs are copied in at every call
+])
+def test_compiled_critics_make_the_same_update_and_keep_checkpoint_keys(device: str, mode: str) -> None:
     spec = PolicySpec(state_dim=4, action_dim=2, hidden_dims=(16, 16))
     g = torch.Generator().manual_seed(0)
-    batch = {"obs": {"state": torch.randn(32, 4, generator=g)}, "next_obs": {"state": torch.randn(32, 4, generator=g)},
-             "action": torch.rand(32, 2, generator=g) * 2 - 1, "reward": torch.randn(32, generator=g),
-             "done": torch.zeros(32), "intervened": torch.zeros(32, dtype=torch.bool)}
     cfg = SACConfig(batch_size=16, num_critics=3, critic_hidden_dims=(16, 16))
-    eager, compiled = SAC(cfg, spec, seed=4), SAC(dataclasses.replace(cfg, compile="default"), spec, seed=4)
-    for _ in range(2):
+    eager = SAC(cfg, spec, device=device, seed=4)
+    compiled = SAC(dataclasses.replace(cfg, compile=mode), spec, device=device, seed=4)
+    for _ in range(4):  # a new batch each time
+        batch = to_device({
+            "obs": {"state": torch.randn(32, 4, generator=g)}, "next_obs": {"state": torch.randn(32, 4, generator=g)},
+            "action": torch.rand(32, 2, generator=g) * 2 - 1, "reward": torch.randn(32, generator=g),
+            "done": torch.zeros(32), "intervened": torch.zeros(32, dtype=torch.bool)}, device)
         assert compiled.update(batch) == pytest.approx(eager.update(batch), rel=1e-4, abs=1e-6)
     assert compiled.state_dict().keys() == eager.state_dict().keys()  # checkpoints do not see the compiler
     with pytest.raises(ValueError, match="compile must be none, default"):
