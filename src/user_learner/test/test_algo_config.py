@@ -27,7 +27,9 @@ def test_every_registered_algorithm_has_a_recipe_and_pixels_pick_the_cnn_variant
     builtin = {"sac", "rlpd", "sac_flow", "hg_dagger"}  # (other test modules may register more in this process)
     assert builtin <= set(algorithm_names()) and builtin <= set(config_names("algorithms"))
     assert load_algorithm("rlpd", "pixels").policy.kind == "cnn"
-    assert load_algorithm("sac", "pixels").policy.kind == "cnn"  # no sac_cnn.yaml: the Gaussian kind adapts
+    sac = load_algorithm("sac", "pixels")  # sac_cnn.yaml: the pixel recipe, online data only
+    assert sac.policy.kind == "cnn" and sac.params.cache_backbone and sac.params.demo_ratio == 0.0
+    assert load_algorithm("hg_dagger", "pixels").policy.kind == "cnn"  # no hg_dagger_cnn.yaml: the Gaussian kind adapts
     assert load_algorithm("sac_flow", "pixels").policy.options["d_model"] == 256  # sac_flow_cnn.yaml
     flow = load_algorithm("rlpd", "state", policy="flow")
     assert flow.policy.kind == "flow" and flow.policy.options["flow_steps"] == 4  # the kind's defaults
