@@ -57,11 +57,11 @@ class Timer:
         times = []
         for i in range(warmup + (repeats or self.repeats)):
             if self.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.device)
             start = self.clock()
             fn()
             if self.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(self.device)
             if i >= warmup:
                 times.append(self.clock() - start)
         return statistics.median(times)
@@ -98,8 +98,10 @@ def ensemble_rows(batch: int, hidden: int, timer: Timer) -> list[tuple[str, floa
     ]
 
 
-def filled_buffer(spec: PolicySpec, rows: int, rng: np.random.Generator) -> ReplayBuffer:
-    buf = ReplayBuffer(rows + 1, spec.observation_shapes(), spec.action_dim)
+def filled_buffer(spec: PolicySpec, rows: int, rng: np.random.Generator, device: torch.device) -> ReplayBuffer:
+    """Random transitions; on a GPU the images kept there, as the learner keeps them (``replay_images: auto``)."""
+    image_device = device if device.type == "cuda" else None
+    buf = ReplayBuffer(rows + 1, spec.observation_shapes(), spec.action_dim, image_device)
     shapes = spec.observation_shapes()
 
     def obs() -> dict[str, np.ndarray]:
@@ -195,7 +197,8 @@ class UpdateTimes:
 
 
 def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: bool = True, **changes) -> UpdateTimes:
-    """Times of one SAC.update (``SACConfig`` ``changes``) and, with ``eager``, its baseline on the same batch.
+    """Times of one SAC.update (``SACConfig`` ``changes``) and, with ``eager``, its baseline on the same batch
+    (with ``compile``, the critic and actor parts are not timed: nan).
 
     With ``cache_backbone`` the same batch is reused, so after the warm-up every map is a cache hit (steady
     state).
@@ -203,7 +206,7 @@ def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: boo
     device = timer.device
     sac = SAC(SACConfig(batch_size=batch, **changes), spec, device=device)
     rng = np.random.default_rng(0)
-    buf = filled_buffer(spec, min(4 * sac.rows_per_update, 2048), rng)
+    buf = filled_buffer(spec, min(4 * sac.rows_per_update, 2048), rng, device)
     data = buf.sample(sac.rows_per_update, rng, device)
     eager_sac = EagerSAC(sac) if eager else None
     baseline = 0.0 if eager_sac is None else timer(lambda: eager_sac.update(data), repeats=repeats)
@@ -211,11 +214,12 @@ def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: boo
     sample = timer(lambda: buf.sample(sac.rows_per_update, rng, device), repeats=repeats)
     light = timer(lambda: buf.gather(buf.sample_indices(sac.rows_per_update, rng), device, images=False),
                   repeats=repeats)
-    minibatch = next(split_batch(data, sac.cfg.critic_actor_ratio))
-    critic = timer(lambda: sac._update_critic(minibatch), repeats=repeats) * sac.cfg.critic_actor_ratio
-    features = sac._update_critic(minibatch)[2]
-    actor = timer(lambda: sac._update_actor(features), repeats=repeats)
-    backbone = 0.0
+    critic = actor = backbone = float("nan")
+    if changes.get("compile", "none") == "none":  # (compiled critics: timed only as the whole update, whose
+        minibatch = next(split_batch(data, sac.cfg.critic_actor_ratio))  # steps mark the CUDA graphs' steps)
+        critic = timer(lambda: sac._update_critic(minibatch), repeats=repeats) * sac.cfg.critic_actor_ratio
+        features = sac._update_critic(minibatch)[2]
+        actor = timer(lambda: sac._update_actor(features), repeats=repeats)
     if spec.image_keys:  # obs + next_obs per critic step, critic_actor_ratio steps per update
         half = {k: v[: batch] for k, v in data["obs"].items()}
         one = timer(lambda: sac.policy.encoder.backbone_features(half), repeats=repeats)
@@ -272,7 +276,8 @@ def main() -> None:
     t = sac_row(pixel_spec, pixel_batch, timer, max(3, repeats // 5))
     row(f"SAC.update, pixels 2x128x128, batch {pixel_batch} x ratio 2, 10 critics: eager baseline", t.eager, t.eager)
     row("SAC.update, pixels (ours)", t.update, t.eager)
-    part(f"ReplayBuffer.sample of its {2 * pixel_batch} rows", t.sample, t.update)
+    kept = "images on the GPU" if device.type == "cuda" else "images in host memory"
+    part(f"ReplayBuffer.sample of its {2 * pixel_batch} rows ({kept})", t.sample, t.update)
     part("frozen ResNet-10 forwards inside it (obs + next_obs)", t.backbone, t.update)
     part("critic steps (encoder included)", t.critic, t.update)
     part("actor + temperature step", t.actor, t.update)

@@ -19,9 +19,9 @@ mkdir -p "$out"
 export PYTHONPATH="src/user_learner:src/user_policies:src/user_robot:test:examples${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 python="${PYTHON:-python3}"
-device=cuda quick=() repeats=3
+device=cuda quick=() repeats=3 select=(-k "not cpu")  # the CUDA cases and the tests without a device
 if [[ "${1:-}" == "--dry-run" ]]; then
-  device=cpu quick=(--quick --clock cpu) repeats=1
+  device=cpu quick=(--quick --clock cpu) repeats=1 select=()
 fi
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAME.log, report its status
@@ -46,7 +46,7 @@ EOF
 
 tests=(src/user_learner/test/test_cuda.py src/user_learner/test/test_sac.py src/user_learner/test/test_prefetch.py
        src/user_learner/test/test_replay_buffer.py src/user_learner/test/test_backbone_cache.py)
-step tests 150 "$python" -m pytest -q -p no:cacheprovider -rs "${tests[@]}"
+step tests 150 "$python" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" "${select[@]}"
 step bench_update 300 "$python" bench/bench_update.py --device "$device" "${quick[@]}"
 step bench_vla_update 100 "$python" bench/bench_vla_update.py --device "$device" --repeats "$repeats"
 cat "$out/summary.txt"

@@ -196,6 +196,28 @@ def test_images_kept_on_a_device_give_the_same_batches_and_checkpoints(tmp_path,
     assert torch.equal(c["obs"]["cam"], b["obs"]["cam"]) and torch.equal(c["next_obs"]["cam"], b["next_obs"]["cam"])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_images_on_a_gpu_written_on_one_stream_and_drawn_on_another_are_whole() -> None:
+    """Transitions are added on the default stream while batches are drawn on a side stream (prefetch): a
+    draw sees the rows written before it, and a write waits for the draws before it, however busy either
+    stream is (``torch.cuda._sleep`` keeps one busy for a while)."""
+    buf, side = ReplayBuffer(4, SHAPES, 1, image_device="cuda"), torch.cuda.Stream()
+    torch.cuda._sleep(10**8)  # the default stream busy: the write below runs only after this
+    buf.add(obs(7), [7], 7.0, obs(8), True)
+    with torch.cuda.stream(side):
+        drawn = buf.gather(np.array([0]), "cuda")
+    torch.cuda.current_stream().wait_stream(side)
+    assert int(drawn["obs"]["cam"].min()) == 7 and int(drawn["next_obs"]["cam"].max()) == 8
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(10**8)  # the side stream busy: its draw runs after the overwrite is queued
+        older = buf.gather(np.array([0]), "cuda")
+    buf.add(obs(20), [20], 20.0, obs(21), True)  # rows 2, 3
+    buf.add(obs(30), [30], 30.0, obs(31), True)  # wraps: rows 0, 1 now hold 30 and 31
+    torch.cuda.synchronize()
+    assert int(older["obs"]["cam"].max()) == 7 and int(older["next_obs"]["cam"].min()) == 8
+    assert int(buf.obs["cam"][0].min()) == 30
+
+
 def test_the_learner_keeps_images_where_its_recipe_says() -> None:
     from user_learner.algo_config import AlgorithmConfig
     from user_learner.learner_core import replay_image_device

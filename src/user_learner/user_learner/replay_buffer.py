@@ -10,9 +10,10 @@ transition that started there and the one whose next observation it held.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,53 @@ Store = np.ndarray | torch.Tensor
 
 def _take(store: Store, rows: np.ndarray, device: torch.device) -> torch.Tensor:
     """``store[rows]`` as a tensor on ``device`` (indexed where the store lives: no host copy of a device store)."""
-    if isinstance(store, torch.Tensor):
-        return store[torch.from_numpy(rows).to(store.device)].to(device, non_blocking=True)
+    if isinstance(store, torch.Tensor):  # (to the host: a blocking copy, or its reader could see it unfilled)
+        return store[_as_tensor(rows, store.device)].to(device, non_blocking=device.type == "cuda")
     return _as_tensor(store[rows], device)
+
+
+class StreamOrder:
+    """Orders the writes and reads of images kept on a GPU across CUDA streams: transitions are written on
+    one stream while batches are drawn ahead on another (:mod:`prefetch`). A read waits for the last write,
+    and a write for the last read, each by an event rather than by the whole of the other stream's work.
+    Does nothing for stores in host memory or on a CPU device."""
+
+    def __init__(self, device: torch.device | None) -> None:
+        self.device = device if device is not None and device.type == "cuda" else None
+        self._written: torch.cuda.Event | None = None
+        self._read: torch.cuda.Event | None = None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around a read of the stores: after the last write, marked done for the next write."""
+        with self._after("_written", "_read"):
+            yield
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a write to the stores: after the last read, marked done for the next read."""
+        with self._after("_read", "_written"):
+            yield
+
+    @contextlib.contextmanager
+    def _after(self, wait: str, mark: str) -> Iterator[None]:
+        if self.device is None:
+            yield
+            return
+        stream = torch.cuda.current_stream(self.device)
+        event = getattr(self, wait)
+        if event is not None:
+            stream.wait_event(event)
+        yield
+        done = torch.cuda.Event()
+        done.record(stream)
+        setattr(self, mark, done)
 
 
 def _host(store: Store, rows: np.ndarray) -> np.ndarray:
     """``store[rows]`` as a contiguous numpy array."""
     if isinstance(store, torch.Tensor):
-        return store[torch.from_numpy(rows).to(store.device)].cpu().numpy()
+        return store[_as_tensor(rows, store.device)].cpu().numpy()
     return np.ascontiguousarray(store[rows])
 
 
@@ -106,6 +145,7 @@ class ReplayBuffer:
         self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
         self.uid = next(_UIDS)  # tells this buffer's rows apart from another's in mixed batches
         self.persisted: dict[str, Any] | None = None  # which observations are on disk already (checkpoint.py)
+        self.stream_order = StreamOrder(self.image_device)  # (images on a GPU: written and read on two streams)
 
     def __len__(self) -> int:
         """Number of sampleable transitions."""
@@ -126,11 +166,12 @@ class ReplayBuffer:
         self.prev_row[row] = -1
         self.generation[row] += 1
         self.success[row] = False
-        for key, store in self.obs.items():
-            value = np.asarray(obs[key])
-            if value.shape != tuple(store.shape[1:]):
-                raise ValueError(f"observation {key!r} has shape {value.shape}, expected {tuple(store.shape[1:])}")
-            store[row] = torch.from_numpy(value).to(store.device) if isinstance(store, torch.Tensor) else value
+        with self.stream_order.writing():
+            for key, store in self.obs.items():
+                value = np.asarray(obs[key])
+                if value.shape != tuple(store.shape[1:]):
+                    raise ValueError(f"observation {key!r} has shape {value.shape}, expected {tuple(store.shape[1:])}")
+                store[row] = _as_tensor(value, store.device) if isinstance(store, torch.Tensor) else value
         self.cursor = (row + 1) % self.capacity
         self.rows_written += 1
         return row
@@ -236,9 +277,12 @@ class ReplayBuffer:
         device = torch.device(device)
         nxt = self.next_row[idx]
         keys = [k for k in self.obs if images or k == "state"]
+        with self.stream_order.reading():
+            obs = {k: _take(self.obs[k], idx, device) for k in keys}
+            next_obs = {k: _take(self.obs[k], nxt, device) for k in keys}
         return {
-            "obs": {k: _take(self.obs[k], idx, device) for k in keys},
-            "next_obs": {k: _take(self.obs[k], nxt, device) for k in keys},
+            "obs": obs,
+            "next_obs": next_obs,
             "action": _as_tensor(self.action[idx], device),
             "reward": _as_tensor(self.reward[idx], device),
             "done": _as_tensor(self.done[idx].astype(np.float32), device),
@@ -253,7 +297,8 @@ class ReplayBuffer:
 
     def images(self, rows: np.ndarray, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The images of the observation ``rows`` (as stored now), by camera, on ``device``."""
-        return {k: _take(v, rows, torch.device(device)) for k, v in self.obs.items() if k != "state"}
+        with self.stream_order.reading():
+            return {k: _take(v, rows, torch.device(device)) for k, v in self.obs.items() if k != "state"}
 
     def sample(self, batch_size: int, rng: np.random.Generator, device: str | torch.device = "cpu") -> Batch:
         """``batch_size`` uniformly sampled transitions as tensors on ``device``."""
@@ -279,7 +324,8 @@ class ReplayBuffer:
         since the buffer was made; only the newest ``capacity`` still exist); returns the first one written."""
         start = max(start, self.rows_written - self.capacity)
         rows = np.arange(start, self.rows_written) % self.capacity
-        arrays = {k: _host(v, rows) for k, v in self.obs.items()}
+        with self.stream_order.reading():
+            arrays = {k: _host(v, rows) for k, v in self.obs.items()}
         save_file(arrays, str(path), metadata={"writes": json.dumps([start, self.rows_written])})
         return start
 
