@@ -97,8 +97,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                   for name in cameras}
         return {"state": encoder.encode(arm, c.object_state(), executed[-1] if executed else None), **images}
 
+    ticks: list[dict[str, np.ndarray]] = []  # the observation of the tick being decided (observed once a tick)
+
     def act(c: SimCell, step: int) -> np.ndarray:
-        return policy.act(observe(c), deterministic=True)[0].astype(np.float64)
+        return policy.act(ticks[-1], deterministic=True)[0].astype(np.float64)
 
     def episode(name: str, drive, seed: int, index: int, human=None) -> tuple[list[StepRecord], bool, int]:
         """Run one episode: its steps as the actor sends them (intervened: the human drove), success, steps."""
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             if step == 0:
                 executed.clear()
             obs, before, taken = observe(c), (human.driven if human else 0), (human.takeovers if human else 0)
+            ticks[:] = [obs]
             decided.append((drive(c, step), human is None or human.driven > before, obs))
             if human is not None and human.takeovers > taken:
                 takeovers[human.phase] += 1
