@@ -56,40 +56,46 @@ def _take(store: Store, rows: np.ndarray, device: torch.device) -> torch.Tensor:
 
 class StreamOrder:
     """Orders the writes and reads of images kept on a GPU across CUDA streams: transitions are written on
-    one stream while batches are drawn ahead on another (:mod:`prefetch`). A read waits for the last write,
-    and a write for the last read, each by an event rather than by the whole of the other stream's work.
-    Does nothing for stores in host memory or on a CPU device."""
+    one stream while batches are drawn ahead on another (:mod:`prefetch`) and images read on a third. A read
+    waits for the last write, and a write for the last read on every stream, each by an event rather than
+    by the whole of the other streams' work. Does nothing for stores in host memory or on a CPU
+    device. (Used under the learner's buffer lock.)"""
 
     def __init__(self, device: torch.device | None) -> None:
         self.device = device if device is not None and device.type == "cuda" else None
         self._written: torch.cuda.Event | None = None
-        self._read: torch.cuda.Event | None = None
+        self._reads: dict[int, torch.cuda.Event] = {}  # stream handle -> its last read (a stream's are in order)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
-        """Around a read of the stores: after the last write, marked done for the next write."""
-        with self._after("_written", "_read"):
-            yield
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around a write to the stores: after the last read, marked done for the next read."""
-        with self._after("_read", "_written"):
-            yield
-
-    @contextlib.contextmanager
-    def _after(self, wait: str, mark: str) -> Iterator[None]:
+        """Around a read of the stores."""
         if self.device is None:
             yield
             return
         stream = torch.cuda.current_stream(self.device)
-        event = getattr(self, wait)
-        if event is not None:
-            stream.wait_event(event)
+        if self._written is not None:
+            stream.wait_event(self._written)
         yield
-        done = torch.cuda.Event()
-        done.record(stream)
-        setattr(self, mark, done)
+        self._reads[stream.cuda_stream] = self._recorded(stream)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a write to the stores."""
+        if self.device is None:
+            yield
+            return
+        stream = torch.cuda.current_stream(self.device)
+        for read in self._reads.values():
+            stream.wait_event(read)
+        self._reads.clear()
+        yield
+        self._written = self._recorded(stream)
+
+    @staticmethod
+    def _recorded(stream: torch.cuda.Stream) -> torch.cuda.Event:
+        event = torch.cuda.Event()
+        event.record(stream)
+        return event
 
 
 def _host(store: Store, rows: np.ndarray) -> np.ndarray:
