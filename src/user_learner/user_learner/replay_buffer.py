@@ -66,29 +66,38 @@ class StreamOrder:
         self._written: torch.cuda.Event | None = None
         self._reads: dict[int, torch.cuda.Event] = {}  # stream handle -> its last read (a stream's are in order)
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
+    def reading(self) -> contextlib.AbstractContextManager[None]:
         """Around a read of the stores."""
-        if self.device is None:
-            yield
-            return
-        stream = torch.cuda.current_stream(self.device)
-        if self._written is not None:
-            stream.wait_event(self._written)
-        yield
-        self._reads[stream.cuda_stream] = self._recorded(stream)
+        return self._around(self._after_write, self._read_done)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Around a write to the stores."""
+        return self._around(self._after_reads, self._write_done)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around a write to the stores."""
+    def _around(self, before: Callable[[torch.cuda.Stream], None],
+                after: Callable[[torch.cuda.Stream], None]) -> Iterator[None]:
         if self.device is None:
             yield
             return
         stream = torch.cuda.current_stream(self.device)
+        before(stream)
+        yield
+        after(stream)
+
+    def _after_write(self, stream: torch.cuda.Stream) -> None:
+        if self._written is not None:
+            stream.wait_event(self._written)
+
+    def _read_done(self, stream: torch.cuda.Stream) -> None:
+        self._reads[stream.cuda_stream] = self._recorded(stream)
+
+    def _after_reads(self, stream: torch.cuda.Stream) -> None:
         for read in self._reads.values():
             stream.wait_event(read)
         self._reads.clear()
-        yield
+
+    def _write_done(self, stream: torch.cuda.Stream) -> None:
         self._written = self._recorded(stream)
 
     @staticmethod
