@@ -66,39 +66,29 @@ class StreamOrder:
         self._written: torch.cuda.Event | None = None
         self._reads: dict[int, torch.cuda.Event] = {}  # stream handle -> its last read (a stream's are in order)
 
-    def reading(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
         """Around a read of the stores."""
-        return self._around(self._after_write, self._read_done)
-
-    def writing(self) -> contextlib.AbstractContextManager[None]:
-        """Around a write to the stores."""
-        return self._around(self._after_reads, self._write_done)
+        stream = self._stream()
+        if stream is not None and self._written is not None:
+            stream.wait_event(self._written)
+        yield
+        if stream is not None:
+            self._reads[stream.cuda_stream] = self._recorded(stream)
 
     @contextlib.contextmanager
-    def _around(self, before: Callable[[torch.cuda.Stream], None],
-                after: Callable[[torch.cuda.Stream], None]) -> Iterator[None]:
-        if self.device is None:
-            yield
-            return
-        stream = torch.cuda.current_stream(self.device)
-        before(stream)
-        yield
-        after(stream)
-
-    def _after_write(self, stream: torch.cuda.Stream) -> None:
-        if self._written is not None:
-            stream.wait_event(self._written)
-
-    def _read_done(self, stream: torch.cuda.Stream) -> None:
-        self._reads[stream.cuda_stream] = self._recorded(stream)
-
-    def _after_reads(self, stream: torch.cuda.Stream) -> None:
+    def writing(self) -> Iterator[None]:
+        """Around a write to the stores."""
+        stream = self._stream()
         for read in self._reads.values():
-            stream.wait_event(read)
+            stream.wait_event(read)  # (reads are recorded only with a stream)
         self._reads.clear()
+        yield
+        if stream is not None:
+            self._written = self._recorded(stream)
 
-    def _write_done(self, stream: torch.cuda.Stream) -> None:
-        self._written = self._recorded(stream)
+    def _stream(self) -> torch.cuda.Stream | None:
+        return None if self.device is None else torch.cuda.current_stream(self.device)
 
     @staticmethod
     def _recorded(stream: torch.cuda.Stream) -> torch.cuda.Event:
