@@ -4,10 +4,12 @@ stand-in is its own process over real DDS (as the actor, whose last transitions 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import driver_standins as standins
@@ -16,12 +18,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from user_robot.nodes.runtime import STACKS_SIGNAL
+
 STANDIN = Path(__file__).with_name("draining_node_standin.py")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_drain_runs_while_the_node_can_still_publish(signum: int) -> None:
-    topic = f"/drain_test_{os.getpid()}_{int(signum)}"
+@contextlib.contextmanager
+def draining_standin(topic: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """The stand-in as its own process, once a probe here has received its first "alive" (matched both ways);
+    yields the process and the messages received."""
     harness = standins.Harness()
     received: list[str] = []
     proc = subprocess.Popen([sys.executable, str(STANDIN), topic], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -32,18 +37,40 @@ def test_drain_runs_while_the_node_can_still_publish(signum: int) -> None:
                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         harness.add(probe)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "standin ready"
-        standins.wait_until(lambda: received, 20.0, "the stand-in's first message")  # (matched both ways)
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
-        standins.wait_until(lambda: received[-1] == "last words", 5.0, "the message published in drain()")
+        standins.wait_until(lambda: received, 20.0, "the stand-in's first message")
+        yield proc, received
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
         harness.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_drain_runs_while_the_node_can_still_publish(signum: int) -> None:
+    with draining_standin(f"/drain_test_{os.getpid()}_{int(signum)}") as (proc, received):
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+        standins.wait_until(lambda: received[-1] == "last words", 5.0, "the message published in drain()")
     assert proc.returncode == 0, err
     assert out.splitlines() == ["drained ok=True acked=True", "shut down"], out + err
     assert received[-1] == "last words" and set(received[:-1]) == {"alive"}, received
+
+
+def test_a_node_asked_for_its_stacks_writes_every_threads_and_runs_on() -> None:
+    """``STACKS_SIGNAL`` (what a timed-out ``user-rl`` run sends each node): the stacks of the main thread
+    (waiting in ``run``) and of the executor's thread go to stderr, and the node goes on publishing."""
+    with draining_standin(f"/stacks_test_{os.getpid()}") as (proc, received):
+        proc.send_signal(STACKS_SIGNAL)
+        seen = len(received)
+        standins.wait_until(lambda: len(received) >= seen + 5, 20.0, "messages after the stacks were written")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["drained ok=True acked=True", "shut down"], out + err
+    stacks = err.split("(most recent call first):")
+    assert len(stacks) >= 3, err  # (the main thread and the spin thread at least)
+    assert 'runtime.py", line' in err and " in run" in err and " in _spin" in err, err
 
 
 SLOW_STOP = '''

@@ -142,6 +142,15 @@ def _kill_learner_after_checkpoint(log_dir: Path, killed: dict) -> None:
             killed["pid"] = int(proc.name)
 
 
+def stalled_run_report(out: subprocess.CompletedProcess, log_dir: Path) -> str:
+    """Why a ``user-rl train`` run failed: its summary, the start and end of its stderr, and the end of the sim
+    cell's and actor's logs (on a timeout, where each one's threads waited)."""
+    logs = "".join(f"\n--- {name}:\n" + "\n".join((log_dir / "ros" / name).read_text(errors="replace")
+                                                   .splitlines()[-lines:])
+                   for name, lines in (("robot_0.sim_cell.log", 60), ("robot_0.actor.log", 60)))
+    return f"{out.stdout[-500:]}\n{out.stderr[:1500]}\n...\n{out.stderr[-1000:]}{logs}"
+
+
 @pytest.mark.slow
 def test_train_restarts_a_killed_learner_from_its_checkpoint_while_the_robot_side_runs_on(tmp_path, fast_config):
     log_dir = tmp_path / "logs"
@@ -154,8 +163,8 @@ def test_train_restarts_a_killed_learner_from_its_checkpoint_while_the_robot_sid
         capture_output=True, text=True, timeout=600,
     )
     killer.join(timeout=1)
-    assert "pid" in killed, "the learner was never killed (no checkpoint?)"
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "pid" in killed, "the learner was never killed (no checkpoint?)\n" + stalled_run_report(out, log_dir)
+    assert out.returncode == 0, stalled_run_report(out, log_dir)
     assert "restarting it from its newest checkpoint (1/3); the robot side keeps running" in out.stderr
     learner_log = (log_dir / "ros" / "global.learner.log").read_text()
     assert learner_log.count("learner ready") == 2 and "resumed from checkpoint" in learner_log

@@ -43,3 +43,18 @@ def test_episodes_stops_training_after_that_many_episodes(tmp_path: Path) -> Non
     summary = re.search(r"train task=peg_insertion algo=sac .* episodes=(\d+) steps=(\d+)", proc.stdout)
     assert summary, proc.stdout[-2000:]
     assert 2 <= int(summary.group(1)) <= 3 and int(summary.group(2)) <= 3 * 100  # (episodes end at 100 steps)
+
+
+def test_a_timed_out_run_leaves_each_nodes_stacks_in_its_log(tmp_path: Path) -> None:
+    """``--timeout``: exit status 1, the nodes' last lines on stderr, and the stacks of every node's threads
+    (where each waited: what a stalled graph needs to be diagnosed) at the end of its log."""
+    cmd = [sys.executable, "-m", "user_learner.cli.main", "train", "--task", "peg_insertion", "--algo", "sac",
+           "--steps", "100000", "--timeout", "20", "--log-dir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "timed out after 20 s" in proc.stderr and "stacks" in proc.stderr, proc.stderr[-2000:]
+    logs = {p.name: p.read_text(errors="replace") for p in (tmp_path / "run" / "ros").glob("*.log")}
+    assert len(logs) == 6, sorted(logs)  # sim cell, arm bridge, teleop, actor, episode driver, learner
+    for name, text in logs.items():
+        assert "(most recent call first)" in text, (name, text[-1500:])
+    assert 'sim_cell.py", line' in logs["robot_0.sim_cell.log"]

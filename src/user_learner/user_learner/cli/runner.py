@@ -72,6 +72,12 @@ class NodeProcess:
             self.popen.send_signal(signal.SIGINT)
             self._interrupted = True
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the process, if it runs."""
+        if self.alive():
+            assert self.popen is not None
+            self.popen.send_signal(signum)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGINT (unless sent already: a second Ctrl-C cuts a node's shutdown short), then SIGKILL after
         ``timeout``."""
@@ -284,6 +290,9 @@ RESTARTS = {"learner": 3}
 DRIVER_RESULTS_GRACE_S = 15.0
 """How long results may still arrive after every episode driver has finished."""
 
+STACKS_WAIT_S = 1.0
+"""How long a timed-out run waits for its nodes to write their stacks to their logs before stopping them."""
+
 
 def print_tail(node: NodeProcess) -> None:
     """The node's last log lines on stderr, under its label and log path."""
@@ -325,6 +334,8 @@ def run_graph(
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from user_robot.nodes.runtime import STACKS_SIGNAL
 
     log = EpisodeLog()
     log.learned_reward = any(
@@ -388,6 +399,10 @@ def run_graph(
                     print(f"timed out after {timeout_s:.0f} s; the nodes' last lines:", file=sys.stderr)
                     for node in procs.nodes:
                         print_tail(node)
+                        node.signal(STACKS_SIGNAL)
+                    time.sleep(STACKS_WAIT_S)
+                    print("(each node's threads' stacks, where it waited, are now at the end of its log)",
+                          file=sys.stderr)
                     code = 1
                     break
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: rclpy's handler may shut the context first

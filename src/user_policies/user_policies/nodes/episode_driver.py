@@ -35,7 +35,7 @@ from user_interfaces.action import RunEpisode
 from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.qos import CONTROL, STATUS
-from user_robot.nodes.runtime import declare
+from user_robot.nodes.runtime import declare, dump_stacks_on_request
 
 GOAL_ANSWER_S = 10.0
 """Longest wait for the actor to accept or reject a goal before it is sent again."""
@@ -207,6 +207,7 @@ def _wait(future, alive=lambda: True):
 
 def main(args: list[str] | None = None) -> None:
     """Run the episode driver until its episodes are done or it is shut down."""
+    dump_stacks_on_request()
     rclpy.init(args=args)
     node = EpisodeDriver()
     executor = SingleThreadedExecutor()  # (callbacks never block: the episodes run on this thread)

@@ -7,10 +7,13 @@ Ctrl-C, SIGTERM or shutdown, and on the way out (callbacks stopped) run the node
 while the node can still talk (the actor waits there until the learner has acknowledged its last transitions), then
 its ``shutdown()`` hook (the learner checkpoints there). A config or startup error (``ValueError``:
 ``ConfigError`` names the file and the key) is logged as fatal and exits with code 1 instead of a traceback.
+Every node writes the stacks of all its threads to stderr (its log) on ``SIGUSR1`` (:func:`dump_stacks_on_request`):
+``kill -USR1 <pid>`` shows where a stalled node waits, even inside a DDS call.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 import traceback
@@ -23,6 +26,13 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
+
+STACKS_SIGNAL = signal.SIGUSR1  # asks a node for its threads' stacks
+
+
+def dump_stacks_on_request() -> None:
+    """From now on, ``STACKS_SIGNAL`` writes every thread's Python stack to stderr; the process goes on."""
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
 
 
 def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]:
@@ -93,6 +103,7 @@ def run(
     flush anything; here the signal only ends the spin (the executor runs on a thread of its own, so the
     main thread is free to take it); a second Ctrl-C cuts the drain short (``shutdown()`` still runs).
     """
+    dump_stacks_on_request()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
 

@@ -50,6 +50,7 @@ from std_srvs.srv import SetBool, Trigger
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
+from user_robot.nodes.runtime import dump_stacks_on_request
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
@@ -518,6 +519,7 @@ def _spin(executor: SingleThreadedExecutor) -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``sim_cell`` executable."""
+    dump_stacks_on_request()
     rclpy.init(args=args)
     cells = make_cells()
     executor = SingleThreadedExecutor()
