@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from user_robot.nodes.runtime import STACKS_SIGNAL
+from user_robot.nodes.stacks import STACKS_SIGNAL
 
 STANDIN = Path(__file__).with_name("draining_node_standin.py")
 

@@ -24,6 +24,7 @@ from user_learner.graph import NodeSpec, to_ros_args
 from user_learner.progress import progress
 from user_robot.config_loader import UsageError
 from user_robot.contracts import TRANSITIONS_TOPIC, TRUTH_SOLVED, TRUTH_UNKNOWN, WEIGHTS_TOPIC
+from user_robot.nodes.stacks import STACKS_SIGNAL
 from user_robot.task_config import load_task
 
 
@@ -49,7 +50,9 @@ class NodeProcess:
         if extra_parameters:
             spec = dataclasses.replace(spec, parameters={**spec.parameters, **extra_parameters})
         module = f"{spec.package}.nodes.{spec.executable}"  # (torchrun takes a module, not code)
-        program = ["-m", module] if spec.torchrun() else ["-c", f"from {module} import main; main()"]
+        # (stacks on request from the start: a node that hangs while importing shows where, too)
+        stacks = "from user_robot.nodes.stacks import dump_stacks_on_request; dump_stacks_on_request()"
+        program = ["-m", module] if spec.torchrun() else ["-c", f"{stacks}; from {module} import main; main()"]
         log = open(self.log_path, "a")  # noqa: SIM115  (kept open for the child's lifetime)
         self.popen = subprocess.Popen(
             [sys.executable, "-u", *spec.torchrun(), *program, *to_ros_args(spec)],
@@ -334,8 +337,6 @@ def run_graph(
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    from user_robot.nodes.runtime import STACKS_SIGNAL
 
     log = EpisodeLog()
     log.learned_reward = any(

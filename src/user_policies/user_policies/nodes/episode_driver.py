@@ -35,7 +35,8 @@ from user_interfaces.action import RunEpisode
 from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.qos import CONTROL, STATUS
-from user_robot.nodes.runtime import declare, dump_stacks_on_request
+from user_robot.nodes.runtime import declare
+from user_robot.nodes.stacks import dump_stacks_on_request
 
 GOAL_ANSWER_S = 10.0
 """Longest wait for the actor to accept or reject a goal before it is sent again."""

@@ -7,13 +7,11 @@ Ctrl-C, SIGTERM or shutdown, and on the way out (callbacks stopped) run the node
 while the node can still talk (the actor waits there until the learner has acknowledged its last transitions), then
 its ``shutdown()`` hook (the learner checkpoints there). A config or startup error (``ValueError``:
 ``ConfigError`` names the file and the key) is logged as fatal and exits with code 1 instead of a traceback.
-Every node writes the stacks of all its threads to stderr (its log) on ``SIGUSR1`` (:func:`dump_stacks_on_request`):
-``kill -USR1 <pid>`` shows where a stalled node waits, even inside a DDS call.
+Every node writes the stacks of all its threads to stderr (its log) on ``SIGUSR1`` (:mod:`user_robot.nodes.stacks`).
 """
 
 from __future__ import annotations
 
-import faulthandler
 import signal
 import threading
 import traceback
@@ -27,12 +25,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-STACKS_SIGNAL = signal.SIGUSR1  # asks a node for its threads' stacks
-
-
-def dump_stacks_on_request() -> None:
-    """From now on, ``STACKS_SIGNAL`` writes every thread's Python stack to stderr; the process goes on."""
-    faulthandler.register(STACKS_SIGNAL, all_threads=True)
+from user_robot.nodes.stacks import dump_stacks_on_request
 
 
 def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]:

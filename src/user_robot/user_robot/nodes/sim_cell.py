@@ -50,7 +50,7 @@ from std_srvs.srv import SetBool, Trigger
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
-from user_robot.nodes.runtime import dump_stacks_on_request
+from user_robot.nodes.stacks import dump_stacks_on_request
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
 from user_robot.sim.cell import SimCell
