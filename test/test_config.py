@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from user_robot.config_loader import ConfigError, config_dir, config_names, from_mapping, read_yaml, write_config_copy
@@ -73,3 +75,44 @@ def test_config_copy_sets_nested_and_dotted_keys_and_new_files(tmp_path) -> None
     assert sac["policy"]["hidden_dims"] == [16] and sac["utd"] == 0.5
     assert read_yaml(root / "algorithms" / "mine.yaml") == {"algorithm": "sac"}
     assert (config_dir() / "algorithms" / "sac.yaml").read_text() == original
+
+
+def test_extends_lays_a_config_over_another_and_names_its_mistakes(tmp_path, monkeypatch) -> None:
+    robots = tmp_path / "robots"
+    robots.mkdir()
+    (robots / "base.yaml").write_text("a: 1\nnested: {x: 1, y: [1, 2]}\nkeep: base\n")
+    (robots / "mid.yaml").write_text("extends: base\nnested: {y: [3]}\na: 2\n")
+    (robots / "leaf.yaml").write_text("extends: mid\nnested: {z: 1}\nnew.dotted: 4\n")
+    # a chain, mappings key by key, lists replaced, dotted keys as written (only write_config_copy splits them)
+    assert read_yaml(robots / "leaf.yaml") == {"a": 2, "nested": {"x": 1, "y": [3], "z": 1}, "keep": "base",
+                                               "new.dotted": 4}
+    (robots / "typo.yaml").write_text("extends: bsae\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml: key 'extends': no config named 'bsae' beside this one "
+                                          r"\(known: base, leaf, mid\)"):
+        read_yaml(robots / "typo.yaml")
+    (robots / "one.yaml").write_text("extends: two\n")
+    (robots / "two.yaml").write_text("extends: one\n")
+    with pytest.raises(ConfigError, match=r"two\.yaml: key 'extends': configs extend each other in a circle: "
+                                          r"one -> two -> one"):
+        read_yaml(robots / "one.yaml")
+    (robots / "odd.yaml").write_text("extends: [base]\n")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: key 'extends': expected the name of a config"):
+        read_yaml(robots / "odd.yaml")
+    # a schema mistake in an extending config names that file and the key
+    (robots / "sim_typo.yaml").write_text("extends: sim\nsafety: {max_translation_stepp: 0.01}\n")
+    shutil.copy(config_dir() / "robots" / "sim.yaml", robots / "sim.yaml")
+    monkeypatch.setenv("USER_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"sim_typo\.yaml: key 'safety\.max_translation_stepp': unknown key"):
+        load_robot("sim_typo")
+
+
+def test_a_config_copy_keeps_extends_so_a_changed_base_reaches_its_children(tmp_path, monkeypatch) -> None:
+    root = write_config_copy(tmp_path / "config", {"algorithms/rlpd_cnn": {"rlpd.batch_size": 8},
+                                                   "algorithms/sac_cnn": {"sac.gamma": 0.5}})
+    monkeypatch.setenv("USER_CONFIG_DIR", str(root))
+    from user_learner.algo_config import load_algorithm_config
+
+    sac_cnn = load_algorithm_config("sac_cnn")  # extends rlpd_cnn: its rlpd section is sac_cnn's sac section
+    assert sac_cnn.algorithm == "sac" and sac_cnn.params.batch_size == 8 and sac_cnn.params.gamma == 0.5
+    assert sac_cnn.params.demo_ratio == 0.0 and sac_cnn.params.cache_backbone and sac_cnn.policy.kind == "cnn"
+    assert load_algorithm_config("rlpd_cnn").params.gamma == 0.97  # the child's change stays in the child

@@ -7,6 +7,10 @@ policy: {kind: mlp}        # a PolicySpec without the task's fields; `options:` 
 utd: 1.0                   # ...the learner settings below
 ```
 
+A recipe may start from another (``extends: rlpd_cnn``, see :mod:`user_robot.config_loader`); when its
+``algorithm`` differs, the base's algorithm section is the start of its own (``sac_cnn.yaml``: SAC on
+``rlpd_cnn.yaml``'s pixel settings, its ``sac:`` section only what differs).
+
 :func:`load_algorithm_config` checks every key against these schemas and raises
 :class:`~user_robot.config_loader.ConfigError` naming the file, the dotted key and the choices.
 """
@@ -97,4 +101,11 @@ def load_algorithm_config(name: str) -> AlgorithmConfig:
     if not path.is_file():
         known = ", ".join(config_names("algorithms")) or "none"
         raise ConfigError(path, "", f"no algorithm config named '{name}' (known: {known})")
-    return parse_algorithm_config(read_yaml(path), path)
+    return parse_algorithm_config(read_yaml(path, rebase=_rename_algorithm_section), path)
+
+
+def _rename_algorithm_section(base: dict[str, Any], data: dict[str, Any]) -> None:
+    """``extends`` across algorithms: the base's algorithm section becomes the one ``data`` names."""
+    old, new = base.get("algorithm"), data.get("algorithm")
+    if isinstance(old, str) and isinstance(new, str) and old != new and old in base:
+        base[new] = base.pop(old)

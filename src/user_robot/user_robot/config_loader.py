@@ -3,6 +3,10 @@
 Every config section is a frozen dataclass. :func:`from_mapping` builds one from a YAML mapping
 and raises :class:`ConfigError` naming the file and the dotted key on any unknown key, missing
 key or wrong type, so a malformed config never starts a robot.
+
+A config may start from another of its kind: ``extends: <name>`` (top level) reads ``<name>.yaml`` in
+the same directory (which may extend another in turn) and lays this file's keys over it, mappings key
+by key and anything else (lists too) replaced (:func:`read_yaml`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +25,9 @@ T = TypeVar("T")
 
 CONFIG_DIR_ENV = "USER_CONFIG_DIR"
 """Environment variable that overrides where ``config/`` is looked up."""
+
+EXTENDS = "extends"
+"""Top-level key naming the config (same directory) a config starts from."""
 
 
 class UsageError(ValueError):
@@ -72,7 +80,8 @@ def write_config_copy(dest: str | Path, changes: dict[str, dict[str, Any]]) -> P
 
     ``changes`` maps a file (``"algorithms/sac"``) to the keys to set in it, nested or dotted
     (``{"sac": {"batch_size": 8}}`` or ``{"sac.batch_size": 8}``); a file not there yet is written from
-    them. Point ``$USER_CONFIG_DIR`` at the copy (every node and CLI command reads it).
+    them; a file that ``extends`` another keeps doing so (the changes go over it). Point ``$USER_CONFIG_DIR``
+    at the copy (every node and CLI command reads it).
     """
     import shutil
 
@@ -80,27 +89,54 @@ def write_config_copy(dest: str | Path, changes: dict[str, dict[str, Any]]) -> P
     shutil.copytree(config_dir(), dest, dirs_exist_ok=True)
     for name, values in changes.items():
         path = dest / f"{name}.yaml"
-        data = read_yaml(path) if path.is_file() else {}
+        data = _read_mapping(path) if path.is_file() else {}
         _merge(data, values)
         path.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
 
 
-def _merge(data: dict[str, Any], values: dict[str, Any]) -> None:
+def _merge(data: dict[str, Any], values: dict[str, Any], dotted: bool = True) -> None:
+    """Lay ``values`` over ``data`` in place, mappings key by key; with ``dotted``, ``"a.b"`` is key ``b`` of ``a``."""
     for key, value in values.items():
-        *parents, leaf = str(key).split(".")
+        *parents, leaf = str(key).split(".") if dotted else [key]
         node = data
         for part in parents:
             node = node.setdefault(part, {})
         if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-            _merge(node[leaf], value)
+            _merge(node[leaf], value, dotted)
         else:
             node[leaf] = value
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a :class:`ConfigError` naming the file on any failure."""
-    path = Path(path)
+def read_yaml(path: str | Path, rebase: Callable[[dict, dict], None] | None = None) -> dict[str, Any]:
+    """Read a YAML mapping, with a :class:`ConfigError` naming the file on any failure; ``extends: <name>``
+    resolved (see the module docstring). ``rebase(base, data)`` may adjust each base, in place, before this
+    file's keys go over it (an algorithm config renames the base's algorithm section)."""
+    return _read_extended(Path(path), rebase, ())
+
+
+def _read_extended(path: Path, rebase: Callable[[dict, dict], None] | None, seen: tuple[Path, ...]) -> dict[str, Any]:
+    data = _read_mapping(path)
+    if EXTENDS not in data:
+        return data
+    name = data.pop(EXTENDS)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(path, EXTENDS, f"expected the name of a config beside this one, got {name!r}")
+    base_path = path.with_name(f"{name}.yaml")
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        chain = " -> ".join(p.stem for p in (*seen, path.resolve(), base_path.resolve()))
+        raise ConfigError(path, EXTENDS, f"configs extend each other in a circle: {chain}")
+    if not base_path.is_file():
+        known = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml") if p != path)) or "none"
+        raise ConfigError(path, EXTENDS, f"no config named '{name}' beside this one (known: {known})")
+    base = _read_extended(base_path, rebase, (*seen, path.resolve()))
+    if rebase is not None:
+        rebase(base, data)
+    _merge(base, data, dotted=False)
+    return base
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(path, "", "file not found")
     try:
