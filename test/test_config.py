@@ -80,12 +80,14 @@ def test_config_copy_sets_nested_and_dotted_keys_and_new_files(tmp_path) -> None
 def test_extends_lays_a_config_over_another_and_names_its_mistakes(tmp_path, monkeypatch) -> None:
     robots = tmp_path / "robots"
     robots.mkdir()
-    (robots / "base.yaml").write_text("a: 1\nnested: {x: 1, y: [1, 2]}\nkeep: base\n")
-    (robots / "mid.yaml").write_text("extends: base\nnested: {y: [3]}\na: 2\n")
+    (robots / "base.yaml").write_text("name: base\na: 1\nnested: {x: 1, y: [1, 2]}\nkeep: base\n")
+    (robots / "mid.yaml").write_text("extends: base\nname: mid\nnested: {y: [3]}\na: 2\n")
     (robots / "leaf.yaml").write_text("extends: mid\nnested: {z: 1}\nnew.dotted: 4\n")
-    # a chain, mappings key by key, lists replaced, dotted keys as written (only write_config_copy splits them)
+    # a chain, mappings key by key, lists replaced, dotted keys as written (only write_config_copy splits
+    # them), and no name from a base (each file names itself)
     assert read_yaml(robots / "leaf.yaml") == {"a": 2, "nested": {"x": 1, "y": [3], "z": 1}, "keep": "base",
                                                "new.dotted": 4}
+    assert read_yaml(robots / "mid.yaml")["name"] == "mid"
     (robots / "typo.yaml").write_text("extends: bsae\n")
     with pytest.raises(ConfigError, match=r"typo\.yaml: key 'extends': no config named 'bsae' beside this one "
                                           r"\(known: base, leaf, mid\)"):
@@ -99,11 +101,15 @@ def test_extends_lays_a_config_over_another_and_names_its_mistakes(tmp_path, mon
     with pytest.raises(ConfigError, match=r"odd\.yaml: key 'extends': expected the name of a config"):
         read_yaml(robots / "odd.yaml")
     # a schema mistake in an extending config names that file and the key
-    (robots / "sim_typo.yaml").write_text("extends: sim\nsafety: {max_translation_stepp: 0.01}\n")
+    (robots / "sim_typo.yaml").write_text("extends: sim\nname: sim_typo\nsafety: {max_translation_stepp: 0.01}\n")
     shutil.copy(config_dir() / "robots" / "sim.yaml", robots / "sim.yaml")
     monkeypatch.setenv("USER_CONFIG_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"sim_typo\.yaml: key 'safety\.max_translation_stepp': unknown key"):
         load_robot("sim_typo")
+    (robots / "sim_left.yaml").write_text("extends: sim\nname: sim_left\ncameras: {wrist: {topic: /left/image_raw}}\n")
+    left, sim = load_robot("sim_left"), load_robot("sim")
+    assert left.name == "sim_left" and left.cameras["wrist"].topic == "/left/image_raw"
+    assert left.cameras["front"] == sim.cameras["front"] and left.safety == sim.safety
 
 
 def test_a_config_copy_keeps_extends_so_a_changed_base_reaches_its_children(tmp_path, monkeypatch) -> None:

@@ -6,7 +6,8 @@ key or wrong type, so a malformed config never starts a robot.
 
 A config may start from another of its kind: ``extends: <name>`` (top level) reads ``<name>.yaml`` in
 the same directory (which may extend another in turn) and lays this file's keys over it, mappings key
-by key and anything else (lists too) replaced (:func:`read_yaml`).
+by key and anything else (lists too) replaced; every key but ``name``, which each file gives itself
+(:func:`read_yaml`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ CONFIG_DIR_ENV = "USER_CONFIG_DIR"
 
 EXTENDS = "extends"
 """Top-level key naming the config (same directory) a config starts from."""
+
+NAME = "name"
+"""Top-level key a config does not take from the one it extends."""
 
 
 class UsageError(ValueError):
@@ -130,6 +134,7 @@ def _read_extended(path: Path, rebase: Callable[[dict, dict], None] | None, seen
         known = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml") if p != path)) or "none"
         raise ConfigError(path, EXTENDS, f"no config named '{name}' beside this one (known: {known})")
     base = _read_extended(base_path, rebase, (*seen, path.resolve()))
+    base.pop(NAME, None)  # (a task or robot is named by its own file)
     if rebase is not None:
         rebase(base, data)
     _merge(base, data, dotted=False)
