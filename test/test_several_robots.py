@@ -9,14 +9,13 @@ import re
 
 import numpy as np
 import pytest
-import yaml
 from graph_watch import FAST_SAC, Watcher, failure_report, log_stamp, start_graph
 
 from user_learner.bags.transition_bag import TransitionBagWriter, read_episodes
 from user_learner.cli.collect import record_on
 from user_learner.cli.runner import run_graph
 from user_learner.graph import build_graph
-from user_robot.config_loader import CONFIG_DIR_ENV, UsageError, config_dir, write_config_copy
+from user_robot.config_loader import CONFIG_DIR_ENV, UsageError, config_dir, read_yaml, write_config_copy
 
 EPISODES = 3
 
@@ -52,7 +51,7 @@ def test_an_arm_without_gripper_force_sensing_or_front_camera_feeds_the_same_pol
     """A sim Panda and an arm that lacks the gripper, the wrench and the front camera of pick-and-place record
     transitions of one shape: what the second lacks is zeros (a black frame) and its ``present`` mask says
     so; its gripper action is carried and never executed."""
-    bare = yaml.safe_load((config_dir() / "robots" / "sim_arx.yaml").read_text())
+    bare = read_yaml(config_dir() / "robots" / "sim_arx.yaml")
     bare.update(name="sim_arx_bare", gripper="none", cameras={"wrist": bare["cameras"]["wrist"]})
     bare["driver"]["external_wrench"] = ""
     task = {"observation.state": ["tcp_pose", "gripper", "wrench", "embodiment", "present"],
