@@ -138,4 +138,7 @@ def start_graph(tmp_path: Path, **options) -> GraphProcesses:
 
 
 def failure_report(procs: GraphProcesses) -> str:
-    return "\n".join(f"--- {n.label}\n{n.tail(25)}" for n in procs.nodes)
+    """Each node's last log lines, then the stacks of its threads (where a stalled one waits)."""
+    tails = "\n".join(f"--- {n.label}\n{n.tail(25)}" for n in procs.nodes)
+    stacks = "\n".join(f"--- {label}: stacks\n{text}" for label, text in procs.stacks().items())
+    return f"{tails}\n{stacks}"

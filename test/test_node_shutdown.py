@@ -111,3 +111,25 @@ def test_each_node_gets_its_own_time_to_stop_and_the_learner_enough_to_checkpoin
     assert not (tmp_path / "hasty").exists() and procs.nodes[1].popen.returncode == -signal.SIGKILL
     (learner,) = [s for s in build_graph("peg_insertion", side="learner") if s.executable == "learner"]
     assert learner.stop_s >= 60  # (a VLA update on a loaded CPU takes seconds; its checkpoint, more)
+
+
+def test_a_graph_asks_its_nodes_for_their_stacks_and_they_run_on(tmp_path: Path) -> None:
+    """``GraphProcesses.stacks`` (what a timed-out run and a failing graph test call): every running node writes
+    its threads' stacks, returned per node, and goes on until it is stopped as usual."""
+    from user_learner.cli.runner import GraphProcesses
+    from user_learner.graph import build_graph
+
+    (teleop,) = [s for s in build_graph("peg_insertion", side="robot") if s.executable == "teleop"]
+    procs = GraphProcesses([teleop], tmp_path / "logs")
+    procs.start()
+    (node,) = procs.nodes
+    try:
+        standins.wait_until(lambda: "teleop for robot_0" in node.log_path.read_text(), 60.0, "the teleop node")
+        stacks = procs.stacks()
+        assert node.alive(), node.tail()
+    finally:
+        procs.stop()
+    assert list(stacks) == ["robot_0/teleop"] and node.popen.returncode == 0, node.tail()
+    text = stacks["robot_0/teleop"]
+    # (the main thread at least: the executor's may not have started when the node's first line is out)
+    assert "(most recent call first)" in text and 'runtime.py", line' in text and " in run" in text, text

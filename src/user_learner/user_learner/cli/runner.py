@@ -75,12 +75,6 @@ class NodeProcess:
             self.popen.send_signal(signal.SIGINT)
             self._interrupted = True
 
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the process, if it runs."""
-        if self.alive():
-            assert self.popen is not None
-            self.popen.send_signal(signum)
-
     def stop(self, timeout: float = 10.0) -> None:
         """SIGINT (unless sent already: a second Ctrl-C cuts a node's shutdown short), then SIGKILL after
         ``timeout``."""
@@ -119,6 +113,23 @@ class GraphProcesses:
             if node.spec.name == name and node.spec.namespace == namespace:
                 return node
         raise KeyError(f"{namespace}/{name}")
+
+    def stacks(self) -> dict[str, str]:
+        """Ask every running node for its threads' stacks (``STACKS_SIGNAL``); after ``STACKS_WAIT_S``, what each
+        wrote to its log since (by label)."""
+        sizes = {}
+        for node in self.nodes:
+            if node.alive():
+                assert node.popen is not None
+                sizes[node] = node.log_path.stat().st_size if node.log_path.exists() else 0
+                node.popen.send_signal(STACKS_SIGNAL)
+        time.sleep(STACKS_WAIT_S)
+        written = {}
+        for node, size in sizes.items():
+            with open(node.log_path, "rb") as log:
+                log.seek(size)
+                written[node.label] = log.read().decode(errors="replace")
+        return written
 
     def dead(self, ignore: Callable[[NodeProcess], bool] = lambda _n: False) -> list[NodeProcess]:
         """Nodes that exited (other than those ``ignore`` accepts, e.g. finished episode drivers)."""
@@ -400,8 +411,7 @@ def run_graph(
                     print(f"timed out after {timeout_s:.0f} s; the nodes' last lines:", file=sys.stderr)
                     for node in procs.nodes:
                         print_tail(node)
-                        node.signal(STACKS_SIGNAL)
-                    time.sleep(STACKS_WAIT_S)
+                    procs.stacks()
                     print("(each node's threads' stacks, where it waited, are now at the end of its log)",
                           file=sys.stderr)
                     code = 1
