@@ -116,10 +116,11 @@ class GraphProcesses:
 
     def stacks(self) -> dict[str, str]:
         """Ask every running node for its threads' stacks (``STACKS_SIGNAL``); after ``STACKS_WAIT_S``, what each
-        wrote to its log since (by label)."""
+        wrote to its log since (by label). A node under torchrun is left out: its launcher is not armed (the
+        signal would end it)."""
         sizes = {}
         for node in self.nodes:
-            if node.alive():
+            if node.alive() and not node.spec.torchrun():
                 assert node.popen is not None
                 sizes[node] = node.log_path.stat().st_size if node.log_path.exists() else 0
                 node.popen.send_signal(STACKS_SIGNAL)
