@@ -145,9 +145,9 @@ def _kill_learner_after_checkpoint(log_dir: Path, killed: dict) -> None:
 def stalled_run_report(out: subprocess.CompletedProcess, log_dir: Path) -> str:
     """Why a ``user-rl train`` run failed: its summary, the start and end of its stderr, and the end of the sim
     cell's and actor's logs (on a timeout, where each one's threads waited)."""
-    logs = "".join(f"\n--- {name}:\n" + "\n".join((log_dir / "ros" / name).read_text(errors="replace")
-                                                   .splitlines()[-lines:])
-                   for name, lines in (("robot_0.sim_cell.log", 60), ("robot_0.actor.log", 60)))
+    paths = [log_dir / "ros" / name for name in ("robot_0.sim_cell.log", "robot_0.actor.log")]
+    logs = "".join(f"\n--- {p.name}:\n" + "\n".join(p.read_text(errors="replace").splitlines()[-60:])
+                   for p in paths if p.is_file())  # (a run that failed before a node started has no log of it)
     return f"{out.stdout[-500:]}\n{out.stderr[:1500]}\n...\n{out.stderr[-1000:]}{logs}"
 
 
