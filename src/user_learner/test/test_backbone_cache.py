@@ -59,6 +59,19 @@ def test_cached_maps_match_the_backbone_and_are_computed_once() -> None:
         assert cache.computed - before == 35  # only the new ones (rows reused with a new generation included)
 
 
+def test_a_row_drawn_more_than_once_is_computed_once_and_read_for_every_draw() -> None:
+    encoder = build_policy(SPEC).encoder
+    cache = BackboneCache(encoder)
+    buf = ReplayBuffer(40, SPEC.observation_shapes(), 2)
+    add_episode(buf, np.random.default_rng(6), 5)
+    batch = buf.gather(np.array([3, 0, 3, 3, 1, 0]))
+    assert batch["obs_ref"].device.type == "cpu"  # (refs stay on the host, where the cache reads them)
+    with torch.no_grad():
+        got = cache.maps(batch["obs"], batch["obs_ref"])
+        torch.testing.assert_close(got, encoder.backbone_features(batch["obs"]), atol=2e-2, rtol=0)
+    assert cache.computed == 3
+
+
 def test_mixed_buffers_are_kept_apart_and_stale_ones_dropped() -> None:
     encoder = build_policy(SPEC).encoder
     cache = BackboneCache(encoder)
@@ -93,6 +106,11 @@ def test_sac_with_cache_matches_sac_without_drq_and_skips_the_backbone() -> None
     stats = views.update(batch)
     assert all(np.isfinite(v) for v in stats.values())
     assert views.backbone_cache.views == 3 and views.backbone_cache.computed == computed
+    for agent in (cached, views):  # what the learner budgets per row is what the cache keeps per row
+        agent.update(batch)
+        maps, _generations = agent.backbone_cache._stores[buf.uid]
+        assert agent.device_bytes_per_row == maps[0].numel() * maps.element_size() > 0
+    assert plain.device_bytes_per_row == 0
 
 
 def test_cache_needs_a_frozen_backbone() -> None:

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from user_learner.algo_config import AlgorithmConfig
+from user_learner.algorithms.backbone_cache import BackboneCache
 from user_learner.algorithms.sac import SAC, SACConfig
 from user_learner.checkpoint import load_checkpoint, save_checkpoint
+from user_learner.learner_core import replay_image_device
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
 from user_policies.policies.base import build_policy
 from user_policies.policy_spec import PolicySpec
@@ -19,9 +22,9 @@ SPEC = PolicySpec(state_dim=5, action_dim=3, kind="cnn", cameras=("wrist", "fron
 CFG = SACConfig(batch_size=32, num_critics=10, critic_hidden_dims=(64, 64))
 
 
-def filled(seed: int) -> ReplayBuffer:
+def filled(seed: int, image_device: str | None = None) -> ReplayBuffer:
     rng = np.random.default_rng(seed)
-    buf = ReplayBuffer(200, SPEC.observation_shapes(), 3)
+    buf = ReplayBuffer(200, SPEC.observation_shapes(), 3, image_device)
 
     def obs() -> dict[str, np.ndarray]:
         out = {c: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for c in SPEC.cameras}
@@ -53,3 +56,37 @@ def test_pixel_rlpd_update_checkpoint_and_publish_on_cuda(tmp_path) -> None:
     cpu_actor.load_state_dict(decode_weights(packet), strict=True)
     obs = {c: np.zeros((64, 64, 3), np.uint8) for c in SPEC.cameras} | {"state": np.zeros(5, np.float32)}
     np.testing.assert_allclose(cpu_actor.act(obs, True), agent.policy.act(obs, True), atol=5e-2)
+
+
+def test_the_backbone_cache_reads_hits_and_misses_without_waiting_for_the_gpu() -> None:
+    """Batches drawn without images (the pixel recipe), their refs on the host: the cache decides which rows
+    to compute there and queues every read, miss or hit, with no device sync (torch's sync debug mode
+    raises on one)."""
+    encoder = build_policy(SPEC).encoder.to("cuda")
+    cache = BackboneCache(encoder, views=2, pad=4, generator=torch.Generator("cuda").manual_seed(0), device="cuda")
+    sampler, rng = MixedSampler(filled(0, "cuda"), filled(1, "cuda"), 0.5, images=False), np.random.default_rng(0)
+
+    def read(batch: dict) -> None:
+        for key in ("obs", "next_obs"):
+            cache.maps(batch[key], batch[f"{key}_ref"], lambda refs: sampler.images_of(refs, "cuda"))
+
+    with torch.no_grad():
+        read(sampler.sample(16, rng, "cuda"))  # (first calls: cuDNN picks its algorithms)
+        torch.cuda.synchronize()
+        warm = cache.computed
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(5):
+                read(sampler.sample(64, rng, "cuda"))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert 0 < cache.computed - warm < 5 * 64 * 2  # misses computed, hits read
+
+
+def test_replay_images_stay_on_the_host_when_the_backbone_cache_would_not_fit_beside_them() -> None:
+    cfg = AlgorithmConfig(algorithm="rlpd", replay_images="auto", buffer_capacity=1000)
+    image_bytes = torch.cuda.mem_get_info()[0] // 2 // 1000 // 2  # the images alone: a quarter of free memory
+    shapes = {"state": (5,), "wrist": (image_bytes, 1, 1)}
+    assert replay_image_device(cfg, shapes, "cuda", with_demos=False) == "cuda"
+    assert replay_image_device(cfg, shapes, "cuda", with_demos=False, reserved_per_row=2 * image_bytes) is None
+

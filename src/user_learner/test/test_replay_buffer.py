@@ -182,7 +182,7 @@ def test_images_kept_on_a_device_give_the_same_batches_and_checkpoints(tmp_path,
     for i in range(15):  # wraps the ring, with streams interleaved: rows reused and overwritten
         for buf in (host, kept):
             add_episode(buf, 100 * i, 4, terminated=i % 2 == 0, stream=str(i % 3))
-    assert host.rows_written == kept.rows_written  # the same next-obs reuse (compared on the device)
+    assert host.rows_written == kept.rows_written  # the same next-obs reuse (compared with host copies)
     a, b = host.sample(64, np.random.default_rng(2)), kept.sample(64, np.random.default_rng(2))
     for key in ("obs", "next_obs"):
         for name in SHAPES:
@@ -194,6 +194,10 @@ def test_images_kept_on_a_device_give_the_same_batches_and_checkpoints(tmp_path,
     assert isinstance(loaded.obs["cam"], torch.Tensor)
     c = loaded.sample(64, np.random.default_rng(2))
     assert torch.equal(c["obs"]["cam"], b["obs"]["cam"]) and torch.equal(c["next_obs"]["cam"], b["next_obs"]["cam"])
+    for stream, start in (("2", 1404), ("1", 1304), ("0", 100)):  # each stream's episode goes on after the resume
+        for buf in (host, loaded):
+            add_episode(buf, start, 2, terminated=False, stream=stream)
+    assert loaded.rows_written - kept.rows_written == host.rows_written - kept.rows_written == 2 + 2 + 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -61,11 +61,12 @@ def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
 
 
 def replay_image_device(
-    cfg: AlgorithmConfig, shapes: dict[str, tuple[int, ...]], device: str, with_demos: bool
+    cfg: AlgorithmConfig, shapes: dict[str, tuple[int, ...]], device: str, with_demos: bool, reserved_per_row: int = 0
 ) -> str | None:
     """Where the replay buffers keep their images (None: host memory): ``replay_images: device`` on the
-    learner's device; ``auto`` there when it is a GPU and both buffers' images fill at most half of its
-    free memory, else host memory (batches then go over pinned copies)."""
+    learner's device; ``auto`` there when it is a GPU and both buffers' images, with the algorithm's
+    ``reserved_per_row`` bytes of each row (a backbone cache's maps, kept there anyway), fill at most half
+    of its free memory, else host memory (batches then go over pinned copies)."""
     if len(shapes) == 1 or cfg.replay_images == "host":  # (no images, or asked for host memory)
         return None
     if cfg.replay_images == "device":
@@ -73,8 +74,8 @@ def replay_image_device(
     if not device.startswith("cuda"):
         return None
     rows = cfg.buffer_capacity + (cfg.demo_capacity if with_demos else 0)
-    image_bytes = rows * sum(math.prod(shape) for key, shape in shapes.items() if key != "state")
-    return device if image_bytes <= torch.cuda.mem_get_info(torch.device(device))[0] / 2 else None
+    row_bytes = sum(math.prod(shape) for key, shape in shapes.items() if key != "state") + reserved_per_row
+    return device if rows * row_bytes <= torch.cuda.mem_get_info(torch.device(device))[0] / 2 else None
 
 
 def _rate(successes: collections.deque[bool]) -> float:
@@ -126,7 +127,8 @@ class LearnerCore:
         self.algorithm.bind_task(task)
         shapes = self.spec.observation_shapes()
         demo_ratio = self.algorithm.demo_ratio
-        self.image_device = replay_image_device(self.cfg, shapes, self.device, with_demos=bool(demo_ratio))
+        self.image_device = replay_image_device(self.cfg, shapes, self.device, with_demos=bool(demo_ratio),
+                                                reserved_per_row=self.algorithm.device_bytes_per_row)
         self.online = ReplayBuffer(self.cfg.buffer_capacity, shapes, task.action.dims, self.image_device)
         self.demo = (ReplayBuffer(self.cfg.demo_capacity, shapes, task.action.dims, self.image_device)
                      if demo_ratio else None)

@@ -57,7 +57,8 @@ class BatchPrefetcher:
             current = torch.cuda.current_stream(self.device)
             current.wait_event(event)
             for tensor in _tensors(batch):
-                tensor.record_stream(current)
+                if tensor.is_cuda:  # (a batch's refs stay in host memory)
+                    tensor.record_stream(current)
         return batch
 
     def discard(self) -> None:

@@ -27,7 +27,9 @@ ROW_ARRAYS = ("action", "reward", "done", "intervened", "success", "valid", "nex
 
 Batch = dict[str, Any]
 """``{"obs": {key: T}, "next_obs": {key: T}, "action": T, "reward": T, "done": T, "intervened": T,
-"obs_ref": T, "next_obs_ref": T}``; the refs say which stored row each observation is (see ``_refs``)."""
+"obs_ref": T, "next_obs_ref": T}``; the refs say which stored row each observation is (see ``_refs``). The
+refs stay in host memory wherever the rest goes: the backbone cache reads them on the host, so an
+update on a GPU never waits for the device to read them back."""
 
 ImageSource = Callable[[torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]
 """Fetches images for (N, 3) observation refs: their images by camera and the generations those images are
@@ -36,7 +38,8 @@ of (the refs' own, unless a row was overwritten after it was drawn: a batch draw
 _UIDS = itertools.count(1)
 
 
-def _as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a tensor on ``device``: to a GPU by a pinned, non-blocking copy (no host wait)."""
     tensor = torch.from_numpy(array)
     if device.type == "cuda":
         tensor = tensor.pin_memory()
@@ -50,8 +53,8 @@ Store = np.ndarray | torch.Tensor
 def _take(store: Store, rows: np.ndarray, device: torch.device) -> torch.Tensor:
     """``store[rows]`` as a tensor on ``device`` (indexed where the store lives: no host copy of a device store)."""
     if isinstance(store, torch.Tensor):  # (to the host: a blocking copy, or its reader could see it unfilled)
-        return store[_as_tensor(rows, store.device)].to(device, non_blocking=device.type == "cuda")
-    return _as_tensor(store[rows], device)
+        return store[to_device(rows, store.device)].to(device, non_blocking=device.type == "cuda")
+    return to_device(store[rows], device)
 
 
 class StreamOrder:
@@ -100,7 +103,7 @@ class StreamOrder:
 def _host(store: Store, rows: np.ndarray) -> np.ndarray:
     """``store[rows]`` as a contiguous numpy array."""
     if isinstance(store, torch.Tensor):
-        return store[_as_tensor(rows, store.device)].cpu().numpy()
+        return store[to_device(rows, store.device)].cpu().numpy()
     return np.ascontiguousarray(store[rows])
 
 
@@ -148,6 +151,7 @@ class ReplayBuffer:
         self.num_valid = 0
         self.mutations = 0  # bumped by every add and success mark: a cache key for row selections
         self._pending: dict[str, tuple[int, int]] = {}  # stream -> (row, generation) of its last next_obs
+        self._pending_images: dict[str, dict[str, np.ndarray]] = {}  # (images on a GPU) stream -> a host copy of them
         self.uid = next(_UIDS)  # tells this buffer's rows apart from another's in mixed batches
         self.persisted: dict[str, Any] | None = None  # which observations are on disk already (checkpoint.py)
         self.stream_order = StreamOrder(self.image_device)  # (images on a GPU: written and read on two streams)
@@ -176,18 +180,20 @@ class ReplayBuffer:
                 value = np.asarray(obs[key])
                 if value.shape != tuple(store.shape[1:]):
                     raise ValueError(f"observation {key!r} has shape {value.shape}, expected {tuple(store.shape[1:])}")
-                store[row] = _as_tensor(value, store.device) if isinstance(store, torch.Tensor) else value
+                store[row] = to_device(value, store.device) if isinstance(store, torch.Tensor) else value
         self.cursor = (row + 1) % self.capacity
         self.rows_written += 1
         return row
 
-    def _same_obs(self, row: int, obs: Mapping[str, np.ndarray]) -> bool:
-        return all(
-            torch.equal(store[row], torch.as_tensor(np.asarray(obs[key]), device=store.device))
-            if isinstance(store, torch.Tensor)
-            else np.array_equal(store[row], obs[key])
-            for key, store in self.obs.items()
-        )
+    def _same_obs(self, row: int, obs: Mapping[str, np.ndarray], stream: str) -> bool:
+        """Whether ``row`` holds ``obs``. Images kept on a GPU are compared with the host copy of ``stream``'s
+        last next observation (reading the row back would wait for the GPU's queued work)."""
+        copies = self._pending_images.get(stream, {})
+        for key, store in self.obs.items():
+            stored = copies.get(key) if isinstance(store, torch.Tensor) else store[row]
+            if stored is None or not np.array_equal(stored, obs[key]):
+                return False
+        return True
 
     def add(
         self,
@@ -206,7 +212,7 @@ class ReplayBuffer:
             row >= 0
             and self.generation[row] == gen  # not overwritten since
             and row != self.cursor  # and not about to be overwritten by next_obs
-            and self._same_obs(row, obs)
+            and self._same_obs(row, obs, stream)
         )
         if not reusable:
             row = self._write_obs(obs)
@@ -220,6 +226,8 @@ class ReplayBuffer:
         self.valid[row] = True
         self.num_valid += 1
         self._pending[stream] = (nxt, int(self.generation[nxt]))
+        if self.image_device is not None:
+            self._pending_images[stream] = {k: np.array(next_obs[k]) for k in self.obs if k != "state"}
         self.mutations += 1
         return row, int(self.generation[row])
 
@@ -288,12 +296,12 @@ class ReplayBuffer:
         return {
             "obs": obs,
             "next_obs": next_obs,
-            "action": _as_tensor(self.action[idx], device),
-            "reward": _as_tensor(self.reward[idx], device),
-            "done": _as_tensor(self.done[idx].astype(np.float32), device),
-            "intervened": _as_tensor(self.intervened[idx], device),
-            "obs_ref": _as_tensor(self._refs(idx), device),
-            "next_obs_ref": _as_tensor(self._refs(nxt), device),
+            "action": to_device(self.action[idx], device),
+            "reward": to_device(self.reward[idx], device),
+            "done": to_device(self.done[idx].astype(np.float32), device),
+            "intervened": to_device(self.intervened[idx], device),
+            "obs_ref": torch.from_numpy(self._refs(idx)),  # (host memory: see ``Batch``)
+            "next_obs_ref": torch.from_numpy(self._refs(nxt)),
         }
 
     def _refs(self, rows: np.ndarray) -> np.ndarray:
@@ -362,6 +370,9 @@ class ReplayBuffer:
                     store[torch.from_numpy(rows).to(store.device)] = torch.from_numpy(values).to(store.device)
                 else:
                     store[rows] = values
+        if buf.image_device is not None:  # (the host copies of each stream's last next observation)
+            buf._pending_images = {stream: {k: _host(v, np.array([row]))[0] for k, v in buf.obs.items() if k != "state"}
+                                   for stream, (row, _generation) in buf._pending.items()}
         return buf
 
 
@@ -442,7 +453,7 @@ class MixedSampler:
             for camera, values in buffers[uid].images(where[at, 1], device).items():
                 if camera not in images:
                     images[camera] = values.new_empty((len(where), *values.shape[1:]))
-                images[camera][torch.from_numpy(at).to(values.device)] = values
+                images[camera][to_device(at, values.device)] = values
             generations[at] = buffers[uid].generation[where[at, 1]]
         return images, torch.from_numpy(generations).to(refs.device)
 
@@ -450,5 +461,5 @@ class MixedSampler:
         batch = buffer.gather(idx, device, self.images)
         if self.chunk_size > 1:
             actions, _intervened, _complete = buffer.chunk_actions(idx, self.chunk_size)
-            batch["action_chunk"] = _as_tensor(actions, torch.device(device))
+            batch["action_chunk"] = to_device(actions, torch.device(device))
         return batch

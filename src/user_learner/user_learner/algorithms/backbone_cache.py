@@ -15,15 +15,19 @@ read picks one of them at random per sample. That costs ``views`` backbone passe
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from user_learner.augment import random_shift
-from user_learner.replay_buffer import ImageSource
+from user_learner.replay_buffer import ImageSource, to_device
 from user_policies.models.resnet10 import ObservationEncoder
 
 
 class BackboneCache:
-    """Per-buffer device tensors of backbone maps (``views`` per row), grown on demand."""
+    """Per-buffer tensors of backbone maps (``views`` per row) on ``device``, grown on demand.
+
+    Which rows are cached is kept in host memory and decided from host refs (as batches carry them), so a
+    read on a GPU queues its work without waiting for the device: no sync, whether rows hit or miss."""
 
     def __init__(
         self,
@@ -32,6 +36,7 @@ class BackboneCache:
         views: int = 1,
         pad: int = 0,
         generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         if not encoder.cameras or not encoder.freeze_backbone:
             raise ValueError("the backbone cache needs a pixel policy with a frozen backbone (freeze_encoder)")
@@ -40,7 +45,8 @@ class BackboneCache:
         self.encoder = encoder
         self.dtype = dtype
         self.views, self.pad, self.generator = views, pad, generator
-        self._stores: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # uid -> (maps, generation per row)
+        self.device = torch.device(device)
+        self._stores: dict[int, tuple[torch.Tensor, np.ndarray]] = {}  # uid -> (maps, generation per row on the host)
         self.computed = 0
         """Observations whose maps were computed (cache misses, each ``views`` backbone passes)."""
 
@@ -50,17 +56,17 @@ class BackboneCache:
 
     def retain(self, uids: torch.Tensor) -> None:
         """Drop the stores of buffers not among ``uids`` (e.g. buffers replaced on resume)."""
-        keep = set(torch.unique(uids).tolist())
+        keep = set(np.unique(uids.cpu().numpy()).tolist())
         for uid in [u for u in self._stores if u not in keep]:
             del self._stores[uid]
 
-    def _store(self, uid: int, rows_needed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _store(self, uid: int, rows_needed: int) -> tuple[torch.Tensor, np.ndarray]:
         maps, generations = self._stores.get(uid, (None, None))
         if maps is None or generations is None or len(maps) < rows_needed:
             size = max(rows_needed, 1024, 2 * (len(maps) if maps is not None else 0))
             shape = (size, self.views, len(self.encoder.cameras), *self.encoder.map_shape)
-            grown = torch.zeros(shape, dtype=self.dtype, device=device)
-            grown_generations = torch.full((size,), -1, dtype=torch.int64, device=device)
+            grown = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            grown_generations = np.full(size, -1, dtype=np.int64)
             if maps is not None and generations is not None:
                 grown[: len(maps)] = maps
                 grown_generations[: len(generations)] = generations
@@ -82,28 +88,33 @@ class BackboneCache:
         """Backbone maps of the observations ``refs`` name, laid out as
         :meth:`ObservationEncoder.backbone_features` returns them (one view per sample, drawn at random
         when there are several). The images of those not cached come from ``obs`` or, for a batch drawn
-        without images, from ``source``."""
-        cameras, n = self.encoder.cameras, len(refs)
-        out = torch.empty((n, len(cameras), *self.encoder.map_shape), dtype=torch.float32, device=refs.device)
-        for uid in torch.unique(refs[:, 0]).tolist():
-            where = torch.nonzero(refs[:, 0] == uid).squeeze(1)
-            rows, generations = refs[where, 1], refs[where, 2]
-            maps, stored = self._store(uid, int(rows.max()) + 1, refs.device)
-            miss = stored[rows] != generations
-            if bool(miss.any()):
-                fresh_at = where[miss]
+        without images, from ``source``; a row drawn more than once is computed once."""
+        cameras, host = self.encoder.cameras, refs.cpu().numpy()  # (host refs: no copy, no sync)
+        out = torch.empty((len(host), len(cameras), *self.encoder.map_shape), dtype=torch.float32, device=self.device)
+        for uid in np.unique(host[:, 0]).tolist():
+            at = np.flatnonzero(host[:, 0] == uid)
+            rows = host[at, 1]
+            maps, stored = self._store(uid, int(rows.max()) + 1)
+            miss = stored[rows] != host[at, 2]
+            missed, first = np.unique(rows[miss], return_index=True)
+            if len(missed):
+                fresh_at = at[miss][first]
                 if all(cam in obs for cam in cameras):
-                    images, fresh = {cam: obs[cam][fresh_at] for cam in cameras}, generations[miss]
+                    index = to_device(fresh_at, self.device)
+                    images, fresh = {cam: obs[cam][index] for cam in cameras}, host[fresh_at, 2]
                 elif source is not None:
-                    images, fresh = source(refs[fresh_at])
+                    images, generations = source(torch.from_numpy(host[fresh_at]))
+                    fresh = generations.cpu().numpy()
                 else:
                     raise ValueError("a batch without images needs an image source for the backbone cache")
-                maps[rows[miss]] = self._compute(images).to(self.dtype)
-                stored[rows[miss]] = fresh
-                self.computed += len(fresh_at)
+                maps[to_device(missed, self.device)] = self._compute(images).to(self.dtype)
+                stored[missed] = fresh
+                self.computed += len(missed)
+            rows_on_device = to_device(rows, self.device)
             if self.views == 1:
-                out[where] = maps[rows, 0].float()
+                read = maps[rows_on_device, 0]
             else:
-                view = torch.randint(0, self.views, (len(rows),), generator=self.generator, device=refs.device)
-                out[where] = maps[rows, view].float()
-        return out.transpose(0, 1).reshape(len(cameras) * n, *self.encoder.map_shape)
+                view = torch.randint(0, self.views, (len(rows),), generator=self.generator, device=self.device)
+                read = maps[rows_on_device, view]
+            out[to_device(at, self.device)] = read.float()
+        return out.transpose(0, 1).reshape(len(cameras) * len(host), *self.encoder.map_shape)

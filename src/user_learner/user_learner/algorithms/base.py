@@ -90,6 +90,12 @@ class Algorithm:
         not yet in a frozen backbone's cache, through :attr:`image_source`, which the learner sets)."""
         return True
 
+    @property
+    def device_bytes_per_row(self) -> int:
+        """Device memory this algorithm keeps per stored observation row (e.g. a backbone cache's maps);
+        the learner counts it when it decides where replay images fit."""
+        return 0
+
     image_source: ImageSource | None = None
 
     def select_online(self, buffer: ReplayBuffer) -> np.ndarray | None:

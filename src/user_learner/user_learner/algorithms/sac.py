@@ -168,7 +168,8 @@ class SAC(Algorithm):
             "temperature": torch.optim.Adam([self.log_alpha], lr=cfg.lr_temperature, fused=fused),
         }
         self.backbone_cache = (
-            BackboneCache(self.policy.encoder, views=cfg.cache_views, pad=cfg.drq_pad, generator=self.generator)
+            BackboneCache(self.policy.encoder, views=cfg.cache_views, pad=cfg.drq_pad, generator=self.generator,
+                          device=self.device)
             if cfg.cache_backbone and spec.image_keys
             else None
         )
@@ -182,6 +183,14 @@ class SAC(Algorithm):
     def batch_images(self) -> bool:
         """With the backbone cache, batches come without images: a stored image is read once, when cached."""
         return self.backbone_cache is None
+
+    @property
+    def device_bytes_per_row(self) -> int:
+        """The backbone cache's maps of one stored row (``cache_views`` per camera, float16)."""
+        cache = self.backbone_cache
+        if cache is None:
+            return 0
+        return cache.views * len(cache.encoder.cameras) * math.prod(cache.encoder.map_shape) * cache.dtype.itemsize
 
     @property
     def rows_per_update(self) -> int:
