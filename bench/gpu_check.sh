@@ -6,7 +6,8 @@
 #
 # 1. the learner's CUDA tests: update/checkpoint/publish on CUDA, critics as CUDA graphs
 #    (compile: reduce-overhead) equal to eager, bf16 autocast, batches prefetched on a side stream, replay
-#    images kept on the GPU, and the pixel recipe's LearnerCore (cache, batches without images) on CUDA;
+#    images kept on the GPU, the pixel recipe's LearnerCore (cache, batches without images) on CUDA, and
+#    the backbone cache's reads with no device sync (sync debug mode: error);
 # 2. bench_update.py on CUDA: the updates/s for state and pixel SAC against the eager baseline
 #    of the same run, with the breakdown;
 # 3. bench_vla_update.py on CUDA: one VLA update at the size and at the CPU run's.
