@@ -3,11 +3,13 @@ last message on a reliable topic and waits until it is acknowledged (what the ac
 transitions when the robot side stops). Until then it publishes "alive" every 0.1 s.
 
     python draining_node_standin.py <topic>  -> prints "standin ready"; at Ctrl-C or SIGTERM
-                                                "drained ok=<context alive> acked=<bool>", then "shut down"
+                                                "drained ok=<context alive> acked=<bool>", "shut down",
+                                                and from an ``atexit`` handler "atexit ran" (not flushed)
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 
 import rclpy
@@ -40,4 +42,5 @@ class Draining(Node):
 
 
 if __name__ == "__main__":
+    atexit.register(print, "atexit ran")  # (run() ends the process without the teardown: this still runs)
     run(Draining, "draining_standin")

@@ -1,6 +1,7 @@
 """Stopping a node (Ctrl-C or SIGTERM) runs its ``drain()`` hook while it can still talk: what it
-publishes there reaches a subscriber, acknowledged, before ``shutdown()`` and exit code 0. The
-stand-in is its own process over real DDS (as the actor, whose last transitions go out this way)."""
+publishes there reaches a subscriber, acknowledged, before ``shutdown()``, the ``atexit`` handlers (the
+process then ends without the interpreter's teardown, its unflushed output still out) and exit code 0.
+The stand-in is its own process over real DDS (as the actor, whose last transitions go out this way)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_drain_runs_while_the_node_can_still_publish(signum: int) -> None:
         out, err = proc.communicate(timeout=30)
         standins.wait_until(lambda: received[-1] == "last words", 5.0, "the message published in drain()")
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["drained ok=True acked=True", "shut down"], out + err
+    assert out.splitlines() == ["drained ok=True acked=True", "shut down", "atexit ran"], out + err
     assert received[-1] == "last words" and set(received[:-1]) == {"alive"}, received
 
 
@@ -67,7 +68,7 @@ def test_a_node_asked_for_its_stacks_writes_every_threads_and_runs_on() -> None:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["drained ok=True acked=True", "shut down"], out + err
+    assert out.splitlines() == ["drained ok=True acked=True", "shut down", "atexit ran"], out + err
     stacks = err.split("(most recent call first):")
     assert len(stacks) >= 3, err  # (the main thread and the spin thread at least)
     assert 'runtime.py", line' in err and " in run" in err and " in _spin" in err, err

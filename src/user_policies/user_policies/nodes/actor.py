@@ -129,6 +129,7 @@ class Actor(Node):
 
         self._lock = threading.Lock()
         self._inputs_arrived = threading.Condition(self._lock)  # (notified by arm and object states, frames)
+        self._stopping = False  # the node is on its way out: ticks neither wait for inputs nor act
         self._arm: ArmState | None = None
         self._intervention: Intervention | None = None
         self._intervention_time = 0.0
@@ -424,10 +425,12 @@ class Actor(Node):
     def _control(self, tick_ns: int) -> bool:
         """One control step (at ``tick_ns``) of the running episode; True when it commanded the arm."""
         episode = self.episode
-        if episode is None or episode.ended:
+        if episode is None or episode.ended or self._stopping:
             return False
         if self._tick_inputs:
             self._await_tick_inputs(tick_ns)
+            if self._stopping:  # (the inputs stopped coming because the node stops)
+                return False
         arm = self._arm
         if arm is not None and arm.status == ArmState.STATUS_ERROR:
             self.get_logger().error(f"arm error, ending episode: {arm.message}")
@@ -473,8 +476,9 @@ class Actor(Node):
 
         def arrived() -> bool:
             arm = self._arm
-            return (arm is not None and stamp_ns(arm.header.stamp) >= tick_ns and self._objects_ns >= tick_ns
-                    and (self.cameras is None or self.cameras.hold_frames_of(tick_ns)))
+            return self._stopping or (
+                arm is not None and stamp_ns(arm.header.stamp) >= tick_ns and self._objects_ns >= tick_ns
+                and (self.cameras is None or self.cameras.hold_frames_of(tick_ns)))
 
         with self._inputs_arrived:
             if self._inputs_arrived.wait_for(arrived, TICK_INPUT_WAIT_S):
@@ -705,14 +709,23 @@ class Actor(Node):
         """Stop the control loop, then wait (bounded) until the learner has acknowledged the last transitions
         and results: a robot side stopped right after an episode would otherwise lose its final steps on a
         network where they are still in flight (called by ``run`` at Ctrl-C, before the node goes)."""
+        self._stop_ticking()
         self.loop.close()
         for publisher in (self.transition_pub, self.result_pub):
             if not publisher.wait_for_all_acked(Duration(seconds=DRAIN_TIMEOUT_S)):
                 self.get_logger().warning(f"{publisher.topic_name}: not every message was acknowledged in "
                                           f"{DRAIN_TIMEOUT_S:.0f} s")
 
+    def _stop_ticking(self) -> None:
+        """Let a tick waiting for its inputs go at once, and no tick act from now on (the inputs' executor
+        has stopped: they would not come)."""
+        with self._inputs_arrived:
+            self._stopping = True
+            self._inputs_arrived.notify_all()
+
     def shutdown(self) -> None:
         """Stop the control loop and the chunk worker (called by ``run`` on the way out)."""
+        self._stop_ticking()
         self.loop.close()
         if self.chunks is not None:
             self.chunks.close()

@@ -34,6 +34,7 @@ from std_msgs.msg import Header
 from user_interfaces.action import RunEpisode
 from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
+from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, STATUS
 from user_robot.nodes.runtime import declare
 from user_robot.nodes.stacks import dump_stacks_on_request
@@ -231,6 +232,7 @@ def main(args: list[str] | None = None) -> None:
         rclpy.try_shutdown()
     if node.failed:
         raise SystemExit(1)
+    leave()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ values; :func:`run` is the body of every node's ``main()``: init, build the node
 multi-threaded executor when the node has callback groups that must run in parallel) until
 Ctrl-C, SIGTERM or shutdown, and on the way out (callbacks stopped) run the node's ``drain()`` hook
 while the node can still talk (the actor waits there until the learner has acknowledged its last transitions), then
-its ``shutdown()`` hook (the learner checkpoints there). A config or startup error (``ValueError``:
+its ``shutdown()`` hook (the learner checkpoints there), then ends the process without the interpreter's
+teardown (:mod:`user_robot.nodes.process_exit`). A config or startup error (``ValueError``:
 ``ConfigError`` names the file and the key) is logged as fatal and exits with code 1 instead of a traceback.
 Every node writes the stacks of all its threads to stderr (its log) on ``SIGUSR1`` (:mod:`user_robot.nodes.stacks`).
 """
@@ -16,7 +17,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -25,6 +26,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
+from user_robot.nodes.process_exit import leave
 from user_robot.nodes.stacks import dump_stacks_on_request
 
 
@@ -89,8 +91,8 @@ def run(
     args: list[str] | None = None,
     threads: int = 1,
     fatal: tuple[type[BaseException], ...] = (),
-) -> None:
-    """Run the node ``factory()`` builds until interrupted (see the module docstring).
+) -> NoReturn:
+    """Run the node ``factory()`` builds until interrupted, then end the process (see the module docstring).
 
     rclpy's own signal handler would shut the context down at the first Ctrl-C, before the node could
     flush anything; here the signal only ends the spin (the executor runs on a thread of its own, so the
@@ -137,6 +139,7 @@ def run(
                 shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
+    leave()
 
 
 def _spin(executor: SingleThreadedExecutor | MultiThreadedExecutor, failure: list[BaseException]) -> None:

@@ -49,6 +49,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
+from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
 from user_robot.nodes.stacks import dump_stacks_on_request
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
@@ -540,6 +541,7 @@ def main(args: list[str] | None = None) -> None:
             cell.cell.close()
             cell.destroy_node()
         rclpy.try_shutdown()
+    leave()
 
 
 if __name__ == "__main__":
