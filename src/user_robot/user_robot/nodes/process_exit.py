@@ -16,7 +16,6 @@ import os
 import sys
 from typing import NoReturn
 
-
 FULL_TEARDOWN_ENV = "USER_FULL_TEARDOWN"
 
 
