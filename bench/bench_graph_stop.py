@@ -48,10 +48,9 @@ def stop_times(run_s: float, log_dir: Path) -> dict[str, float]:
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        graph.stop()
-        watcher.join()
     finally:
         graph.stop()
+    watcher.join()
     actor = next(label for label in exited if label.endswith("actor"))
     return {"all nodes": max(exited.values()), "actor": exited[actor], "learner": exited["learner"]}
 

@@ -89,4 +89,3 @@ def test_replay_images_stay_on_the_host_when_the_backbone_cache_would_not_fit_be
     shapes = {"state": (5,), "wrist": (image_bytes, 1, 1)}
     assert replay_image_device(cfg, shapes, "cuda", with_demos=False) == "cuda"
     assert replay_image_device(cfg, shapes, "cuda", with_demos=False, reserved_per_row=2 * image_bytes) is None
-

@@ -15,6 +15,8 @@ read picks one of them at random per sample. That costs ``views`` backbone passe
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -50,6 +52,16 @@ class BackboneCache:
         self.computed = 0
         """Observations whose maps were computed (cache misses, each ``views`` backbone passes)."""
 
+    @property
+    def _row_shape(self) -> tuple[int, ...]:
+        """One stored row's maps: (views, cameras, *map)."""
+        return (self.views, len(self.encoder.cameras), *self.encoder.map_shape)
+
+    @property
+    def row_bytes(self) -> int:
+        """Memory one stored row's maps take on the cache's device."""
+        return math.prod(self._row_shape) * self.dtype.itemsize
+
     def clear(self) -> None:
         """Forget everything (the backbone weights changed)."""
         self._stores.clear()
@@ -64,8 +76,7 @@ class BackboneCache:
         maps, generations = self._stores.get(uid, (None, None))
         if maps is None or generations is None or len(maps) < rows_needed:
             size = max(rows_needed, 1024, 2 * (len(maps) if maps is not None else 0))
-            shape = (size, self.views, len(self.encoder.cameras), *self.encoder.map_shape)
-            grown = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            grown = torch.zeros((size, *self._row_shape), dtype=self.dtype, device=self.device)
             grown_generations = np.full(size, -1, dtype=np.int64)
             if maps is not None and generations is not None:
                 grown[: len(maps)] = maps

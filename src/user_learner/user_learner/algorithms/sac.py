@@ -187,10 +187,7 @@ class SAC(Algorithm):
     @property
     def device_bytes_per_row(self) -> int:
         """The backbone cache's maps of one stored row (``cache_views`` per camera, float16)."""
-        cache = self.backbone_cache
-        if cache is None:
-            return 0
-        return cache.views * len(cache.encoder.cameras) * math.prod(cache.encoder.map_shape) * cache.dtype.itemsize
+        return 0 if self.backbone_cache is None else self.backbone_cache.row_bytes
 
     @property
     def rows_per_update(self) -> int:
