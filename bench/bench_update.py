@@ -19,8 +19,13 @@ indented row is a part of the update above it, its ratio column that part's shar
    GPUs; a CPU without bf16 units is slower with it). ``--quick`` uses batch 32 here (CPU is slow for
    pixels).
 
+The state update is also timed in a stream of 20 back to back (the learner's steady state), its metrics
+read at once after each update (a device sync per update) and one update later, as ``LearnerCore`` reads
+them (:class:`~user_learner.algorithms.update_metrics.UpdateMetrics`: one update stays queued while the
+host prepares the next); on a CPU the two are the same.
+
 On a GPU: ``python bench/bench_update.py --device cuda`` (no ROS needed; a few minutes), which adds
-the updates with the critics compiled as CUDA graphs (``--compile``).
+the updates with the critics compiled as CUDA graphs (``--compile``), and their stream rows.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import copy
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -194,11 +199,35 @@ class UpdateTimes:
     backbone: float  # frozen-backbone forwards inside one update (pixels)
     critic: float  # the critic steps (encoder included)
     actor: float  # the actor + temperature step
+    stream_synced: float = float("nan")  # per update, in a stream of updates, each one's metrics read at once
+    stream_lagged: float = float("nan")  # ... each one's metrics read once the next is queued (as LearnerCore)
 
 
-def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: bool = True, **changes) -> UpdateTimes:
+STREAM = 20
+"""Updates in one timed stream (the learner's steady state: one update after the other on one batch)."""
+
+
+def stream_of(update: Callable[[], Mapping[str, float]], lagged: bool) -> Callable[[], None]:
+    """:data:`STREAM` updates back to back, each one's metrics read at once, or (``lagged``) after the next
+    update has been queued, as ``LearnerCore.update`` writes them."""
+
+    def run() -> None:
+        unread: list[Mapping[str, float]] = []
+        for _ in range(STREAM):
+            unread.append(update())
+            while len(unread) > int(lagged):
+                dict(unread.pop(0))
+        for metrics in unread:
+            dict(metrics)
+
+    return run
+
+
+def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: bool = True, stream: bool = False,
+            **changes) -> UpdateTimes:
     """Times of one SAC.update (``SACConfig`` ``changes``) and, with ``eager``, its baseline on the same batch
-    (with ``compile``, the critic and actor parts are not timed: nan).
+    (with ``compile``, the critic and actor parts are not timed: nan); with ``stream``, the time per update in
+    a stream of them, metrics read at once or one update later (:func:`stream_of`).
 
     With ``cache_backbone`` the same batch is reused, so after the warm-up every map is a cache hit (steady
     state).
@@ -224,7 +253,11 @@ def sac_row(spec: PolicySpec, batch: int, timer: Timer, repeats: int, eager: boo
         half = {k: v[: batch] for k, v in data["obs"].items()}
         one = timer(lambda: sac.policy.encoder.backbone_features(half), repeats=repeats)
         backbone = one * 2 * sac.cfg.critic_actor_ratio
-    return UpdateTimes(baseline, update, sample, light, backbone, critic, actor)
+    synced = lagged = float("nan")
+    if stream:
+        synced = timer(stream_of(lambda: sac.update(data), lagged=False), repeats=repeats) / STREAM
+        lagged = timer(stream_of(lambda: sac.update(data), lagged=True), repeats=repeats) / STREAM
+    return UpdateTimes(baseline, update, sample, light, backbone, critic, actor, synced, lagged)
 
 
 def main() -> None:
@@ -259,9 +292,13 @@ def main() -> None:
             row(name + " fwd+bwd", seconds, ens[0][1])
 
     state_spec = PolicySpec(state_dim=STATE_DIM, action_dim=ACTION_DIM)
-    t = sac_row(state_spec, 256, timer, repeats)
+    t = sac_row(state_spec, 256, timer, repeats, stream=True)
     row("SAC.update, state MLP, batch 256 x ratio 2, 10 critics: eager baseline", t.eager, t.eager)
     row("SAC.update, state (ours)", t.update, t.eager)
+    row(f"  the same, {STREAM} in a stream, each one's metrics read at once (a device sync per update)",
+        t.stream_synced, t.eager)
+    row(f"  the same, {STREAM} in a stream, metrics read one update later (LearnerCore: one in flight)",
+        t.stream_lagged, t.eager)
     part("ReplayBuffer.sample of its 512 rows", t.sample, t.update)
     part("critic steps", t.critic, t.update)
     part("actor + temperature step", t.actor, t.update)
@@ -290,8 +327,12 @@ def main() -> None:
     bf16 = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16")
     row("SAC.update, pixels, cache_backbone + autocast bf16", bf16.update, t.eager)
     if mode != "none":
-        both = sac_row(pixel_spec, pixel_batch, timer, few, False, cache_backbone=True, autocast="bf16", compile=mode)
+        both = sac_row(pixel_spec, pixel_batch, timer, few, False, True, cache_backbone=True, autocast="bf16",
+                       compile=mode)
         row(f"SAC.update, pixels, cache_backbone + bf16 + critics compiled ({mode})", both.update, t.eager)
+        row(f"  the same, {STREAM} in a stream, metrics read at once", both.stream_synced, t.eager)
+        row(f"  the same, {STREAM} in a stream, metrics read one update later (LearnerCore)", both.stream_lagged,
+            t.eager)
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,9 @@
 # 1. the learner's CUDA tests: update/checkpoint/publish on CUDA, critics as CUDA graphs
 #    (compile: reduce-overhead) equal to eager, bf16 autocast, batches prefetched on a side stream, replay
 #    images kept on the GPU, the pixel recipe's LearnerCore (cache, batches without images) on CUDA, and
-#    the backbone cache's reads with no device sync (sync debug mode: error);
+#    the backbone cache's reads and an update's metrics with no device sync (sync debug mode: error);
 # 2. bench_update.py on CUDA: the issue's updates/s for state and pixel SAC against the eager baseline
-#    of the same run, with the breakdown;
+#    of the same run, with the breakdown, and updates in a stream with metrics read at once or one late;
 # 3. bench_vla_update.py on CUDA: one VLA update at the issue's size and at the CPU run's.
 # Each step has its own time limit, so one slow step leaves the others' results; the whole is sized to
 # finish within one device call (10 minutes).
@@ -46,7 +46,8 @@ if missing:
 EOF
 
 tests=(src/user_learner/test/test_cuda.py src/user_learner/test/test_sac.py src/user_learner/test/test_prefetch.py
-       src/user_learner/test/test_replay_buffer.py src/user_learner/test/test_backbone_cache.py)
+       src/user_learner/test/test_replay_buffer.py src/user_learner/test/test_backbone_cache.py
+       src/user_learner/test/test_update_metrics.py)
 step tests 150 "$python" -m pytest -q -p no:cacheprovider -rs "${tests[@]}" "${select[@]}"
 step bench_update 300 "$python" bench/bench_update.py --device "$device" "${quick[@]}"
 step bench_vla_update 100 "$python" bench/bench_vla_update.py --device "$device" --repeats "$repeats"

@@ -223,3 +223,25 @@ def test_success_is_counted_per_robot_and_per_embodiment_and_the_weights_serve_e
         assert slot.load_message(packet_to_msg(core.weights_packet(), PolicyWeights())) == ""
     stranger = PolicySlot("ur5e", state_dim(TASK), TASK.action.dims)
     assert "embodiments" in stranger.load_message(packet_to_msg(core.weights_packet(), PolicyWeights()))
+
+
+def test_update_scalars_are_written_one_update_late_and_every_one_by_close(tmp_path) -> None:
+    torch.set_num_threads(1)
+    core = LearnerCore(TASK, "rlpd", "state", ["franka_panda"], tmp_path, tensorboard=True)
+    core.cfg = dataclasses.replace(core.cfg, min_buffer=10)
+    core.add_demos(episode("demo", 12, intervened=True))
+    for record in episode("robot_0", 15):
+        core.ingest(record)
+    metrics = [dict(core.update()) for _ in range(3)]
+    core.save()  # a checkpoint writes the pending scalars and stores plain numbers
+    assert core.counters.last_metrics == metrics[-1]
+    metrics.append(dict(core.update()))
+    core.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    critic = events.Scalars("train/rlpd/critic_loss")
+    assert [e.step for e in critic] == [1, 2, 3, 4]  # every update's, the last one's too (written by close)
+    assert [e.value for e in critic] == pytest.approx([m["critic_loss"] for m in metrics], rel=1e-6)
+    assert [e.step for e in events.Scalars("time/update_s")] == [1, 2, 3, 4]

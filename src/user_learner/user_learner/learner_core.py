@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ class LearnerCounters:
     version: int = 0
     demo_transitions: int = 0
     transitions_too_stale: int = 0  # policy transitions kept out of the buffer by ``max_policy_lag``
-    last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    last_metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 class LearnerCore:
@@ -157,6 +157,8 @@ class LearnerCore:
 
             self.writer = SummaryWriter(str(self.log_dir / "tensorboard"))
         self._start = time.monotonic()
+        self._unlogged: tuple[Mapping[str, float], int, dict[str, float]] | None = None  # (see update)
+        self._unlogged_lock = threading.Lock()  # (flushed by the training thread, and by save and close)
 
     # --- data
     def keep_observation(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -327,20 +329,35 @@ class LearnerCore:
         if self.prefetcher is not None:
             self.prefetcher.discard()
 
-    def update(self) -> dict[str, float]:
-        """One algorithm update on a fresh batch (drawn ahead with ``prefetch``); returns its metrics."""
+    def update(self) -> Mapping[str, float]:
+        """One algorithm update on a fresh batch (drawn ahead with ``prefetch``); returns its metrics.
+
+        Their TensorBoard scalars are written at the next update (or :meth:`flush_scalars`), after that
+        update has been queued: on a GPU the host then waits for this update's metrics only while the next
+        one runs, never with an empty queue (:class:`~user_learner.algorithms.update_metrics.UpdateMetrics`).
+        ``time/update_s`` is the wall time of one call, in a steady stream the time per update.
+        """
         start = time.monotonic()
         batch = self._sample() if self.prefetcher is None else self.prefetcher.next()
         metrics = self.algorithm.update(batch)
         self.counters.updates += 1
         self.counters.last_metrics = metrics
-        scalars = {f"train/{self.cfg.algorithm}/{k}": v for k, v in metrics.items()}
-        scalars["time/update_s"] = time.monotonic() - start
+        self.flush_scalars()
+        scalars = {"time/update_s": time.monotonic() - start}
         if self.counters.updates % 10 == 0:
             scalars["buffer/online_size"] = float(len(self.online))
             scalars["buffer/demo_size"] = float(len(self.demo)) if self.demo is not None else 0.0
-        self.scalars(scalars, self.counters.updates)
+        self._unlogged = (metrics, self.counters.updates, scalars)
         return metrics
+
+    def flush_scalars(self) -> None:
+        """Write the scalars of the last update (:meth:`update` defers them by one)."""
+        with self._unlogged_lock:
+            unlogged, self._unlogged = self._unlogged, None
+        if unlogged is None:
+            return
+        metrics, step, scalars = unlogged
+        self.scalars({**{f"train/{self.cfg.algorithm}/{k}": v for k, v in metrics.items()}, **scalars}, step)
 
     def weights_packet(self) -> WeightsPacket:
         """The actor's current weights as the next version.
@@ -413,7 +430,9 @@ class LearnerCore:
         with self.lock:
             self.wal.seal()
             buffers = {"online": self.online, **({"demo": self.demo} if self.demo is not None else {})}
-            counters = dataclasses.asdict(self.counters)
+            self.flush_scalars()
+            counters = dataclasses.asdict(dataclasses.replace(self.counters,
+                                                              last_metrics=dict(self.counters.last_metrics)))
             metadata = {"counters": counters, "assembler": self.assembler.state(),
                         "tasks": list(self.task.observation.tasks), "episode_rows": self._episode_rows}
             path = save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
@@ -475,5 +494,6 @@ class LearnerCore:
         if self.prefetcher is not None:
             self.prefetcher.close()
         self.wal.close()
+        self.flush_scalars()
         if self.writer is not None:
             self.writer.close()

@@ -102,8 +102,10 @@ class Algorithm:
         """The online rows batches are drawn from (None = every valid transition)."""
         return None
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One learner update on :attr:`rows_per_update` rows; returns scalar metrics by name."""
+    def update(self, batch: Batch) -> Mapping[str, float]:
+        """One learner update on :attr:`rows_per_update` rows; returns scalar metrics by name (on a GPU, an
+        :class:`~user_learner.algorithms.update_metrics.UpdateMetrics`: nothing waits for the device until
+        they are read)."""
         raise NotImplementedError
 
     def publish_state(self) -> dict[str, torch.Tensor]:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
+from user_learner.algorithms.update_metrics import UpdateMetrics
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch, ReplayBuffer
 from user_policies.observation import state_index
@@ -163,7 +164,7 @@ class HGDAgger(Algorithm):
             self._selected = (key, rows)
         return self._selected[1]
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batch: Batch) -> UpdateMetrics:
         """One gradient step of the imitation loss on the batch's (intervened or demo) action chunks."""
         chunks = target_chunks(batch)
         self.policy.train()
@@ -176,7 +177,8 @@ class HGDAgger(Algorithm):
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
         optimizer.step()
         self.num_updates += 1
-        return {"imitation_loss": float(loss.detach()), "intervened_share": float(batch["intervened"].float().mean())}
+        stats = torch.stack([loss.detach(), batch["intervened"].float().mean()])
+        return UpdateMetrics(("imitation_loss", "intervened_share"), stats)
 
     @torch.no_grad()
     def validation_metrics(self, batch: Batch) -> dict[str, float]:

@@ -39,6 +39,7 @@ from torch import nn
 
 from user_learner.algorithms.backbone_cache import BackboneCache
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
+from user_learner.algorithms.update_metrics import UpdateMetrics
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch
 from user_policies.policies.base import StochasticPolicy
@@ -256,8 +257,9 @@ class SAC(Algorithm):
         self._clip_step("temperature", temperature_loss)
         return actor_loss.detach(), log_prob.detach().mean()
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One learner update on a batch of :attr:`rows_per_update` rows (see module doc).
+    def update(self, batch: Batch) -> UpdateMetrics:
+        """One learner update on a batch of :attr:`rows_per_update` rows (see module doc); its metrics are
+        read from the device when first read (:class:`UpdateMetrics`).
 
         ``batch`` is a :meth:`ReplayBuffer.sample` / :meth:`MixedSampler.sample` dict on this device.
         """
@@ -274,8 +276,8 @@ class SAC(Algorithm):
         actor_loss, log_prob = self._update_actor(features)
         self.num_updates += 1
         stats = torch.stack([torch.stack(critic_losses).mean(), actor_loss, self.alpha, -log_prob,
-                             torch.stack(q_means).mean()]).tolist()  # one device sync
-        return dict(zip(("critic_loss", "actor_loss", "alpha", "entropy", "q_mean"), stats, strict=True))
+                             torch.stack(q_means).mean()])
+        return UpdateMetrics(("critic_loss", "actor_loss", "alpha", "entropy", "q_mean"), stats)
 
     def checkpoint_modules(self) -> dict[str, nn.Module]:
         """Policy, critics and target critics."""
