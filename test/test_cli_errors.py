@@ -55,6 +55,10 @@ CASES = {
                                      "--record records on the robot side (where the episodes are)"),
     "discovery server without a port": (["train", "--task", "peg_insertion", "--discovery-server", "10.0.0.1"],
                                         "--discovery-server: expected HOST:PORT[;HOST:PORT], got '10.0.0.1'"),
+    "no checkpoint to start from": (["train", "--task", "peg_insertion", "--init", "/nonexistent"],
+                                    "--init: no checkpoint in /nonexistent"),
+    "comma-separated demos": (["train", "--task", "peg_insertion", "--demos", "/nonexistent_a,/nonexistent_b"],
+                              "/nonexistent_a: no such"),
 }
 
 
@@ -79,8 +83,28 @@ def test_config_mistakes_name_the_file_and_key_before_any_node_starts(tmp_path: 
                         {"USER_CONFIG_DIR": str(bad_algo)})
     assert code == 2 and "sac.yaml: key 'sac.batch_sise'" in out, out
 
-    code, out = user_rl(["info"], tmp_path, {"USER_CONFIG_DIR": str(tmp_path / "nonexistent")})
-    assert code == 2 and "$USER_CONFIG_DIR is not a directory" in out.splitlines()[-1], out
+    for command in ("info", "train"):  # (train's flags read the config directory for their choices)
+        code, out = user_rl([command, "--task", "peg_insertion"][: 1 + 2 * (command == "train")], tmp_path,
+                            {"USER_CONFIG_DIR": str(tmp_path / "nonexistent")})
+        assert code == 2 and "Traceback" not in out, out
+        assert out.splitlines()[-1].startswith(f"user-rl {command}: error: "), out
+        assert "$USER_CONFIG_DIR is not a directory" in out.splitlines()[-1], out
+
+
+def test_help_lists_every_command_and_each_command_has_its_own() -> None:
+    from user_learner.cli.main import COMMANDS
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "user_learner.cli.main", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    for top in (run("--help"), run()):
+        assert "Traceback" not in top.stderr, top.stderr
+        assert all(f"    {name}" in top.stdout for name in COMMANDS), top.stdout
+    assert "success + 95% CI" in run("--help").stdout
+    for name in COMMANDS:
+        sub = run(name, "--help")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: user-rl {name}"), sub.stdout + sub.stderr
 
 
 def test_unreadable_demos_are_named(tmp_path: Path) -> None:
@@ -103,3 +127,24 @@ def test_eval_observes_what_the_checkpoint_was_trained_on(tmp_path: Path) -> Non
     code, out = user_rl(["eval", "--task", "peg_insertion", "--checkpoint", str(tmp_path / "run"), "--obs", "pixels",
                          "--log-dir", str(tmp_path / "logs")], tmp_path)
     assert code == 2 and f"{tmp_path / 'run'}: its policy observes state, not --obs pixels" in out, out
+
+
+@pytest.mark.parametrize(("task", "named", "want"), [
+    ("charger_plugging", True, "a policy of task peg_insertion, not of charger_plugging"),
+    ("pick_and_place", False, "its policy takes state 18 / action 6, task pick_and_place has state 26 / action 7"),
+])
+def test_eval_refuses_a_checkpoint_of_another_task(task: str, named: bool, want: str, tmp_path: Path) -> None:
+    import json
+
+    from user_learner.learner_core import LearnerCore
+    from user_robot.task_config import load_task
+
+    saved = LearnerCore(load_task("peg_insertion"), "sac", "state", ["franka_panda"], tmp_path / "run",
+                        tensorboard=False).save()
+    if not named:  # (a checkpoint from before they named their task: told by its sizes)
+        meta = json.loads((saved / "meta.json").read_text())
+        del meta["metadata"]["task"]
+        (saved / "meta.json").write_text(json.dumps(meta))
+    code, out = user_rl(["eval", "--task", task, "--checkpoint", str(tmp_path / "run"), "--log-dir",
+                         str(tmp_path / "logs")], tmp_path)
+    assert code == 2 and want in out and "Traceback" not in out, out

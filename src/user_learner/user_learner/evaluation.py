@@ -14,9 +14,11 @@ from pathlib import Path
 
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
 from user_learner.checkpoint import load_checkpoint, read_meta, resolve_checkpoint
+from user_policies.observation import state_dim
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import WeightsPacket, encode_weights
 from user_robot.config_loader import UsageError, from_mapping
+from user_robot.task_config import TaskConfig
 
 
 def load_checkpoint_algorithm(path: str | Path, device: str = "cpu") -> Algorithm:
@@ -51,6 +53,22 @@ def checkpoint_obs(path: str | Path) -> str:
         return "pixels" if read_meta(path)["spec"].get("cameras") else "state"
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def check_policy_fits(path: str | Path, task: TaskConfig) -> None:
+    """``UsageError`` unless the checkpoint's policy was trained for ``task`` (with its task identity, if
+    multi-task): the task it names, where it names one, and the state and action sizes."""
+    try:
+        meta = read_meta(path)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from exc
+    trained_for = meta["metadata"].get("task", "")
+    if trained_for and not meta["metadata"].get("tasks") and trained_for != task.name:
+        raise UsageError(f"{path}: a policy of task {trained_for}, not of {task.name}")
+    spec, want = meta["spec"], (state_dim(task), task.action.dims)
+    if (spec["state_dim"], spec["action_dim"]) != want:
+        raise UsageError(f"{path}: its policy takes state {spec['state_dim']} / action {spec['action_dim']}, task "
+                         f"{task.name} has state {want[0]} / action {want[1]}: a checkpoint of another task?")
 
 
 def checkpoint_weights(path: str | Path, embodiments: Sequence[str]) -> WeightsPacket:

@@ -156,9 +156,15 @@ def add_option_arguments(parser: Any, exclude: tuple[str, ...] = (), defaults: M
     """Declare ``--<option>`` flags on an ``argparse`` parser for every :class:`GraphOptions` field.
 
     Help, types and choices come from the field; ``defaults`` replaces a field's default for this
-    command. Tuple options take several values (``--demos a.mcap b.mcap``).
+    command. Tuple options take several values (``--demos a.mcap b.mcap`` or ``--demos a.mcap,b.mcap``).
     """
     import argparse
+
+    class Values(argparse.Action):
+        """Several values, space- or comma-separated (as launch's ``demos:=a.mcap,b.mcap``)."""
+
+        def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+            setattr(namespace, self.dest, tuple(part for value in values for part in value.split(",") if part))
 
     for field in GRAPH_OPTIONS:
         if field.name in exclude:
@@ -171,7 +177,7 @@ def add_option_arguments(parser: Any, exclude: tuple[str, ...] = (), defaults: M
         elif field.type in ("int", int, "float", float):
             kwargs["type"] = int if field.type in ("int", int) else float
         elif isinstance(field.default, tuple):
-            kwargs.update(nargs="*", type=str)
+            kwargs.update(nargs="*", type=str, action=Values)
         else:
             kwargs["choices"] = option_choices(field) or None
         parser.add_argument(flag, **kwargs)

@@ -433,7 +433,7 @@ class LearnerCore:
             self.flush_scalars()
             counters = dataclasses.asdict(dataclasses.replace(self.counters,
                                                               last_metrics=dict(self.counters.last_metrics)))
-            metadata = {"counters": counters, "assembler": self.assembler.state(),
+            metadata = {"counters": counters, "assembler": self.assembler.state(), "task": self.task.name,
                         "tasks": list(self.task.observation.tasks), "episode_rows": self._episode_rows}
             path = save_checkpoint(self.checkpoint_root, self.algorithm, buffers, rng=self.rng, metadata=metadata)
             self.wal.drop_sealed()

@@ -15,11 +15,19 @@ import dataclasses
 from pathlib import Path
 
 from user_learner.cli.runner import run_graph
-from user_learner.evaluation import checkpoint_obs, checkpoint_tasks, checkpoint_weights, eval_line
+from user_learner.evaluation import (
+    check_policy_fits,
+    checkpoint_obs,
+    checkpoint_tasks,
+    checkpoint_weights,
+    eval_line,
+)
 from user_learner.graph import build_graph
+from user_policies.observation import with_task_identity
 from user_robot.config_loader import UsageError
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.robot_config import load_robot
+from user_robot.task_config import load_task
 
 EVAL_LOCKSTEP_TIMEOUT_S = 15.0
 """How long the eval sim waits for a silent actor before it goes on without it."""
@@ -66,6 +74,7 @@ def evaluate(
         raise UsageError(f"{checkpoint}: its policy observes {trained_on}, not --obs {obs}")
     if tasks and task not in tasks:
         raise UsageError(f"{checkpoint}: a policy of the tasks {', '.join(tasks)}, not of {task}")
+    check_policy_fits(checkpoint, with_task_identity(load_task(task), tasks))
     specs = build_graph(
         task, robot=robot, side="robot", obs=trained_on, mode="eval", episodes=episodes, seed=seed,
         real_time_factor=real_time_factor if sim else 1.0, lockstep_lead_ticks=0, tasks=",".join(tasks),

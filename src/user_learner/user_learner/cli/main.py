@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("user_learner.cli.collect", "record scripted-expert (SpaceMouse) demos to a rosbag2 file"),
     "pretrain": ("user_learner.cli.pretrain", "clone a policy from demo recordings (behaviour cloning)"),
     "train": ("user_learner.cli.train", "train a policy online: robot side + learner, async or sync"),
-    "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95% CI"),
+    "eval": ("user_learner.cli.eval", "evaluate a checkpoint: deterministic episodes, no learning, success + 95%% CI"),
     "encoder": ("user_learner.cli.encoder", "pretrain the pixel recipes' frozen ResNet-10 on your recordings"),
     "reward": ("user_learner.cli.reward", "success classifiers: label frames, train, evaluate (the learned reward)"),
     "bag": ("user_learner.cli.bag", "inspect recordings (info) and import `ros2 bag record` demos (import)"),
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+        sub.add_parser(name, help=help_text, add_help=False)  # (argparse %-formats help: a % is written %%)
     return parser
 
 
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     module = importlib.import_module(COMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1])
-    module.add_arguments(sub)
-    args = sub.parse_args(argv[1:])
     try:
+        module.add_arguments(sub)  # (its choices may read the config directory)
+        args = sub.parse_args(argv[1:])
         if getattr(args, "discovery_server", ""):
             from user_learner.cli.runner import use_discovery_server
 

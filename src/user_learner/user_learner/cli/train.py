@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from user_learner.bags.transition_bag import check_recording
+from user_learner.checkpoint import resolve_checkpoint
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
 from user_learner.graph import (
@@ -70,18 +71,7 @@ class EpisodesDone:
                   file=sys.stderr)
             return True
         return False
-        if not self.trained:
-            return True
-        version = log.learner.version if log.learner is not None else 0
-        if self._ended is None:
-            self._ended = (version, time.monotonic())
-        if version > self._ended[0]:
-            return True
-        if time.monotonic() - self._ended[1] > SYNC_FINAL_WAIT_S:
-            print(f"the learner published no weights trained on the last episode within {SYNC_FINAL_WAIT_S:.0f} s; "
-                  "stopping without them", file=sys.stderr)
-            return True
-        return False
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl train`` flags: the graph's options, then the run's."""
@@ -150,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     rtf = args.real_time_factor or (2.0 if sim and len(names) == 1 else 1.0)
     overrides = {**option_values(args, exclude=NOT_TRAIN_OPTIONS), "real_time_factor": rtf if sim else 1.0}
     build_graph(args.task, **{**overrides, "demos": ()})  # every name and config file, before anything starts
+    if args.init:
+        try:
+            resolve_checkpoint(args.init)
+        except FileNotFoundError as exc:
+            raise UsageError(f"--init: {exc}") from exc
     learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
     if args.record and learner_only:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")

@@ -216,7 +216,7 @@ def main(args: list[str] | None = None) -> None:
     executor.add_node(node)
 
     def spin() -> None:
-        with contextlib.suppress(ExternalShutdownException):  # (Ctrl-C)
+        with contextlib.suppress(ExternalShutdownException, RCLError):  # (Ctrl-C; a context shut down under it)
             executor.spin()
 
     spinner = threading.Thread(target=spin, name="spin")
