@@ -9,7 +9,7 @@ returning action chunks. Use it with the recipe section
       chunk_size: 4
       options:
         module: tiny_chunker:TinyChunker      # importable on every machine (PYTHONPATH or installed)
-        config: {state_dim: 19, action_dim: 7, chunk_size: 4}
+        config: {state_dim: 18, action_dim: 6, chunk_size: 4}   # peg insertion's state and action sizes
         weights: models/tiny_chunker.safetensors   # a local file on every machine (empty: fresh init)
 """
 
