@@ -35,6 +35,8 @@ class NodeProcess:
         self.spec = spec
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{spec.namespace or 'global'}.{spec.name}.log"
+        # (a log dir used again: earlier runs' lines stay in the file, this run's reports leave them out)
+        self._run_starts_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.popen: subprocess.Popen | None = None
         self._interrupted = False
         self.restarts = 0
@@ -89,9 +91,11 @@ class NodeProcess:
             self.popen.wait()
 
     def tail(self, lines: int = 15) -> str:
-        """The last lines of the node's log."""
+        """The last lines this run wrote to the node's log (its restarts' included, earlier runs' not)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_path, "rb") as log:
+                log.seek(self._run_starts_at)
+                return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
