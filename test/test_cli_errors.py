@@ -78,6 +78,14 @@ def test_config_mistakes_name_the_file_and_key_before_any_node_starts(tmp_path: 
     assert code == 2 and "Traceback" not in out, out
     assert "peg_insertion.yaml: key 'action.translaton_scale': unknown key (allowed: " in out
 
+    for change, want in (({"observation.state": ["tcp_pose", "tcp_vell"]},
+                          "key 'observation': unknown state key 'tcp_vell' (known: tcp_pose, tcp_vel,"),
+                         ({"control_rate_hz": 0}, "control_rate_hz must be positive"),
+                         ({"episode_length": -5}, "episode_length at least 1")):
+        bad = write_config_copy(tmp_path / "cfg_value", {"tasks/peg_insertion": change})
+        code, out = user_rl(["train", "--task", "peg_insertion"], tmp_path, {"USER_CONFIG_DIR": str(bad)})
+        assert code == 2 and "Traceback" not in out and "peg_insertion.yaml" in out and want in out, out
+
     bad_algo = write_config_copy(tmp_path / "cfg_algo", {"algorithms/sac": {"sac.batch_sise": 8}})
     code, out = user_rl(["train", "--task", "peg_insertion", "--algo", "sac"], tmp_path,
                         {"USER_CONFIG_DIR": str(bad_algo)})

@@ -49,15 +49,7 @@ import numpy as np
 from user_robot.camera_core import MASK_KEY, absent_cameras
 from user_robot.pose_math import quat_conjugate, quat_from_rpy, quat_multiply, rotvec_from_quat
 from user_robot.robot_config import RobotConfig
-from user_robot.task_config import TaskConfig
-
-STATE_KEYS: dict[str, int] = {
-    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1,
-    "present": -1, "task": -1, "instruction": 64,
-}
-"""Size of each state key (-1: set by the task: its action dims, its sim scene's objects, its embodiments,
-its cameras, the run's tasks)."""
-
+from user_robot.task_config import STATE_KEYS, TaskConfig
 
 PRIVILEGED_KEY = "object_state"
 """The sim-only state key: ground truth no real cell has."""
@@ -210,11 +202,6 @@ class StateEncoder:
         self, task: TaskConfig, gripper_max_width: float, embodiment: str = "", present: np.ndarray | None = None
     ) -> None:
         """``present``: :func:`present_mask` of the robot (default: it has everything)."""
-        unknown = [k for k in task.observation.state if k not in STATE_KEYS]
-        if unknown:
-            raise ValueError(
-                f"task {task.name}: unknown observation.state key {unknown[0]!r} (known: {list(STATE_KEYS)})"
-            )
         self.keys = task.observation.state
         self.relative = task.observation.relative_to_target
         self.origin = np.asarray(task.target.xyz, dtype=np.float64) if self.relative else np.zeros(3)

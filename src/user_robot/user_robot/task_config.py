@@ -80,6 +80,14 @@ class RewardConfig:
             raise ValueError("pose_gate must be >= 0 and success_hold_steps >= 1")
 
 
+STATE_KEYS: dict[str, int] = {
+    "tcp_pose": 6, "tcp_vel": 6, "gripper": 1, "wrench": 6, "last_action": -1, "object_state": -1, "embodiment": -1,
+    "present": -1, "task": -1, "instruction": 64,
+}
+"""The keys ``observation.state`` may list, and each one's size (-1: set by the task: its action dims, its sim
+scene's objects, its embodiments, its cameras, the run's tasks); ``user_policies.observation`` encodes them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ObservationConfig:
     """What the policy sees: camera crops and a proprioceptive state vector."""
@@ -94,6 +102,9 @@ class ObservationConfig:
     tasks: tuple[str, ...] = ()  # the ones the state key ``task`` tells apart (a multi-task run's --tasks sets it)
 
     def __post_init__(self) -> None:
+        unknown = [key for key in self.state if key not in STATE_KEYS]
+        if unknown:
+            raise ValueError(f"unknown state key {unknown[0]!r} (known: {', '.join(STATE_KEYS)})")
         if not self.position_scale > 0.0:
             raise ValueError("position_scale must be positive")
         for key, names in (("embodiment", self.embodiments), ("task", self.tasks)):
@@ -133,6 +144,10 @@ class TaskConfig:
     impedance: ImpedanceConfig = ImpedanceConfig()
     sim: dict[str, Any] = dataclasses.field(default_factory=dict)  # scene parameters (user_robot.sim)
     expert: dict[str, Any] = dataclasses.field(default_factory=dict)  # scripted-expert gains
+
+    def __post_init__(self) -> None:
+        if not self.control_rate_hz > 0.0 or self.episode_length < 1:
+            raise ValueError("control_rate_hz must be positive and episode_length at least 1")
 
 
 def load_task(name: str) -> TaskConfig:
