@@ -30,7 +30,8 @@ def user_rl(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) 
     return out.returncode, out.stdout + out.stderr
 
 
-def _wrecked_bag(path: Path) -> Path:
+def _bag(path: Path, wrecked: bool = False) -> Path:
+    """One complete peg-insertion episode with a 4-D state (the task's is 18-D); ``wrecked``: cut after 6 bytes."""
     import numpy as np
 
     with TransitionBagWriter(path) as writer:
@@ -39,8 +40,9 @@ def _wrecked_bag(path: Path) -> Path:
         ep = Episode("robot_0", "sim_panda", "peg_insertion", "e", steps)
         for step in steps:
             writer.write(TRANSITIONS_TOPIC, transition_message(ep, step))
-    (mcap,) = path.glob("*.mcap")
-    mcap.write_bytes(mcap.read_bytes()[:6])
+    if wrecked:
+        (mcap,) = path.glob("*.mcap")
+        mcap.write_bytes(mcap.read_bytes()[:6])
     return path
 
 
@@ -116,11 +118,19 @@ def test_help_lists_every_command_and_each_command_has_its_own() -> None:
 
 
 def test_unreadable_demos_are_named(tmp_path: Path) -> None:
-    bag = _wrecked_bag(tmp_path / "wreck")
+    bag = _bag(tmp_path / "wreck", wrecked=True)
     code, out = user_rl(["train", "--task", "peg_insertion", "--demos", str(bag)], tmp_path)
     assert code == 2 and f"{bag}: not a readable recording" in out and "Traceback" not in out, out
     code, out = user_rl(["bag", "info", str(bag)], tmp_path)
     assert code == 2 and out.startswith("user-rl bag: error: ") and "not a readable recording" in out, out
+
+
+def test_demos_of_another_size_are_named(tmp_path: Path) -> None:
+    bag = _bag(tmp_path / "small")
+    code, out = user_rl(["train", "--task", "peg_insertion", "--demos", str(bag)], tmp_path)
+    assert code == 2 and "Traceback" not in out, out
+    assert f"{bag}: episode e (task peg_insertion) has state 4 / action 6, task peg_insertion takes state 18 / " \
+           "action 6" in out, out
 
 
 def test_eval_observes_what_the_checkpoint_was_trained_on(tmp_path: Path) -> None:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from user_learner.bags.transition_bag import check_recording
+from user_learner.bags.transition_bag import check_recording, read_episodes
 from user_learner.checkpoint import resolve_checkpoint
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
@@ -37,6 +38,7 @@ from user_learner.graph import (
 )
 from user_robot.config_loader import UsageError
 from user_robot.robot_config import load_robot
+from user_robot.task_config import load_task
 
 NOT_TRAIN_OPTIONS = ("mode", "episodes", "use_rviz")
 """Graph options that ``train`` does not offer (it always trains, until ``--steps``)."""
@@ -104,9 +106,11 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
                  ) -> tuple[str, ...]:
     """Demo bags for the learner: the given ones, or (demo-sampling algorithms on sim) expert demos recorded
     for each (task, kind of robot) of ``tasks`` and ``robots`` (one each per robot)."""
+    identity = run_tasks(options(tasks=args.tasks))
     if args.demos:
         for path in args.demos:
             print(f"demos: {check_recording(path)}")
+            check_demo_sizes(path, tasks, identity)
         return tuple(args.demos)
     if not samples_demos(args.algo):
         return ()
@@ -114,7 +118,6 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
     from user_learner.cli.collect import record_demos
 
-    identity = run_tasks(options(tasks=args.tasks))
     bags = []
     for task, robot in dict.fromkeys(zip(tasks, robots, strict=True)):  # (each pair once, in order)
         # a pixel policy needs the cameras in its demos: they are recorded with the run's observation, and a
@@ -127,6 +130,24 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
                          log_dir=Path(args.log_dir), tasks=",".join(identity))
         bags.append(str(out))
     return tuple(bags)
+
+
+def check_demo_sizes(path: str, tasks: Sequence[str], identity: Sequence[str]) -> None:
+    """``UsageError`` naming the recording when an episode's state or action size is not that of the run's task
+    it was recorded for (the run's first task, for an episode of another task)."""
+    from user_policies.observation import state_dim, with_task_identity
+
+    sizes = {}
+    for task in dict.fromkeys(tasks):
+        cfg = with_task_identity(load_task(task), identity)
+        sizes[task] = (state_dim(cfg), cfg.action.dims)
+    for episode in read_episodes(path, images=False):
+        task = episode.task if episode.task in sizes else tasks[0]
+        step = next((s for s in episode.steps if len(s.action)), None)
+        if step is not None and (len(step.state), len(step.action)) != sizes[task]:
+            raise UsageError(f"{path}: episode {episode.episode_id} (task {episode.task or '?'}) has state "
+                             f"{len(step.state)} / action {len(step.action)}, task {task} takes state "
+                             f"{sizes[task][0]} / action {sizes[task][1]}: demos of another task or config?")
 
 
 def run(args: argparse.Namespace) -> int:
