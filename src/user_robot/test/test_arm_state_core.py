@@ -22,12 +22,20 @@ def test_duplicate_stamps_and_gaps() -> None:
     est = VelocityEstimator(time_constant_s=0.0, max_gap_s=0.5)
     q = np.array([0.0, 0.0, 0.0, 1.0])
     est.update(1.0, np.zeros(3), q)
-    est.update(1.0, np.ones(3), q)  # same stamp: ignored (no division by zero)
+    est.update(1.0, np.zeros(3), q)  # the same sample again (a re-publish): ignored (no division by zero)
     assert not np.any(est.linear)
     est.update(1.1, np.array([0.01, 0.0, 0.0]), q)
     np.testing.assert_allclose(est.linear, [0.1, 0.0, 0.0])
+    est.update(1.05, np.ones(3), q)  # older: ignored
+    np.testing.assert_allclose(est.linear, [0.1, 0.0, 0.0])
     est.update(3.0, np.array([1.0, 0.0, 0.0]), q)  # a gap (driver outage): restart at zero
     assert not np.any(est.linear)
+    est.update(3.1, np.array([1.02, 0.0, 0.0]), q)
+    np.testing.assert_allclose(est.linear, [0.2, 0.0, 0.0])
+    est.update(3.1, np.array([0.5, 0.0, 0.0]), q)  # replaced at the same stamp (a sim restarted): restart at zero
+    assert not np.any(est.linear)
+    est.update(3.2, np.array([0.51, 0.0, 0.0]), q)  # ...from the pose that replaced it
+    np.testing.assert_allclose(est.linear, [0.1, 0.0, 0.0])
 
 
 def test_gripper_width_and_robot_modes() -> None:
@@ -52,6 +60,7 @@ def test_the_state_is_relayed_once_every_stream_reached_a_new_control_period() -
     # once a period, when the last of the three samples of its first step came
     assert relayed == [("gripper", 100 * ms), ("gripper", 200 * ms), ("gripper", 300 * ms)]
     assert not relay.arrived("pose", 250 * ms)  # (an old sample, out of order: nothing)
+    assert relay.relayed(300 * ms) and relay.relayed(250 * ms) and not relay.relayed(400 * ms)
     # a real arm's 1 kHz stamps never fall on the period's start: the first sample after it
     real = ControlPeriodRelay(100_000_000, ("pose",))
     stamps = [99_999_317 + k * ms for k in range(102)]

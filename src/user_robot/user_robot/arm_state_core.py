@@ -17,7 +17,8 @@ class VelocityEstimator:
     """TCP twist from successive stamped poses: finite differences, first-order low-pass filtered.
 
     Linear velocity in m/s and angular velocity in rad/s, both in the base frame. Samples with a
-    non-increasing stamp are ignored; a gap longer than ``max_gap_s`` restarts the estimate.
+    non-increasing stamp are ignored; a gap longer than ``max_gap_s`` restarts the estimate, and so does a
+    different pose with the stamp of the last (the sample was replaced: a sim cell restarted its simulation).
     """
 
     def __init__(self, time_constant_s: float = 0.03, max_gap_s: float = 0.5) -> None:
@@ -35,10 +36,11 @@ class VelocityEstimator:
         if last is None:
             return
         dt = stamp - last[0]
-        if dt <= 0.0:
+        replaced = dt == 0.0 and not (np.array_equal(xyz, last[1]) and np.array_equal(quat, last[2]))
+        if dt <= 0.0 and not replaced:
             self._last = last
             return
-        if dt > self.max_gap_s:
+        if replaced or dt > self.max_gap_s:
             self.linear, self.angular = np.zeros(3), np.zeros(3)
             return
         linear = (xyz - last[1]) / dt
@@ -85,3 +87,7 @@ class ControlPeriodRelay:
             return False
         self._relayed = period
         return True
+
+    def relayed(self, stamp_ns: int) -> bool:
+        """Whether the state of the control period holding ``stamp_ns`` has been relayed (every stream had come)."""
+        return stamp_ns // self.period_ns <= self._relayed

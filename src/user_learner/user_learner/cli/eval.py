@@ -80,9 +80,12 @@ def evaluate(
         real_time_factor=real_time_factor if sim else 1.0, lockstep_lead_ticks=0, tasks=",".join(tasks),
     )
     # strict lockstep: every command lands at its tick, so an evaluation does not depend on the load; and a
-    # patient one: a busy actor (it loads the weights as it starts) is waited for, not run past; and every
-    # episode starts only on the checkpoint's weights (version 1), however long a loaded machine takes to load them
-    patient = {"sim_cell": {"lockstep_timeout_s": EVAL_LOCKSTEP_TIMEOUT_S},
+    # patient one: a busy actor (it loads the weights as it starts) is waited for, not run past; every episode
+    # starts only on the checkpoint's weights (version 1), however long a loaded machine takes to load them; and
+    # each starts from the same state of the whole simulation, a fixed number of physics steps after its scene
+    # reset (restart_at_scene_reset, hold_clock_for_start): a seed replays exactly
+    patient = {"sim_cell": {"lockstep_timeout_s": EVAL_LOCKSTEP_TIMEOUT_S, "restart_at_scene_reset": True},
+               "actor": {"hold_clock_for_start": True},
                "episode_driver": {"actor_silence_s": EVAL_LOCKSTEP_TIMEOUT_S + 5.0, "min_policy_version": 1}}
     specs = [dataclasses.replace(s, parameters={**s.parameters, **patient.get(s.executable, {})}) for s in specs]
     message = packet_to_msg(checkpoint_weights(checkpoint, [robot_cfg.embodiment]), PolicyWeights())

@@ -12,9 +12,11 @@ Run episodes with the ``run_episode`` action (reset arm → reset scene → run 
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import numpy as np
 import rclpy
@@ -79,6 +81,8 @@ readers acknowledge in reply to the writer's heartbeat, every 3 s by default (me
 TICK_INPUT_WAIT_S = 2.0
 """On sim time, longest a tick waits for the arm and object state of its own time (then it reads the newest)."""
 RESET_ATTEMPTS = 3
+START_HOLD_S = 10.0
+"""``hold_clock_for_start``: the longest a tick holds the clock for an episode's start (then it goes on)."""
 ACTOR_REWARD_SOURCES = ("sim", "pose_region", "human", "classifier")
 """Reward sources the actor computes itself."""
 TRUTH_MAX_AGE_S = 1.0
@@ -155,6 +159,10 @@ class Actor(Node):
             self.create_subscription(Float32MultiArray, OBJECT_STATE_TOPIC, self._on_objects, CONTROL)
         # on sim time each tick observes the inputs of its own time (_await_tick_inputs)
         self._tick_inputs = self.robot.backend == "sim" and bool(self.get_parameter("use_sim_time").value)
+        self._hold_for_start = self._tick_inputs and bool(p["hold_clock_for_start"])
+        self._start_hold = threading.Condition()  # (see _hold_clock)
+        self._hold_wanted = False  # an episode's start asks the control loop to hold the clock at its next tick
+        self._held = False  # a tick is holding
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken
         self._weights_arrived = threading.Condition()
         self._weights_parts = WeightsParts()
@@ -220,6 +228,10 @@ class Actor(Node):
                                       "(temporal ensembling of every chunk covering the tick)"),
             "chunk_lead_ticks": (2, "background: ask for the next chunk when this many rows are left to play"),
             "chunk_ensemble_decay": (0.1, "ensemble: chunk i (0 the oldest) votes with weight exp(-decay * i)"),
+            "hold_clock_for_start": (False, "lockstep sim: the control loop holds the clock at a tick from the scene "
+                                            "reset to the episode's start (its first step at the next tick), so "
+                                            "that an episode starts a fixed number of physics steps after its "
+                                            "scene reset (with the cell's restart_at_scene_reset: exactly replayed)"),
         }
         values = declare(self, specs)
         self.declare_parameter(
@@ -420,7 +432,39 @@ class Actor(Node):
         self._last_tick = t
         stamp = self.loop.clock.now().to_msg()
         commanded = self._control(stamp_ns(stamp))
+        if self._hold_for_start:
+            self._hold_while_starting()
         self.tick_pub.publish(Header(stamp=stamp, frame_id=TICK_COMMANDED if commanded else TICK_IDLE))
+
+    def _hold_while_starting(self) -> None:
+        """If an episode's start asked for it, hold this tick's answer (a lockstep cell's clock with it) until
+        the episode has started (bounded: ``START_HOLD_S``)."""
+        with self._start_hold:
+            if not self._hold_wanted or self._stopping:
+                return
+            self._held = True
+            self._start_hold.notify_all()
+            released = self._start_hold.wait_for(lambda: not self._hold_wanted or self._stopping, START_HOLD_S)
+            self._held = False
+        if not released:
+            self.get_logger().warning(f"held the clock {START_HOLD_S:.0f} s for an episode's start; going on")
+
+    @contextlib.contextmanager
+    def _clock_held(self) -> Iterator[None]:
+        """With ``hold_clock_for_start``: the clock stands still at a tick (the control loop holds it) inside."""
+        if not self._hold_for_start:
+            yield
+            return
+        with self._start_hold:
+            self._hold_wanted = True
+            if not self._start_hold.wait_for(lambda: self._held or self._stopping, START_HOLD_S):
+                self.get_logger().warning(f"no tick came to hold the clock within {START_HOLD_S:.0f} s")
+        try:
+            yield
+        finally:
+            with self._start_hold:
+                self._hold_wanted = False
+                self._start_hold.notify_all()
 
     def _control(self, tick_ns: int) -> bool:
         """One control step (at ``tick_ns``) of the running episode; True when it commanded the arm."""
@@ -531,7 +575,7 @@ class Actor(Node):
         return future.result()
 
     def _reset(self, seed: int) -> str:
-        """Reset the arm (bridge action), then the scene (sim or a reset helper); '' or an error.
+        """Reset the arm (bridge action); '' or an error.
 
         The bridge refuses a reset until it has driver state, so this waits for the arm state and
         retries a refused or failed reset a few times before giving up; in a cell with a scene reset
@@ -552,8 +596,10 @@ class Actor(Node):
             if self.scene_client.service_is_ready():  # (an object the last episode left may block the arm)
                 self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
             time.sleep(1.0)
-        if error:
-            return error
+        return error
+
+    def _reset_scene(self) -> str:
+        """Reset the scene (sim or a reset helper, where there is one); '' or an error."""
         if self.scene_client.wait_for_service(timeout_sec=0.5 if self._episodes > 1 else 2.0):
             old_scene = self._scene_seen
             answer = self._call(self.scene_client.call_async(Trigger.Request()), 10.0)
@@ -602,32 +648,35 @@ class Actor(Node):
     def _execute(self, goal_handle) -> RunEpisode.Result:
         goal = goal_handle.request
         self._episodes += 1
-        error = self._reset(seed=self.seed * 100_003 + self._episodes)
         result = RunEpisode.Result()
-        if error:
-            self.get_logger().error(error)
-            goal_handle.abort()
-            result.end_reason = END_SAFETY
-            return result
-        max_steps = goal.max_steps or self.task.episode_length
-        self._wait_for_inputs(timeout=3.0)
-        # a (re)started actor whose learner is up runs its first step on the newest (latched) weights
-        if self.policy.version == 0 and self.count_publishers(WEIGHTS_TOPIC) > 0:
-            self._wait_for_weights(1, timeout=5.0)
-        self._wait_for_weights(goal.min_policy_version, timeout=WEIGHTS_WAIT_S)
-        self._episode_meta = {
-            "episode_id": f"{self.robot_id}-{uuid.uuid4().hex[:12]}",
-            "mode": goal.mode or "train",
-            "start": self._now(),
-        }
-        self._episode_done.clear()
-        self._goal_handle = goal_handle
-        self.policy.reset()
-        if self.chunks is not None:
-            self.chunks.clear()
-        episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
-        self._last_action = None
-        self.episode = episode
+        error = self._reset(seed=self.seed * 100_003 + self._episodes)
+        with self._clock_held():  # (from the scene reset to the episode's start: see hold_clock_for_start)
+            error = error or self._reset_scene()
+            if error:
+                self.get_logger().error(error)
+                goal_handle.abort()
+                result.end_reason = END_SAFETY
+                return result
+            max_steps = goal.max_steps or self.task.episode_length
+            if not self._hold_for_start:  # (held, the clock brings no inputs: the first tick waits for its own)
+                self._wait_for_inputs(timeout=3.0)
+            # a (re)started actor whose learner is up runs its first step on the newest (latched) weights
+            if self.policy.version == 0 and self.count_publishers(WEIGHTS_TOPIC) > 0:
+                self._wait_for_weights(1, timeout=5.0)
+            self._wait_for_weights(goal.min_policy_version, timeout=WEIGHTS_WAIT_S)
+            self._episode_meta = {
+                "episode_id": f"{self.robot_id}-{uuid.uuid4().hex[:12]}",
+                "mode": goal.mode or "train",
+                "start": self._now(),
+            }
+            self._episode_done.clear()
+            self._goal_handle = goal_handle
+            self.policy.reset()
+            if self.chunks is not None:
+                self.chunks.clear()
+            episode = Episode(RewardTracker(self.task), self.task.action.dims, max_steps)
+            self._last_action = None
+            self.episode = episode
         while not self._episode_done.wait(0.05):
             if goal_handle.is_cancel_requested or not rclpy.ok():
                 self._finish(episode.abort(END_ABORTED))
@@ -722,6 +771,8 @@ class Actor(Node):
         with self._inputs_arrived:
             self._stopping = True
             self._inputs_arrived.notify_all()
+        with self._start_hold:
+            self._start_hold.notify_all()
 
     def shutdown(self) -> None:
         """Stop the control loop and the chunk worker (called by ``run`` on the way out)."""

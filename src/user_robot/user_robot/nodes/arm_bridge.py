@@ -33,7 +33,7 @@ from user_interfaces.action import ResetArm
 from user_interfaces.msg import ArmCommand, ArmState
 from user_robot.action_mapping import GRIPPER_CLOSE
 from user_robot.arm_state_core import ControlPeriodRelay, gripper_width, robot_mode_error
-from user_robot.bridge_core import NS_PER_S, BridgeCore, Log, Reset, Status
+from user_robot.bridge_core import NS_PER_S, BridgeCore, Log, Reset, Status, Tick
 from user_robot.diagnostics import ERROR, OK, WARN, diagnostic_array
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, PROFILES
 from user_robot.nodes.runtime import run
@@ -86,6 +86,7 @@ class ArmBridge(Node):
         streams = ("pose", *(("wrench",) if drv.external_wrench else ()),
                    *(("gripper",) if self.robot.gripper != "none" else ()))
         self._relay = ControlPeriodRelay(round(NS_PER_S / self.task.control_rate_hz), streams)
+        self._sim_time = bool(self.get_parameter("use_sim_time").value)
         state_qos = PROFILES[drv.state_qos]
         self.create_subscription(PoseStamped, drv.current_pose, self._on_pose, state_qos)
         if drv.external_wrench:  # ("": no force sensing; the wrench stays zero)
@@ -249,11 +250,20 @@ class ArmBridge(Node):
     def _tick(self) -> None:
         self._ticks.append(time.monotonic())
         tick = self.core.tick(self._now())
-        if tick.pose is not None:
+        if tick.pose is not None and not self._stands_in_for_a_command(tick):
             self._publish_pose(tick.pose, None if tick.stamp_ns is None else stamp_from_ns(tick.stamp_ns))
-        self.state_pub.publish(self._state_msg())
+        if not (self._sim_time and not self._relay.relayed(self.core.measured_stamp_ns)):
+            # (on sim time, a state of a new control period goes out first with all of its streams: relayed)
+            self.state_pub.publish(self._state_msg())
         self._log(tick.log)
         self._follow_reset()
+
+    def _stands_in_for_a_command(self, tick: Tick) -> bool:
+        """Whether re-publishing ``tick``'s pose stamped now would tell a lockstep sim cell that the command of
+        the control tick at this very sim time has arrived before it has (a hold or reset target: it is left
+        out; the next timer tick re-publishes it)."""
+        return (tick.stamp_ns is None and self._sim_time
+                and self.get_clock().now().nanoseconds % self._relay.period_ns == 0)
 
     def _publish_pose(self, pose: Pose, stamp: Time | None = None) -> None:
         """Publish the equilibrium pose, stamped when its target was set (a command's time; now for holds)."""

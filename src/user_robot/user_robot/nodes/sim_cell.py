@@ -103,6 +103,7 @@ class SimCellNode(Node):
         self.idle_after_ns = round(float(p["idle_real_time_after_s"]) * 1e9)
         self._graph = threading.Condition()  # guards the gate; notified when a participant speaks
         self.cell = SimCell(self.task, self.robot)
+        self.restart_at_scene_reset = bool(p["restart_at_scene_reset"])
         self.episode = 0
         self.cell.reset_scene(self.seed, self.episode)
         self.expert = make_expert(self.task)
@@ -198,6 +199,10 @@ class SimCellNode(Node):
             ("lockstep_timeout_s", 3.0, ParameterDescriptor(
                 description="wall seconds to wait for a silent participant before going on without it",
                 floating_point_range=number(0.05, 60.0))),
+            ("restart_at_scene_reset", False, ParameterDescriptor(
+                description="a scene reset restarts the whole simulation: the arm at rest at the pose its reset "
+                            "brought it to, the gripper open, the objects from (seed, episode); an episode's start "
+                            "then never depends on how the arm's reset went (an evaluation replays exactly)")),
             ("expert", "off", ParameterDescriptor(description="scripted expert on the virtual SpaceMouse: "
                                                   "off, always, partial (random periods) or human "
                                                   "(takes over when the policy drifts or stalls)")),
@@ -271,7 +276,12 @@ class SimCellNode(Node):
     def _on_reset_scene(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             self.episode += 1
-            self.cell.reset_scene(self.seed, self.episode)
+            if self.restart_at_scene_reset:
+                self._equilibrium = self._gripper = None  # (what came before the restart is over)
+                self.cell.restart(self.seed, self.episode)
+                self._publish_state(self._now())  # (its state replaces the last one, of the same time, at once)
+            else:
+                self.cell.reset_scene(self.seed, self.episode)
             self.expert.reset()
             if self.human is not None:
                 self.human.reset()

@@ -192,6 +192,12 @@ class SimCell:
         self.data.qpos[self.finger_qadr] = self.max_width / 2
         self.reset_scene(seed, episode)
 
+    def restart(self, seed: int, episode: int) -> None:
+        """The whole simulation anew, as :meth:`reset` at the controller's equilibrium pose: the arm at rest
+        there, the gripper open, the objects from (seed, episode), whatever happened before."""
+        w, x, y, z = self.controller.quat_des
+        self.reset(seed, episode, Pose(self.controller.xyz_des.copy(), np.array([x, y, z, w])))
+
     def place_in_hand(self, name: str, pos_tcp: np.ndarray, quat_tcp_xyzw: np.ndarray, width: float) -> None:
         """Put free body ``name`` at a pose in the TCP frame, close the fingers to ``width`` and weld it."""
         xyz, quat = self.tcp_pose()
