@@ -160,7 +160,7 @@ class Actor(Node):
         # on sim time each tick observes the inputs of its own time (_await_tick_inputs)
         self._tick_inputs = self.robot.backend == "sim" and bool(self.get_parameter("use_sim_time").value)
         self._hold_for_start = self._tick_inputs and bool(p["hold_clock_for_start"])
-        self._start_hold = threading.Condition()  # (see _hold_clock)
+        self._start_hold = threading.Condition()  # (see _clock_held)
         self._hold_wanted = False  # an episode's start asks the control loop to hold the clock at its next tick
         self._held = False  # a tick is holding
         self._weights_inbox: PolicyWeights | None = None  # the newest message the weights thread has not taken

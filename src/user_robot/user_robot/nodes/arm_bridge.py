@@ -252,7 +252,7 @@ class ArmBridge(Node):
         tick = self.core.tick(self._now())
         if tick.pose is not None and not self._stands_in_for_a_command(tick):
             self._publish_pose(tick.pose, None if tick.stamp_ns is None else stamp_from_ns(tick.stamp_ns))
-        if not (self._sim_time and not self._relay.relayed(self.core.measured_stamp_ns)):
+        if not self._sim_time or self._relay.relayed(self.core.measured_stamp_ns):
             # (on sim time, a state of a new control period goes out first with all of its streams: relayed)
             self.state_pub.publish(self._state_msg())
         self._log(tick.log)
