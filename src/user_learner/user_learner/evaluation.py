@@ -14,7 +14,7 @@ from pathlib import Path
 
 from user_learner.algorithms.base import ALGORITHMS, Algorithm
 from user_learner.checkpoint import load_checkpoint, read_meta, resolve_checkpoint
-from user_policies.observation import state_dim
+from user_policies.observation import policy_sizes
 from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import WeightsPacket, encode_weights
 from user_robot.config_loader import UsageError, from_mapping
@@ -65,7 +65,7 @@ def check_policy_fits(path: str | Path, task: TaskConfig) -> None:
     trained_for = meta["metadata"].get("task", "")
     if trained_for and not meta["metadata"].get("tasks") and trained_for != task.name:
         raise UsageError(f"{path}: a policy of task {trained_for}, not of {task.name}")
-    spec, want = meta["spec"], (state_dim(task), task.action.dims)
+    spec, want = meta["spec"], policy_sizes(task)
     if (spec["state_dim"], spec["action_dim"]) != want:
         raise UsageError(f"{path}: its policy takes state {spec['state_dim']} / action {spec['action_dim']}, task "
                          f"{task.name} has state {want[0]} / action {want[1]}: a checkpoint of another task?")

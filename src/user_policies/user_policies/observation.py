@@ -156,6 +156,11 @@ def with_task_identity(task: TaskConfig, tasks: Sequence[str]) -> TaskConfig:
     return dataclasses.replace(task, observation=observation)
 
 
+def policy_sizes(task: TaskConfig) -> tuple[int, int]:
+    """The state size and action dims of a policy of ``task`` (with its task identity, if multi-task)."""
+    return state_dim(task), task.action.dims
+
+
 def check_shared_interface(tasks: Sequence[TaskConfig]) -> None:
     """``ValueError`` naming the first difference that keeps ``tasks`` (with their identity) from sharing one
     policy: state keys and size, action dims, cameras and image size."""

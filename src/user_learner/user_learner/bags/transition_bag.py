@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -315,9 +315,13 @@ def episode_records(episodes: Iterable[Episode]) -> Iterator[StepRecord]:
                               episode.embodiment, episode.task)
 
 
-def check_recording(path: str | Path) -> str:
-    """A line on a recording's complete episodes; a :class:`UsageError` names the file when there are none."""
-    count = sum(1 for _ in read_episodes(path, images=False))
+def check_recording(path: str | Path, check: Callable[[Episode], None] = lambda _episode: None) -> str:
+    """A line on a recording's complete episodes; a :class:`UsageError` names the file when there are none.
+    ``check`` sees each episode (without images) on the way, and may raise."""
+    count = 0
+    for episode in read_episodes(path, images=False):
+        check(episode)
+        count += 1
     if not count:
         raise UsageError(f"{path}: no complete episode in this recording")
     damage = open_recording(path).damage

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from user_learner.bags.transition_bag import check_recording, read_episodes
+from user_learner.bags.transition_bag import Episode, check_recording
 from user_learner.checkpoint import resolve_checkpoint
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
@@ -109,8 +109,7 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
     identity = run_tasks(options(tasks=args.tasks))
     if args.demos:
         for path in args.demos:
-            print(f"demos: {check_recording(path)}")
-            check_demo_sizes(path, tasks, identity)
+            print(f"demos: {check_recording(path, demo_size_check(path, tasks, identity))}")
         return tuple(args.demos)
     if not samples_demos(args.algo):
         return ()
@@ -132,22 +131,22 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
     return tuple(bags)
 
 
-def check_demo_sizes(path: str, tasks: Sequence[str], identity: Sequence[str]) -> None:
-    """``UsageError`` naming the recording when an episode's state or action size is not that of the run's task
-    it was recorded for (the run's first task, for an episode of another task)."""
-    from user_policies.observation import state_dim, with_task_identity
+def demo_size_check(path: str, tasks: Sequence[str], identity: Sequence[str]) -> Callable[[Episode], None]:
+    """A check of a recording's episodes: ``UsageError`` naming the recording when an episode's state or action
+    size is not that of the run's task it was recorded for (the run's first task, for an episode of another)."""
+    from user_policies.observation import policy_sizes, with_task_identity
 
-    sizes = {}
-    for task in dict.fromkeys(tasks):
-        cfg = with_task_identity(load_task(task), identity)
-        sizes[task] = (state_dim(cfg), cfg.action.dims)
-    for episode in read_episodes(path, images=False):
+    sizes = {task: policy_sizes(with_task_identity(load_task(task), identity)) for task in dict.fromkeys(tasks)}
+
+    def check(episode: Episode) -> None:
         task = episode.task if episode.task in sizes else tasks[0]
         step = next((s for s in episode.steps if len(s.action)), None)
         if step is not None and (len(step.state), len(step.action)) != sizes[task]:
             raise UsageError(f"{path}: episode {episode.episode_id} (task {episode.task or '?'}) has state "
                              f"{len(step.state)} / action {len(step.action)}, task {task} takes state "
                              f"{sizes[task][0]} / action {sizes[task][1]}: demos of another task or config?")
+
+    return check
 
 
 def run(args: argparse.Namespace) -> int:

@@ -432,7 +432,7 @@ class Actor(Node):
         self._last_tick = t
         stamp = self.loop.clock.now().to_msg()
         commanded = self._control(stamp_ns(stamp))
-        if self._hold_for_start:
+        if self._hold_wanted:  # (hold_clock_for_start; read without the lock: a start missed here holds the next)
             self._hold_while_starting()
         self.tick_pub.publish(Header(stamp=stamp, frame_id=TICK_COMMANDED if commanded else TICK_IDLE))
 
