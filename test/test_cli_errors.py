@@ -117,6 +117,41 @@ def test_help_lists_every_command_and_each_command_has_its_own() -> None:
         assert sub.returncode == 0 and sub.stdout.startswith(f"usage: user-rl {name}"), sub.stdout + sub.stderr
 
 
+NUMBERS = {
+    "no steps": (["train", "--task", "peg_insertion", "--steps", "-3"], "argument --steps: expected an integer >= 1"),
+    "negative episodes": (["train", "--task", "peg_insertion", "--episodes", "-1"],
+                          "argument --episodes: expected an integer >= 0"),
+    "zero eval episodes": (["eval", "--task", "peg_insertion", "--checkpoint", "x", "--episodes", "0"],
+                           "argument --episodes: expected an integer >= 1"),
+    "a timeout of nan": (["sim", "--task", "peg_insertion", "--timeout", "nan"],
+                         "argument --timeout: expected seconds >= 0"),
+    "a stopped sim": (["collect", "--task", "peg_insertion", "--out", "x", "--real-time-factor", "0"],
+                      "argument --real-time-factor: expected a number > 0"),
+    "all held out": (["pretrain", "--task", "peg_insertion", "--demos", "x", "--val-fraction", "1"],
+                     "argument --val-fraction: expected a share in [0, 1)"),
+    "a word for a count": (["reward", "train", "--task", "t", "--bags", "b", "--out", "o", "--epochs", "ten"],
+                           "argument --epochs: expected an integer, got 'ten'"),
+    "a port out of range": (["discovery-server", "--port", "70000"], "expected an integer in [1, 65535]"),
+}
+
+
+@pytest.mark.parametrize("case", list(NUMBERS))
+def test_a_number_out_of_range_is_refused_by_its_flag(case: str, tmp_path: Path) -> None:
+    args, want = NUMBERS[case]
+    code, out = user_rl(args, tmp_path)
+    assert code == 2 and "Traceback" not in out, out
+    assert out.splitlines()[-1].startswith(f"user-rl {args[0]}") and want in out.splitlines()[-1], out
+
+
+def test_help_shows_the_defaults() -> None:
+    out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", "train", "--help"], capture_output=True,
+                         text=True, timeout=120).stdout
+    flat = " ".join(out.split())  # (help wraps lines)
+    assert "environment steps (all robots) to train for; --side learner: transitions to receive (default: 15000)" \
+        in flat, out
+    assert "(default: rlpd)" in flat and "(default: )" not in flat and "(default: None)" not in flat, out
+
+
 def test_unreadable_demos_are_named(tmp_path: Path) -> None:
     bag = _bag(tmp_path / "wreck", wrecked=True)
     code, out = user_rl(["train", "--task", "peg_insertion", "--demos", str(bag)], tmp_path)

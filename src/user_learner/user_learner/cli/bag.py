@@ -16,9 +16,11 @@ from user_robot.config_loader import UsageError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``info`` and ``import`` subcommands."""
     sub = parser.add_subparsers(dest="bag_command", required=True, metavar="{info,import}")
-    info = sub.add_parser("info", help="episodes, lengths, success and interventions of a recording")
+    info = sub.add_parser("info", formatter_class=parser.formatter_class,
+                          help="episodes, lengths, success and interventions of a recording")
     info.add_argument("bag", type=Path, help="rosbag2 directory (MCAP or sqlite3)")
-    imp = sub.add_parser("import", help="turn a driver-topic bag into demo episodes")
+    imp = sub.add_parser("import", formatter_class=parser.formatter_class,
+                         help="turn a driver-topic bag into demo episodes")
     imp.add_argument("bag", type=Path, help="bag of driver topics recorded with `ros2 bag record`")
     imp.add_argument("--task", required=True, help="config/tasks/<task>.yaml")
     imp.add_argument("--robot", required=True, help="config/robots/<robot>.yaml (driver topic names, cameras)")

@@ -18,6 +18,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from user_learner.cli.arg_types import count
 from user_robot.config_loader import UsageError, config_dir
 
 SERVER_TOOL = "fast-discovery-server"
@@ -30,7 +31,7 @@ STOP_TIMEOUT_S = 5.0  # the server's clean shutdown after SIGINT, before it is k
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl discovery-server`` flags."""
     parser.add_argument("--address", default="0.0.0.0", help="address to listen on (default: every interface)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="UDP port to listen on")
+    parser.add_argument("--port", type=count(1, 65535), default=DEFAULT_PORT, help="UDP port to listen on")
 
 
 def server_command(address: str, port: int) -> tuple[list[str], dict[str, str]]:

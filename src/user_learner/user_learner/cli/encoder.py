@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from user_learner.cli.arg_types import count, held_out, positive
 from user_robot.config_loader import UsageError
 
 VISIBLE_KEYS = ("tcp_pose", "gripper", "object_state")
@@ -33,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", default="", help="comma-separated cameras (default: the task's)")
     parser.add_argument("--targets", default="", help="comma-separated state keys to predict (default: those of "
                         f"{','.join(VISIBLE_KEYS)} the task observes)")
-    parser.add_argument("--epochs", type=int, default=20, help="passes over the training frames")
-    parser.add_argument("--batch", type=int, default=32, help="frames per gradient step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of episodes held out")
+    parser.add_argument("--epochs", type=count(1), default=20, help="passes over the training frames")
+    parser.add_argument("--batch", type=count(1), default=32, help="frames per gradient step")
+    parser.add_argument("--lr", type=positive, default=1e-3, help="learning rate")
+    parser.add_argument("--val-fraction", type=held_out, default=0.2, help="share of episodes held out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and augmentation")
 
 

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from user_learner.cli.arg_types import count, positive, seconds
 from user_learner.cli.runner import run_graph
 from user_learner.evaluation import (
     check_policy_fits,
@@ -38,14 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="task config name, e.g. pick_and_place")
     parser.add_argument("--checkpoint", required=True, type=Path,
                         help="a learner log dir (its newest checkpoint), a checkpoints/ root or one checkpoint")
-    parser.add_argument("--episodes", type=int, default=60, help="episodes to evaluate")
+    parser.add_argument("--episodes", type=count(1), default=60, help="episodes to evaluate")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--robot", default="sim", help="robot config name (a sim or a real cell)")
     parser.add_argument("--obs", default="", choices=("", "state", "pixels"),
                         help="what the policy observes (default: what the checkpoint's policy was trained on)")
-    parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim only: top speed of the sim")
+    parser.add_argument("--real-time-factor", type=positive, default=2.0, help="sim only: top speed of the sim")
     parser.add_argument("--log-dir", default="logs/eval", help="where node logs go")
-    parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    parser.add_argument("--timeout", type=seconds, default=0.0, help="give up after this many seconds (0 = never)")
 
 
 def evaluate(

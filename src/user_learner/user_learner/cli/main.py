@@ -24,6 +24,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each flag's default, unless it is empty or its help already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if action.default in (None, "", False, (), []) or "default" in help_text:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommand parsers are filled lazily in :func:`main`."""
     parser = argparse.ArgumentParser(
@@ -45,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = argv[0]
     module = importlib.import_module(COMMANDS[name][0])
-    sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1])
+    sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1],
+                                  formatter_class=HelpFormatter)
     try:
         module.add_arguments(sub)  # (its choices may read the config directory)
         args = sub.parse_args(argv[1:])

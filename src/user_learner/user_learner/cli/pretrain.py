@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from user_learner.cli.arg_types import count, held_out
 from user_robot.config_loader import UsageError
 
 
@@ -26,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default="", help="policy kind replacing the recipe's (e.g. flow)")
     parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="what the policy observes")
     parser.add_argument("--robot", default="sim", help="robot config whose embodiment the weights serve")
-    parser.add_argument("--updates", type=int, default=2000, help="gradient steps")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of demo episodes held out")
+    parser.add_argument("--updates", type=count(1), default=2000, help="gradient steps")
+    parser.add_argument("--val-fraction", type=held_out, default=0.2, help="share of demo episodes held out")
     parser.add_argument("--log-dir", default="logs/pretrain", help="checkpoint and TensorBoard directory")
     parser.add_argument("--seed", type=int, default=0, help="random seed (network init, batches, the split)")
 

@@ -16,33 +16,38 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from user_learner.cli.arg_types import count, held_out, positive, probability
 from user_robot.config_loader import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``user-rl reward`` subcommands and flags."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    label = sub.add_parser("label", help="mark the success frames of a recording's episodes (keyboard)")
+    label = sub.add_parser("label", formatter_class=parser.formatter_class,
+                           help="mark the success frames of a recording's episodes (keyboard)")
     label.add_argument("--bag", required=True, help="recording (rosbag2 directory or MCAP file)")
     label.add_argument("--frames-dir", default="", help="also write each step's camera images as PNG here, to look at")
     label.add_argument("--relabel", action="store_true", help="ask again for episodes that already have labels")
-    train = sub.add_parser("train", help="train a success classifier from labelled recordings")
+    train = sub.add_parser("train", formatter_class=parser.formatter_class,
+                           help="train a success classifier from labelled recordings")
     train.add_argument("--task", required=True, help="task config name (its cameras are the default)")
     train.add_argument("--bags", required=True, nargs="+", help="recordings with camera images")
     train.add_argument("--out", required=True, help="model directory to write")
     train.add_argument("--cameras", default="", help="comma-separated cameras (default: the task's)")
     train.add_argument("--encoder", default="conv", choices=("conv", "resnet10"), help="per-camera image encoder")
     train.add_argument("--freeze-encoder", action="store_true", help="resnet10: train only the head")
-    train.add_argument("--epochs", type=int, default=20, help="passes over the training frames")
-    train.add_argument("--batch", type=int, default=64, help="frames per gradient step")
-    train.add_argument("--lr", type=float, default=3e-4, help="learning rate")
-    train.add_argument("--val-fraction", type=float, default=0.25, help="share of episodes held out")
-    train.add_argument("--target-precision", type=float, default=0.97, help="the threshold reaches this precision")
+    train.add_argument("--epochs", type=count(1), default=20, help="passes over the training frames")
+    train.add_argument("--batch", type=count(1), default=64, help="frames per gradient step")
+    train.add_argument("--lr", type=positive, default=3e-4, help="learning rate")
+    train.add_argument("--val-fraction", type=held_out, default=0.25, help="share of episodes held out")
+    train.add_argument("--target-precision", type=probability, default=0.97,
+                       help="the threshold reaches this precision")
     train.add_argument("--seed", type=int, default=0, help="seed of the split, init and augmentation")
-    ev = sub.add_parser("eval", help="a classifier's precision, recall and confusion matrix on recordings")
+    ev = sub.add_parser("eval", formatter_class=parser.formatter_class,
+                        help="a classifier's precision, recall and confusion matrix on recordings")
     ev.add_argument("--model", required=True, help="model directory (user-rl reward train --out)")
     ev.add_argument("--bags", required=True, nargs="+", help="recordings with camera images")
-    ev.add_argument("--threshold", type=float, default=None, help="instead of the model's")
+    ev.add_argument("--threshold", type=probability, default=None, help="instead of the model's")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from user_learner.cli.arg_types import count, positive, seconds
 from user_learner.cli.runner import EpisodeLog, add_discovery_argument, run_graph
 from user_learner.graph import build_graph
 
@@ -24,12 +25,12 @@ def add_common_sim_arguments(parser: argparse.ArgumentParser, episodes: int) -> 
     """Flags shared by ``sim`` and ``collect``."""
     parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
     parser.add_argument("--robot", default="panda", choices=sorted(SIM_ROBOTS), help="simulated arm")
-    parser.add_argument("--episodes", type=int, default=episodes, help="episodes to run")
+    parser.add_argument("--episodes", type=count(1), default=episodes, help="episodes to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="render cameras (pixels) or not")
-    parser.add_argument("--real-time-factor", type=float, default=2.0, help="sim speed relative to real time")
+    parser.add_argument("--real-time-factor", type=positive, default=2.0, help="sim speed relative to real time")
     parser.add_argument("--log-dir", default="logs/sim", help="where node logs go")
-    parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    parser.add_argument("--timeout", type=seconds, default=0.0, help="give up after this many seconds (0 = never)")
     add_discovery_argument(parser)
 
 

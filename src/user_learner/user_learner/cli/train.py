@@ -25,6 +25,7 @@ from pathlib import Path
 
 from user_learner.bags.transition_bag import Episode, check_recording
 from user_learner.checkpoint import resolve_checkpoint
+from user_learner.cli.arg_types import count, seconds
 from user_learner.cli.collect import open_recording_writer, record_on
 from user_learner.cli.runner import add_discovery_argument, run_graph
 from user_learner.graph import (
@@ -80,13 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="", help="task config name, e.g. peg_insertion (with --tasks: the first "
                         "of them unless given)")
     add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
-    parser.add_argument("--steps", type=int, default=15000, help="environment steps (all robots) to train for; "
+    parser.add_argument("--steps", type=count(1), default=15000, help="environment steps (all robots) to train for; "
                         "--side learner: transitions to receive")
-    parser.add_argument("--episodes", type=int, default=0, help="stop once this many training episodes have ended "
+    parser.add_argument("--episodes", type=count(0), default=0, help="stop once this many training episodes have ended "
                         "in this run (all robots; 0: --steps decides); with --pipeline sync, and the learner has "
                         "trained on them")
-    parser.add_argument("--demo-episodes", type=int, default=20, help="sim only: expert demos to record if no --demos")
-    parser.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0 = never)")
+    parser.add_argument("--demo-episodes", type=count(1), default=20,
+                        help="sim only: expert demos to record if no --demos")
+    parser.add_argument("--timeout", type=seconds, default=0.0, help="give up after this many seconds (0 = never)")
     parser.add_argument("--record", default="", metavar="DIR",
                         help="also record the run's transitions, episode results and interventions to a new "
                         "rosbag2 recording (MCAP), as `user-rl collect` does: the data for the next run's demos or "
@@ -168,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
     learner_only = args.side == "learner"  # counts the transitions it received; the others, environment steps
     if args.record and learner_only:
         raise UsageError("--record records on the robot side (where the episodes are): not with --side learner")
-    if args.episodes < 0 or (args.episodes and learner_only):
-        raise UsageError("--episodes counts the episodes of the robot side: a positive number, not with --side learner")
+    if args.episodes and learner_only:
+        raise UsageError("--episodes counts the episodes of the robot side: not with --side learner")
     if learner_only:
         total, unit = args.steps, "transitions"
 
