@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from user_learner.checkpoint import latest_checkpoint
 from user_learner.evaluation import eval_line, wilson_interval
 from user_learner.learner_core import LearnerCore
 from user_robot.task_config import load_task
@@ -90,6 +91,9 @@ def test_eval_is_deterministic_for_a_seed_and_never_feeds_a_learner(tmp_path: Pa
     second, b = evaluate(tmp_path / "run" / "checkpoints", tmp_path / "eval_b", seed=3)
     assert first.startswith("eval success=0/3 (0.0%) 95% CI [0.0%, 56.2%] task=peg_insertion"), first
     assert second.split(" checkpoint=")[0] == first.split(" checkpoint=")[0]
+    # both name the checkpoint they evaluated, not the directory they were given
+    assert first.split(" checkpoint=")[1] == second.split(" checkpoint=")[1] == str(latest_checkpoint(tmp_path / "run"
+                                                                                                      / "checkpoints"))
     assert a.transitions == 0 and b.transitions == 0
     # every episode starts from the same state of the whole simulation, a fixed number of physics steps after its
     # scene reset, and every tick observes the state of its own sim time: on a quiet machine the runs' commands

@@ -202,6 +202,7 @@ def test_info_train_flags_and_graph_take_their_choices_from_the_registries(plugi
     out = capsys.readouterr().out
     assert "toy_bc" in out.split("algorithms: ")[1].splitlines()[0]
     assert "toy_table" in out.split("policy kinds: ")[1]
+    assert "ros_distro=unknown" not in out and "user_interfaces/msg/PolicyWeights" in out, out
     parser = argparse.ArgumentParser()
     train.add_arguments(parser)
     args = parser.parse_args(["--task", "peg_insertion", "--algo", "toy_bc", "--policy", "flow"])

@@ -7,6 +7,7 @@ by ``user-rl bag info``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -70,11 +71,12 @@ def test_a_writer_killed_mid_episode_keeps_every_complete_episode(tmp_path: Path
 
     out = subprocess.run(
         [sys.executable, "-m", "user_learner.cli.main", "bag", "info", str(bag)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("truncated:"), out.stdout
-    assert "recovered=3 complete episodes" in out.stdout.replace("\n", "")
+    (note,) = [line for line in out.stdout.splitlines() if "recovered=" in line]  # piped: one line, not wrapped
+    assert "recovered=3 complete episodes from a truncated recording" in note, out.stdout
 
 
 def _intact_recording(path: Path, episodes: int) -> Path:

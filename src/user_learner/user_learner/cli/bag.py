@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from user_learner.bags.transition_bag import TRANSITION, Episode, read_episodes
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to ``info`` or ``import``; a bad bag or option is one clear line (``user-rl``'s exit code 2)."""
     from rich.console import Console
 
-    console = Console()
+    # piped: as wide as the table needs (a terminal's, or $COLUMNS, else: rich wraps at 80 columns)
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 1000)
     try:
         if args.bag_command == "info":
             return info(args.bag, console)

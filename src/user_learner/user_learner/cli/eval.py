@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from user_learner.checkpoint import resolve_checkpoint
 from user_learner.cli.arg_types import count, positive, seconds
 from user_learner.cli.runner import run_graph
 from user_learner.evaluation import (
@@ -122,11 +123,15 @@ def evaluate(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate and print the ``eval success=`` line."""
+    """Evaluate and print the ``eval success=`` line, naming the checkpoint it evaluated."""
+    try:
+        checkpoint = resolve_checkpoint(args.checkpoint)  # (the newest one now: a training run may add more)
+    except FileNotFoundError as exc:
+        raise UsageError(f"--checkpoint: {exc}") from exc
     successes, n, code = evaluate(
-        args.task, args.checkpoint, args.episodes, seed=args.seed, robot=args.robot, obs=args.obs,
+        args.task, checkpoint, args.episodes, seed=args.seed, robot=args.robot, obs=args.obs,
         real_time_factor=args.real_time_factor, log_dir=Path(args.log_dir), timeout=args.timeout,
     )
     print(f"{eval_line(successes, n)} task={args.task} robot={args.robot} seed={args.seed} "
-          f"checkpoint={args.checkpoint}")
+          f"checkpoint={checkpoint}")
     return code
