@@ -143,6 +143,11 @@ def test_threshold_reaches_the_target_precision_with_the_most_recall() -> None:
     assert (c.tp, c.fp, c.tn, c.fn) == (4, 0, 3, 1) and c.precision == 1.0 and c.recall == 0.8
     assert choose_threshold(probs, labels, 0.8) == pytest.approx(0.35)  # 5 of 6 predicted: 0.83 precision
     assert c.line() == "precision=1.000 recall=0.800 tp=4 fp=0 tn=3 fn=1"
+    # no success frame among the held-out ones: nothing to measure recall on, and precision only from false alarms
+    quiet = Confusion.of(np.array([0.1, 0.2]), np.array([0, 0], bool), 0.5)
+    assert quiet.measured() == {"precision": None, "recall": None}
+    assert quiet.line() == "precision=- recall=- tp=0 fp=0 tn=2 fn=0 (no success frame)"
+    assert Confusion.of(np.array([0.1, 0.9]), np.array([0, 0], bool), 0.5).line().startswith("precision=0.000 recall=-")
 
 
 def test_training_separates_held_out_episodes(tmp_path) -> None:
@@ -163,10 +168,11 @@ def test_the_reward_cli_labels_trains_and_evaluates(tmp_path, monkeypatch, capsy
     bag = record(tmp_path / "train", [episode(i, i) for i in range(8)] + [episode(9, 9, success=False)])
     held = record(tmp_path / "held", [episode(40 + i, 40 + i) for i in range(3)])
     # label: Enter takes the proposal, ranges replace it, a bad range is asked again, q saves and stops
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n9-12\n99\n\nq\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n9-12\n99\nnine\n12-9\n\nq\n"))
     assert cli.main(["reward", "label", "--bag", str(bag), "--frames-dir", str(tmp_path / "png")]) == 0
     out = capsys.readouterr().out
     assert "steps run from 0 to 12" in out and "labelled=3" in out
+    assert "'nine': expected a step or a range of steps" in out and "12-9: a range goes from its first step" in out
     labels = json.loads((bag / "success_labels.json").read_text())
     assert labels == {"ep000": list(range(8, 13)), "ep001": [9, 10, 11, 12], "ep002": list(range(8, 13))}
     assert (tmp_path / "png" / "ep000" / "0012_front.png").is_file()

@@ -135,10 +135,18 @@ class Confusion:
         """TP / (TP + FN); 1 when there is no positive."""
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
 
+    def measured(self) -> dict[str, float | None]:
+        """Precision and recall where they are defined, else None (nothing predicted success; no success frame)."""
+        return {"precision": self.precision if self.tp + self.fp else None,
+                "recall": self.recall if self.tp + self.fn else None}
+
     def line(self) -> str:
-        """``precision=... recall=... tp=... fp=... tn=... fn=...``"""
-        return (f"precision={self.precision:.3f} recall={self.recall:.3f} "
-                f"tp={self.tp} fp={self.fp} tn={self.tn} fn={self.fn}")
+        """``precision=... recall=... tp=... fp=... tn=... fn=...``; ``-`` for a figure without frames to count
+        (and a note when there is no success frame at all)."""
+        shown = {k: "-" if v is None else f"{v:.3f}" for k, v in self.measured().items()}
+        note = "" if self.tp + self.fn else " (no success frame)"
+        return (f"precision={shown['precision']} recall={shown['recall']} "
+                f"tp={self.tp} fp={self.fp} tn={self.tn} fn={self.fn}{note}")
 
 
 def choose_threshold(probs: np.ndarray, labels: np.ndarray, target_precision: float) -> float:

@@ -112,7 +112,7 @@ def _train(args: argparse.Namespace) -> int:
     metrics = {"train_episodes": len(train_eps), "held_out_episodes": len(val_eps), "train_frames": len(train),
                "target_precision": args.target_precision}
     if held is not None:
-        metrics.update(precision=held.precision, recall=held.recall, tp=held.tp, fp=held.fp, tn=held.tn, fn=held.fn)
+        metrics.update(**held.measured(), tp=held.tp, fp=held.fp, tn=held.tn, fn=held.fn)
     result.model.spec.metrics.update(metrics)
     out = save_classifier(result.model, args.out)
     figures = held.line() if held is not None else "precision=- recall=- (no held-out episode)"
@@ -148,7 +148,12 @@ def parse_steps(text: str, length: int) -> set[int]:
         if not part:
             continue
         low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise ValueError(f"{part!r}: expected a step or a range of steps (e.g. 40-52)") from None
+        if first > last:
+            raise ValueError(f"{part}: a range goes from its first step to its last (e.g. {last}-{first})")
         if not 0 <= first <= last <= length:
             raise ValueError(f"{part}: steps run from 0 to {length}")
         steps.update(range(first, last + 1))
