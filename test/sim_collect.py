@@ -22,4 +22,6 @@ def collect(tmp_path: Path, changes: Mapping[str, Mapping[str, Any]], task: str,
         capture_output=True, text=True, timeout=300, env={**os.environ, "USER_CONFIG_DIR": str(config)},
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert summary.startswith("collect ") and f" episodes={episodes} " in summary, summary  # (all it recorded)
     return out

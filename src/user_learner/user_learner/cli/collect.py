@@ -21,7 +21,7 @@ from user_learner.bags.transition_bag import (
     TRANSITIONS_TOPIC,
     TransitionBagWriter,
 )
-from user_learner.cli.sim import SIM_ROBOTS, add_common_sim_arguments, run_episodes
+from user_learner.cli.sim import add_common_sim_arguments, run_episodes
 from user_learner.graph import build_graph
 from user_robot.config_loader import UsageError
 
@@ -105,8 +105,9 @@ def record_demos(
             timeout=timeout,
             tasks=tasks,
             setup_monitor=lambda node: record_on(node, writer, robots=1),
-            # not at the last result: its episode's final step may still be on its way
-            done=lambda _log: len(writer.complete) >= episodes,
+            # not at the last result: its episode's final step may still be on its way; and not before the
+            # summary's own count of results has them all (its subscription may take the last one later)
+            done=lambda log: len(writer.complete) >= episodes and len(log.results) >= episodes,
         )
     finally:
         writer.close()
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     """Record and print a summary line."""
     log, code = record_demos(
         args.task,
-        SIM_ROBOTS[args.robot],
+        args.robot,
         args.episodes,
         Path(args.out),
         seed=args.seed,

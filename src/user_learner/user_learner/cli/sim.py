@@ -16,15 +16,23 @@ from typing import Any
 from user_learner.cli.arg_types import count, positive, seconds
 from user_learner.cli.runner import EpisodeLog, add_discovery_argument, run_graph
 from user_learner.graph import build_graph
+from user_robot.config_loader import UsageError, config_names
+from user_robot.robot_config import load_robot
 
-SIM_ROBOTS = {"panda": "sim", "arx": "sim_arx"}
-"""``--robot`` choices → robot config names."""
+
+def check_sim_robot(name: str) -> None:
+    """``UsageError`` unless robot config ``name`` is a sim cell (``backend: sim``), naming the sim ones."""
+    if load_robot(name).backend != "sim":
+        sims = [n for n in config_names("robots") if load_robot(n).backend == "sim"]
+        raise UsageError(f"robot '{name}' is real hardware; this command runs the sim cell (sim robots: "
+                         f"{', '.join(sims)})")
 
 
 def add_common_sim_arguments(parser: argparse.ArgumentParser, episodes: int) -> None:
     """Flags shared by ``sim`` and ``collect``."""
     parser.add_argument("--task", required=True, help="task config name, e.g. peg_insertion")
-    parser.add_argument("--robot", default="panda", choices=sorted(SIM_ROBOTS), help="simulated arm")
+    parser.add_argument("--robot", default="sim", help="sim robot config (config/robots/<robot>.yaml with backend "
+                        "sim): sim (a Franka Panda), sim_arx (an ARX-style arm)")
     parser.add_argument("--episodes", type=count(1), default=episodes, help="episodes to run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sim's resets")
     parser.add_argument("--obs", default="state", choices=("state", "pixels"), help="render cameras (pixels) or not")
@@ -64,6 +72,7 @@ def run_episodes(
     It stops once ``episodes`` results have arrived, or when ``done(log)`` says so if given. ``tasks``: a
     multi-task policy's tasks (the graph option), ``task`` among them.
     """
+    check_sim_robot(robot)
     specs = build_graph(
         task,
         robot=robot,
@@ -93,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the episodes and print the summary line."""
     log, code = run_episodes(
         args.task,
-        SIM_ROBOTS[args.robot],
+        args.robot,
         args.episodes,
         expert="always" if args.expert else "off",
         seed=args.seed,

@@ -117,20 +117,49 @@ def ensure_demos(args: argparse.Namespace, robots: tuple[str, ...], tasks: tuple
         return ()
     if not sim:
         raise UsageError(f"{args.algo} on a real robot needs --demos (record them with `user-rl collect` or ros2 bag)")
-    from user_learner.cli.collect import record_demos
-
     bags = []
     for task, robot in dict.fromkeys(zip(tasks, robots, strict=True)):  # (each pair once, in order)
         # a pixel policy needs the cameras in its demos: they are recorded with the run's observation, and a
         # multi-task policy the task's identity among the run's tasks
-        of = f"_of_{'+'.join(identity)}" if identity else ""
-        out = Path(args.log_dir) / "demos" / f"{task}_{robot}_{args.obs}_{args.demo_episodes}{of}.mcap"
-        if not out.exists():
-            print(f"recording {args.demo_episodes} scripted-expert demos ({task}, {args.obs}, {robot}) to {out}")
-            record_demos(task, robot, args.demo_episodes, out, seed=10_000 + args.seed, obs=args.obs,
-                         log_dir=Path(args.log_dir), tasks=",".join(identity))
+        out = demo_cache_path(Path(args.log_dir), task, robot, args.obs, args.demo_episodes, 10_000 + args.seed,
+                              identity)
+        if out.exists():
+            print(f"demos: {check_recording(out, demo_size_check(str(out), tasks, identity))} (recorded before)")
+        else:
+            record_cached_demos(task, robot, args, out, identity)
         bags.append(str(out))
     return tuple(bags)
+
+
+def demo_cache_path(log_dir: Path, task: str, robot: str, obs: str, episodes: int, seed: int,
+                    identity: Sequence[str]) -> Path:
+    """Where ``train`` keeps the expert demos it records: named by what they are, and by a digest of everything
+    that shapes them (the task and robot configs as loaded, the observation, the count, the seed, the run's
+    tasks), so that a changed config or seed records new ones instead of reusing the old."""
+    import hashlib
+
+    shaped_by = repr((load_task(task), load_robot(robot), obs, episodes, seed, tuple(identity)))
+    digest = hashlib.sha256(shaped_by.encode()).hexdigest()[:10]
+    of = f"_of_{'+'.join(identity)}" if identity else ""
+    return log_dir / "demos" / f"{task}_{robot}_{obs}_{episodes}{of}_{digest}.mcap"
+
+
+def record_cached_demos(task: str, robot: str, args: argparse.Namespace, out: Path, identity: Sequence[str]) -> None:
+    """Record ``args.demo_episodes`` scripted-expert demos to ``out``: beside it first, moved there only once
+    complete, so that an interrupted or failed recording is never taken for the demos by a later run."""
+    import shutil
+
+    from user_learner.cli.collect import record_demos
+
+    partial = out.parent / ".partial" / out.name  # (same name: the files inside are named after it)
+    shutil.rmtree(partial, ignore_errors=True)  # (an earlier run's, interrupted)
+    print(f"recording {args.demo_episodes} scripted-expert demos ({task}, {args.obs}, {robot}) to {out}")
+    _, code = record_demos(task, robot, args.demo_episodes, partial, seed=10_000 + args.seed, obs=args.obs,
+                           log_dir=Path(args.log_dir), tasks=",".join(identity))
+    if code != 0:
+        raise UsageError(f"recording the demos stopped with exit code {code} (node logs under "
+                         f"{Path(args.log_dir) / 'collect'}); nothing was kept")
+    partial.rename(out)
 
 
 def demo_size_check(path: str, tasks: Sequence[str], identity: Sequence[str]) -> Callable[[Episode], None]:
