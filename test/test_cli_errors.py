@@ -59,6 +59,9 @@ CASES = {
                                         "--discovery-server: expected HOST:PORT[;HOST:PORT], got '10.0.0.1'"),
     "no checkpoint to start from": (["train", "--task", "peg_insertion", "--init", "/nonexistent"],
                                     "--init: no checkpoint in /nonexistent"),
+    "a real robot for the sim": (["collect", "--task", "peg_insertion", "--robot", "arx", "--out", "x"],
+                                 "robot 'arx' is real hardware; this command runs the sim cell (sim robots: sim, "
+                                 "sim_arx)"),
     "comma-separated demos": (["train", "--task", "peg_insertion", "--demos", "/nonexistent_a,/nonexistent_b"],
                               "/nonexistent_a: no such"),
 }
@@ -152,6 +155,30 @@ def test_help_shows_the_defaults() -> None:
     assert "(default: rlpd)" in flat and "(default: )" not in flat and "(default: None)" not in flat, out
 
 
+def test_an_outside_policy_that_cannot_run_is_named_before_any_node_starts(tmp_path: Path) -> None:
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [examples, os.environ.get("PYTHONPATH")]))}
+    demos = str(_bag(tmp_path / "demos.mcap"))
+    fits = {"state_dim": 18, "action_dim": 6, "chunk_size": 4}
+    for i, (options, want) in enumerate((
+        ({"module": "no_such_package.models:Net"}, "options.module 'no_such_package.models:Net' cannot be imported"),
+        ({"module": "tiny_chunker:TinyChunker", "config": {"state_dim": 18}}, "options.config does not build"),
+        ({"module": "tiny_chunker:TinyChunker", "config": fits, "weights": "missing.safetensors"},
+         "options.weights: no such file 'missing.safetensors'"),
+        ({"module": "tiny_chunker:TinyChunker", "config": {**fits, "state_dim": 7}},
+         "tiny_chunker:TinyChunker fails on this task's observation (state (18,); action 6 x chunk 4): RuntimeError"),
+        ({"module": "tiny_chunker:TinyChunker", "config": {**fits, "chunk_size": 2}},
+         "returned chunks of shape (1, 2, 6), expected (1, 4, 6)"),
+    )):
+        recipe = {"policy.kind": "external", "policy.chunk_size": 4, "policy.options": options}
+        config = write_config_copy(tmp_path / f"config_{i}", {"algorithms/hg_dagger": recipe})
+        for args in (["train", "--task", "peg_insertion", "--algo", "hg_dagger"],
+                     ["pretrain", "--task", "peg_insertion", "--demos", demos]):
+            code, out = user_rl(args, tmp_path, {**env, "USER_CONFIG_DIR": str(config)})
+            assert code == 2 and "Traceback" not in out, out
+            assert "hg_dagger.yaml: key 'policy': " in out and want in out and "(task peg_insertion)" in out, out
+
+
 def test_unreadable_demos_are_named(tmp_path: Path) -> None:
     bag = _bag(tmp_path / "wreck", wrecked=True)
     code, out = user_rl(["train", "--task", "peg_insertion", "--demos", str(bag)], tmp_path)
@@ -175,11 +202,11 @@ def test_eval_observes_what_the_checkpoint_was_trained_on(tmp_path: Path) -> Non
 
     task = load_task("peg_insertion")
     core = LearnerCore(task, "sac", "state", ["franka_panda"], tmp_path / "run", tensorboard=False)
-    core.save()
+    saved = core.save()
     assert checkpoint_obs(tmp_path / "run") == "state"  # (eval's default: no --obs to remember)
     code, out = user_rl(["eval", "--task", "peg_insertion", "--checkpoint", str(tmp_path / "run"), "--obs", "pixels",
                          "--log-dir", str(tmp_path / "logs")], tmp_path)
-    assert code == 2 and f"{tmp_path / 'run'}: its policy observes state, not --obs pixels" in out, out
+    assert code == 2 and f"{saved}: its policy observes state, not --obs pixels" in out, out  # (the one it read)
 
 
 @pytest.mark.parametrize(("task", "named", "want"), [

@@ -325,13 +325,14 @@ def check_configs(task: str, opts: GraphOptions, robots: list[RobotConfig]) -> N
             check_shared_interface([with_task_identity(load_task(t), identity) for t in identity])
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    for task_cfg in dict((cfg.name, cfg) for cfg in per_robot).values():
+    distinct = list(dict((cfg.name, cfg) for cfg in per_robot).values())
+    for task_cfg in distinct:
         if task_cfg.reward.source == "classifier" and opts.side not in ("learner", "arm"):  # (the actor's)
             check_reward_classifier(task_cfg, opts.reward_classifier)
     if opts.side in ("all", "learner"):
-        from user_learner.learner_core import load_algorithm
+        from user_learner.learner_core import check_policy_runs
 
-        load_algorithm(opts.algo, opts.obs, opts.policy)
+        check_policy_runs(opts.algo, opts.obs, opts.policy, distinct)
 
 
 def build_graph(task: str, **overrides: Any) -> list[NodeSpec]:

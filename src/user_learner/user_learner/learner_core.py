@@ -32,9 +32,9 @@ from user_learner.replay_buffer import Batch, MixedSampler, ReplayBuffer
 from user_learner.transition_log import TransitionLog
 from user_policies.observation import instruction_slice, state_dim
 from user_policies.policies.base import POLICIES, build_policy, frozen_state
-from user_policies.policy_spec import SPEC_METADATA_KEY
+from user_policies.policy_spec import SPEC_METADATA_KEY, PolicySpec
 from user_policies.weights_codec import FROZEN_METADATA_KEY, WeightsPacket, encode_weights, tensors_sha256
-from user_robot.config_loader import config_names
+from user_robot.config_loader import ConfigError, config_dir, config_names
 from user_robot.contracts import TRUTH_SOLVED, TRUTH_UNKNOWN
 from user_robot.task_config import TaskConfig
 
@@ -58,6 +58,25 @@ def load_algorithm(algo: str, obs: str, policy: str = "") -> AlgorithmConfig:
     if kind != spec.kind:
         spec = dataclasses.replace(spec, kind=kind)
     return dataclasses.replace(cfg, policy=POLICIES.get(kind).complete_spec(spec))
+
+
+def task_policy_spec(cfg: AlgorithmConfig, task: TaskConfig, obs: str) -> PolicySpec:
+    """The recipe's policy at ``task``'s sizes (state, action, the cameras for pixels, the instruction)."""
+    cameras = task.observation.cameras if obs == "pixels" else ()
+    return cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size,
+                               instruction_slice(task))
+
+
+def check_policy_runs(algo: str, obs: str, policy: str, tasks: Iterable[TaskConfig]) -> None:
+    """``ConfigError`` naming the recipe file when its policy cannot be built and run for each of ``tasks``
+    (:meth:`Policy.check_runs`: an outside module that cannot be imported, or of other sizes)."""
+    cfg = load_algorithm(algo, obs, policy)
+    for task in tasks:
+        try:
+            POLICIES.get(cfg.policy.kind).check_runs(task_policy_spec(cfg, task, obs))
+        except ValueError as exc:
+            file = config_dir() / "algorithms" / f"{recipe_name(algo, obs)}.yaml"
+            raise ConfigError(file, "policy", f"{exc} (task {task.name})") from exc
 
 
 def replay_image_device(
@@ -120,9 +139,7 @@ class LearnerCore:
         self.task = task
         self.cfg = load_algorithm(algo, obs, policy)
         self.device = device or default_device()
-        cameras = task.observation.cameras if obs == "pixels" else ()
-        self.spec = self.cfg.policy.for_task(state_dim(task), task.action.dims, cameras, task.observation.image_size,
-                                             instruction_slice(task))
+        self.spec = task_policy_spec(self.cfg, task, obs)
         self.algorithm = ALGORITHMS.get(self.cfg.algorithm)(self.cfg.params, self.spec, self.device, seed=seed)
         self.algorithm.bind_task(task)
         shapes = self.spec.observation_shapes()

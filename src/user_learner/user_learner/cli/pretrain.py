@@ -36,15 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Clone and print the summary line."""
     from user_learner.bags.transition_bag import read_episodes
-    from user_learner.learner_core import LearnerCore
+    from user_learner.learner_core import LearnerCore, check_policy_runs
     from user_learner.pretrain import Pretrainer, split_episodes
     from user_learner.progress import progress
     from user_policies.observation import check_shared_interface, with_task_identity
     from user_robot.robot_config import load_robot
     from user_robot.task_config import load_task
 
-    if args.updates < 1 or not 0.0 <= args.val_fraction < 1.0:
-        raise UsageError("need --updates >= 1 and 0 <= --val-fraction < 1")
     names = tuple(t.strip() for t in args.tasks.split(",") if t.strip()) or (args.task,)
     if not names[0]:
         raise UsageError("pretrain needs --task (or --tasks)")
@@ -54,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     robot = load_robot(args.robot)
+    check_policy_runs(args.algo, args.obs, args.policy, [task])
     for path in args.demos:
         if not Path(path).exists():
             raise UsageError(f"{path}: no such recording")

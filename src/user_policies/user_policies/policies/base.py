@@ -68,6 +68,12 @@ class Policy(nn.Module):
         """Raise ``ValueError`` when ``spec`` does not suit this kind (e.g. cameras it cannot read)."""
 
     @classmethod
+    def check_runs(cls, spec: PolicySpec) -> None:
+        """Raise ``ValueError`` naming what is wrong when a policy of ``spec`` cannot be built and run here; the
+        CLI calls it before any node starts. The built-in kinds need nothing beyond :meth:`check_spec`; a kind
+        built from outside code (``external``) builds itself and acts once."""
+
+    @classmethod
     def kind_for(cls, kind: str, obs: str) -> str:
         """The kind to use for observation ``obs`` (``state`` | ``pixels``); most kinds serve both."""
         return kind

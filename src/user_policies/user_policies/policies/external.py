@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,11 +57,39 @@ class ExternalPolicy(Policy):
     def __init__(self, spec: PolicySpec) -> None:
         super().__init__(spec)
         o: ExternalOptions = self.options
-        self.model = load_class(o.module)(**o.config)
+        model_class = load_class(o.module)
+        try:
+            self.model = model_class(**o.config)
+        except TypeError as exc:  # (a keyword the class does not take, or one it needs)
+            raise ValueError(f"options.config does not build {o.module}: {exc}") from exc
         if o.weights:
             from safetensors.torch import load_file
 
-            self.model.load_state_dict(load_file(o.weights))
+            if not Path(o.weights).is_file():
+                raise ValueError(f"options.weights: no such file {o.weights!r} (a local safetensors file of "
+                                 f"{o.module}'s state_dict)")
+            try:
+                self.model.load_state_dict(load_file(o.weights))
+            except RuntimeError as exc:  # (missing or unexpected keys, other shapes)
+                raise ValueError(f"options.weights {o.weights!r} does not fit {o.module} built from options.config: "
+                                 f"{exc}") from exc
+
+    @classmethod
+    def check_runs(cls, spec: PolicySpec) -> None:
+        """Build the model and act once on a zero observation of ``spec``'s sizes, so that a module that cannot
+        be imported, a file that does not fit or a model of other sizes is named before any node starts."""
+        policy = cls(spec)
+        obs = {key: torch.zeros((1, *shape), dtype=torch.float32 if key == "state" else torch.uint8)
+               for key, shape in spec.observation_shapes().items()}
+        try:
+            with torch.no_grad():
+                policy.act_batch(obs, deterministic=True)
+        except ValueError:
+            raise
+        except Exception as exc:  # (the outside model's own error, e.g. a matmul of other sizes)
+            sizes = ", ".join(f"{key} {tuple(shape)}" for key, shape in spec.observation_shapes().items())
+            raise ValueError(f"{policy.options.module} fails on this task's observation ({sizes}; action "
+                             f"{spec.action_dim} x chunk {spec.chunk_size}): {type(exc).__name__}: {exc}") from exc
 
     def reset(self) -> None:
         """The model's own ``reset``, if it has one."""
