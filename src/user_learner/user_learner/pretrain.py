@@ -10,7 +10,7 @@ checkpoint: ``user-rl eval --checkpoint`` measures it and ``user-rl train --init
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,13 +91,23 @@ class Pretrainer:
         """Train ``updates`` steps (validating every ``validate_every``), then checkpoint."""
         first = self.validation()
         val, recent = first, []
+
+        def take(metrics: Mapping[str, float]) -> None:
+            recent.append(metrics["imitation_loss"])
+            del recent[:-50]
+            advance({"loss": float(np.mean(recent)), **{f"val_{k}": v for k, v in val.items()}})
+
+        pending = None  # the last update's metrics, read once the next update is queued (no device sync per update)
         for i in range(1, updates + 1):
             metrics = self.core.update()
-            recent = [*recent[-49:], metrics["imitation_loss"]]
+            if pending is not None:
+                take(pending)
+            pending = metrics
             if i % validate_every == 0 or i == updates:
                 val = self.validation()
                 self.core.scalars({f"pretrain/val_{k}": v for k, v in val.items()}, self.core.counters.updates)
-            advance({"loss": float(np.mean(recent)), **{f"val_{k}": v for k, v in val.items()}})
+        if pending is not None:
+            take(pending)
         from safetensors.torch import save_file
 
         policy_file = self.core.log_dir / POLICY_FILE
