@@ -38,7 +38,11 @@ def _peg() -> dict:
         (lambda d: d.pop("workspace"), "workspace", "required key is missing"),
         (lambda d: d.update(episode_length="long"), "episode_length", "expected an integer"),
         (lambda d: d["workspace"].update(xyz_low=[1, 1, 1]), "workspace", "xyz_low must be <= xyz_high"),
-        (lambda d: d["observation"].update(position_scale=0), "observation", "position_scale must be positive"),
+        (lambda d: d["observation"].update(position_scale=0), "observation.position_scale", "must be > 0, got 0.0"),
+        (lambda d: d["reset"].update(duration_s=-1), "reset.duration_s", "must be >= 0, got -1.0"),
+        (lambda d: d["action"].update(translation_scale=float("nan")), "action.translation_scale", "must be > 0"),
+        (lambda d: d["observation"].update(image_size=[0, 128]), "observation.image_size", "must be > 0, got (0, 128)"),
+        (lambda d: d["reward"].update(success_xyz_tolerance=0), "reward.success_xyz_tolerance", "must be > 0"),
     ],
 )
 def test_malformed_task_names_file_and_key(tmp_path, edit, key: str, problem: str) -> None:
@@ -49,6 +53,23 @@ def test_malformed_task_names_file_and_key(tmp_path, edit, key: str, problem: st
     assert info.value.key == key
     assert problem in info.value.problem
     assert "bad.yaml" in str(info.value) and key in str(info.value)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "problem"), [
+    ("safety", "max_translation_step", -0.01, "must be > 0, got -0.01"),  # (a limit that would let anything by)
+    ("safety", "max_rotation_step", float("inf"), "must be > 0, got inf"),
+    ("safety", "watchdog_s", 0, "must be > 0, got 0.0"),
+    ("teleop", "deadband", 1.5, "must be < 1"),
+    ("cameras.wrist", "rate_hz", 0, "must be > 0"),
+    ("cameras.wrist", "crop", [0, 0, 0, 64], "width and height must be >= 1"),
+])
+def test_a_robot_limit_out_of_range_names_file_and_key(tmp_path, monkeypatch, section, key, value, problem) -> None:
+    config = write_config_copy(tmp_path / "config", {"robots/sim": {f"{section}.{key}": value}})
+    monkeypatch.setenv("USER_CONFIG_DIR", str(config))
+    with pytest.raises(ConfigError) as info:
+        load_robot("sim")
+    assert info.value.key == f"{section}.{key}" and problem in info.value.problem, str(info.value)
+    assert str(info.value).startswith(str(config / "robots" / "sim.yaml")), str(info.value)
 
 
 def test_unknown_name_lists_known() -> None:

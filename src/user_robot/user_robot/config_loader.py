@@ -13,6 +13,7 @@ by key and anything else (lists too) replaced; every key but ``name``, which eac
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -36,6 +37,26 @@ NAME = "name"
 
 class UsageError(ValueError):
     """A user's mistake (a name, option, file or path): the CLI prints it as one line, never a traceback."""
+
+
+class FieldError(ValueError):
+    """A field's value out of its range, raised by a schema's ``__post_init__``: :func:`from_mapping` names the
+    field's own key."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
+
+
+def check_ranges(config: Any, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+    """:class:`FieldError` for the first field of ``config`` (a number, or a tuple of numbers) in ``positive``
+    that is not > 0, or in ``non_negative`` that is not >= 0; NaN and infinity are refused by both."""
+    for names, strict in ((positive, True), (non_negative, False)):
+        for name in names:
+            value = getattr(config, name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if not math.isfinite(v) or v < 0 or (strict and v == 0):
+                    raise FieldError(name, f"must be {'>' if strict else '>='} 0, got {value!r}")
 
 
 class ConfigError(UsageError):
@@ -180,6 +201,8 @@ def from_mapping(schema: type[T], data: Any, file: str | Path = "<memory>", key:
             raise ConfigError(file, sub, "required key is missing")
     try:
         return schema(**kwargs)
+    except FieldError as exc:
+        raise ConfigError(file, _join(key, exc.field), exc.problem) from exc
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise

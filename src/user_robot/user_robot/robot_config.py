@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from user_robot.config_loader import load
+from user_robot.config_loader import FieldError, check_ranges, load
 
 QosName = Literal["weights", "transitions", "control", "status", "sensor", "images", "teleop"]
 
@@ -44,6 +44,13 @@ class CameraConfig:
     rate_hz: float = 30.0
     qos: QosName = "images"
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("source_size", "rate_hz"))
+        if self.crop is not None:
+            check_ranges(self, non_negative=("crop",))
+            if self.crop[2] < 1 or self.crop[3] < 1:
+                raise FieldError("crop", f"width and height must be >= 1, got {self.crop!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class TeleopConfig:
@@ -63,6 +70,11 @@ class TeleopConfig:
     button_success: int = -1  # label success (-1 = unused; labels also via service or keyboard)
     button_failure: int = -1
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("input_full_scale", "input_timeout_s"), non_negative=("deadband", "hold_s"))
+        if self.deadband >= 1.0:
+            raise FieldError("deadband", f"must be < 1 (a share of full scale), got {self.deadband!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class SafetyConfig:
@@ -75,6 +87,9 @@ class SafetyConfig:
     bridge_rate_hz: float = 100.0  # rate at which the bridge re-publishes the safe equilibrium pose
     max_command_age_s: float = 0.5  # commands stamped longer ago than this are dropped (needs synced clocks)
     command_owner_timeout_s: float = 1.0  # the publisher owning arm/command loses it after this much silence
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=tuple(f.name for f in dataclasses.fields(self)))  # (every limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +111,9 @@ class RobotConfig:
     teleop: TeleopConfig = TeleopConfig()
     safety: SafetyConfig = SafetyConfig()
     sim: dict[str, Any] = dataclasses.field(default_factory=dict)  # sim cell parameters (user_robot.sim)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("gripper_max_width", "gripper_speed"), non_negative=("gripper_force",))
 
 
 def load_robot(name: str) -> RobotConfig:

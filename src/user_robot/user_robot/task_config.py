@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from user_robot.config_loader import load
+from user_robot.config_loader import check_ranges, load
 
 Vec3 = tuple[float, float, float]
 
@@ -45,6 +45,10 @@ class ActionConfig:
     gripper_threshold: float = 0.5  # close above +t, open below -t
     gripper_debounce_s: float = 0.6
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("translation_scale", "rotation_scale", "gripper_threshold"),
+                     non_negative=("gripper_debounce_s",))
+
 
 @dataclasses.dataclass(frozen=True)
 class ResetConfig:
@@ -56,6 +60,9 @@ class ResetConfig:
     lift: float = 0.1  # m, before moving sideways
     duration_s: float = 1.5
     joint_reset_every: int = 0  # episodes between joint resets on hardware (0 = never)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, non_negative=("random_xy", "random_yaw", "lift", "duration_s", "joint_reset_every"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +81,8 @@ class RewardConfig:
     pose_gate: float = 0.0  # classifier: success also needs |tcp xyz - target| <= this (m; 0 = off)
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("success_xyz_tolerance", "success_yaw_tolerance"),
+                     non_negative=("dense_scale", "gripper_toggle_penalty"))
         if not 0.0 <= self.classifier_threshold < 1.0:
             raise ValueError("classifier_threshold must be in [0, 1)")
         if self.pose_gate < 0.0 or self.success_hold_steps < 1:
@@ -105,8 +114,7 @@ class ObservationConfig:
         unknown = [key for key in self.state if key not in STATE_KEYS]
         if unknown:
             raise ValueError(f"unknown state key {unknown[0]!r} (known: {', '.join(STATE_KEYS)})")
-        if not self.position_scale > 0.0:
-            raise ValueError("position_scale must be positive")
+        check_ranges(self, positive=("image_size", "position_scale", "max_age_s"))
         for key, names in (("embodiment", self.embodiments), ("task", self.tasks)):
             if (key in self.state) != bool(names):
                 raise ValueError(f"state key '{key}' and {key}s (the list it one-hot encodes) go together")
@@ -124,6 +132,10 @@ class ImpedanceConfig:
     rotational_damping: float = 7.0
     error_clip_xyz: Vec3 = (0.003, 0.003, 0.01)  # bounds contact force ≈ stiffness × clip
     error_clip_rot: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("error_clip_xyz", "error_clip_rot"), non_negative=(
+            "translational_stiffness", "translational_damping", "rotational_stiffness", "rotational_damping"))
 
 
 @dataclasses.dataclass(frozen=True)
