@@ -72,6 +72,18 @@ def test_a_robot_limit_out_of_range_names_file_and_key(tmp_path, monkeypatch, se
     assert str(info.value).startswith(str(config / "robots" / "sim.yaml")), str(info.value)
 
 
+def test_an_algorithm_value_out_of_range_names_file_and_key(tmp_path, monkeypatch) -> None:
+    from user_learner.algo_config import load_algorithm_config
+
+    for change, key in (({"sac.lr_critic": -1}, "sac.lr_critic"), ({"sac.critic_hidden_dims": [256, 0]},
+                                                                    "sac.critic_hidden_dims")):
+        config = write_config_copy(tmp_path / key, {"algorithms/sac": change})
+        monkeypatch.setenv("USER_CONFIG_DIR", str(config))
+        with pytest.raises(ConfigError) as info:
+            load_algorithm_config("sac")
+        assert info.value.key == key and "must be > 0" in info.value.problem, str(info.value)
+
+
 def test_unknown_name_lists_known() -> None:
     with pytest.raises(ConfigError, match=r"known: .*peg_insertion"):
         load_task("peg_insertoin")

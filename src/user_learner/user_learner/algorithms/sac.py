@@ -43,6 +43,7 @@ from user_learner.algorithms.update_metrics import UpdateMetrics
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch
 from user_policies.policies.base import StochasticPolicy
+from user_robot.config_loader import check_ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,8 @@ class SACConfig:
     compile: str = "none"  # torch.compile mode of the critic ensemble: none, default, reduce-overhead (CUDA graphs)
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("lr_actor", "lr_critic", "lr_temperature", "critic_hidden_dims"),
+                     non_negative=("grad_clip", "drq_pad", "target_entropy_scale"))
         if self.compile not in ("none", "default", "reduce-overhead", "max-autotune"):
             raise ValueError(f"compile must be none, default, reduce-overhead or max-autotune, got {self.compile!r}")
         if self.autocast not in ("none", "bf16"):
