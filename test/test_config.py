@@ -75,9 +75,9 @@ def test_a_robot_limit_out_of_range_names_file_and_key(tmp_path, monkeypatch, se
 def test_an_algorithm_value_out_of_range_names_file_and_key(tmp_path, monkeypatch) -> None:
     from user_learner.algo_config import load_algorithm_config
 
-    for change, key in (({"sac.lr_critic": -1}, "sac.lr_critic"), ({"sac.critic_hidden_dims": [256, 0]},
-                                                                    "sac.critic_hidden_dims")):
-        config = write_config_copy(tmp_path / key, {"algorithms/sac": change})
+    cases = {"sac.lr_critic": -1, "sac.critic_hidden_dims": [256, 0]}
+    configs = {key: write_config_copy(tmp_path / key, {"algorithms/sac": {key: value}}) for key, value in cases.items()}
+    for key, config in configs.items():
         monkeypatch.setenv("USER_CONFIG_DIR", str(config))
         with pytest.raises(ConfigError) as info:
             load_algorithm_config("sac")
