@@ -56,7 +56,10 @@ class ResetTrajectory:
     duration: float
 
     def pose_at(self, t: float) -> Pose:
-        """The pose ``t`` seconds after the start (the goal after the end)."""
+        """The pose ``t`` seconds after the start (the goal itself from the end on: exactly, whatever the start, so
+        that a reset ends at the same pose however the episode before it ended)."""
+        if t >= self.duration:
+            return self.goal
         if t < self.lift_duration:
             s = _smoothstep(t / self.lift_duration)
             return Pose(self.start.xyz + s * (self.lifted.xyz - self.start.xyz), self.start.quat)
