@@ -250,13 +250,14 @@ class ArmBridge(Node):
     def _tick(self) -> None:
         self._ticks.append(time.monotonic())
         tick = self.core.tick(self._now())
-        if tick.pose is not None and not self._stands_in_for_a_command(tick):
+        withheld = tick.pose is not None and self._stands_in_for_a_command(tick)
+        if tick.pose is not None and not withheld:
             self._publish_pose(tick.pose, None if tick.stamp_ns is None else stamp_from_ns(tick.stamp_ns))
         if not self._sim_time or self._relay.relayed(self.core.measured_stamp_ns):
             # (on sim time, a state of a new control period goes out first with all of its streams: relayed)
             self.state_pub.publish(self._state_msg())
         self._log(tick.log)
-        self._follow_reset()
+        self._follow_reset(target_sent=not withheld)
 
     def _stands_in_for_a_command(self, tick: Tick) -> bool:
         """Whether re-publishing ``tick``'s pose stamped now would tell a lockstep sim cell that the command of
@@ -322,15 +323,17 @@ class ArmBridge(Node):
             goal_handle.abort()
         return ResetArm.Result(success=reset.success, final_pose=final, message=reset.message)
 
-    def _follow_reset(self) -> None:
-        """In the tick: pass a cancel request to the core, publish progress, complete a finished reset."""
+    def _follow_reset(self, target_sent: bool) -> None:
+        """In the tick: pass a cancel request to the core, publish progress, complete a finished reset, once the
+        tick has sent the pose it ended at (``target_sent``; else at the next tick): what follows a reset (a
+        sim cell's restart at its controller's target) finds the arm's target at the reset's goal."""
         if self._running_reset is None:
             return
         goal_handle, reset, finished = self._running_reset
         if goal_handle.is_cancel_requested:
             self.core.cancel_reset()
         if reset.done.is_set():
-            if not finished.done():
+            if target_sent and not finished.done():
                 finished.set_result(None)
             return
         goal_handle.publish_feedback(ResetArm.Feedback(progress=float(reset.progress(self._now()))))

@@ -277,6 +277,8 @@ class SimCellNode(Node):
         with self._lock:
             self.episode += 1
             if self.restart_at_scene_reset:
+                if self._equilibrium is not None:  # (the newest target, come since the last physics step)
+                    self.cell.set_equilibrium(*self._equilibrium)
                 self._equilibrium = self._gripper = None  # (what came before the restart is over)
                 self.cell.restart(self.seed, self.episode)
                 self._publish_state(self._now())  # (its state replaces the last one, of the same time, at once)
