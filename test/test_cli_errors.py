@@ -150,8 +150,8 @@ def test_help_shows_the_defaults() -> None:
     out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", "train", "--help"], capture_output=True,
                          text=True, timeout=120).stdout
     flat = " ".join(out.split())  # (help wraps lines)
-    assert "environment steps (all robots) to train for; --side learner: transitions to receive (default: 15000)" \
-        in flat, out
+    assert "the run ends with the episode that reaches them); --side learner: transitions to receive (default: " \
+        "15000)" in flat, out
     assert "(default: rlpd)" in flat and "(default: )" not in flat and "(default: None)" not in flat, out
 
 

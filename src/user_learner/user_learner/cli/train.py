@@ -81,8 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="", help="task config name, e.g. peg_insertion (with --tasks: the first "
                         "of them unless given)")
     add_option_arguments(parser, exclude=NOT_TRAIN_OPTIONS, defaults={"real_time_factor": 0.0})
-    parser.add_argument("--steps", type=count(1), default=15000, help="environment steps (all robots) to train for; "
-                        "--side learner: transitions to receive")
+    parser.add_argument("--steps", type=count(1), default=15000, help="environment steps (all robots) to train for, "
+                        "counted by ended episodes (the run ends with the episode that reaches them); --side learner: "
+                        "transitions to receive")
     parser.add_argument("--episodes", type=count(0), default=0, help="stop once this many training episodes have ended "
                         "in this run (all robots; 0: --steps decides); with --pipeline sync, and the learner has "
                         "trained on them")
