@@ -75,13 +75,15 @@ def test_a_robot_limit_out_of_range_names_file_and_key(tmp_path, monkeypatch, se
 def test_an_algorithm_value_out_of_range_names_file_and_key(tmp_path, monkeypatch) -> None:
     from user_learner.algo_config import load_algorithm_config
 
-    cases = {"sac.lr_critic": -1, "sac.critic_hidden_dims": [256, 0]}
-    configs = {key: write_config_copy(tmp_path / key, {"algorithms/sac": {key: value}}) for key, value in cases.items()}
-    for key, config in configs.items():
+    cases = {("sac", "sac.lr_critic"): -1, ("sac", "sac.critic_hidden_dims"): [256, 0], ("sac", "min_buffer"): 0,
+             ("hg_dagger", "hg_dagger.lr"): float("nan"), ("hg_dagger", "utd"): -1}
+    configs = {(algo, key): write_config_copy(tmp_path / key, {f"algorithms/{algo}": {key: value}})
+               for (algo, key), value in cases.items()}
+    for (algo, key), config in configs.items():
         monkeypatch.setenv("USER_CONFIG_DIR", str(config))
         with pytest.raises(ConfigError) as info:
-            load_algorithm_config("sac")
-        assert info.value.key == key and "must be > 0" in info.value.problem, str(info.value)
+            load_algorithm_config(algo)
+        assert info.value.key == key and "must be >" in info.value.problem, str(info.value)
 
 
 def test_unknown_name_lists_known() -> None:

@@ -25,7 +25,15 @@ from user_learner.algorithms.base import ALGORITHMS
 from user_policies.policies.base import POLICIES
 from user_policies.policy_spec import TASK_FIELDS, PolicySpec
 from user_policies.registry import UnknownPluginError
-from user_robot.config_loader import ConfigError, config_dir, config_names, from_mapping, read_yaml
+from user_robot.config_loader import (
+    ConfigError,
+    FieldError,
+    check_ranges,
+    config_dir,
+    config_names,
+    from_mapping,
+    read_yaml,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,14 +63,11 @@ class AlgorithmConfig:
     replay_images: Literal["auto", "host", "device"] = "auto"  # auto: on the learner's GPU when they fit
 
     def __post_init__(self) -> None:
-        if self.utd < 0 or self.min_buffer < 1 or self.publish_every < 1 or self.checkpoint_every < 1:
-            raise ValueError("need utd >= 0 and min_buffer, publish_every, checkpoint_every >= 1")
-        if self.publish_part_mb <= 0:
-            raise ValueError("publish_part_mb must be > 0")
-        if self.checkpoint_every_s < 0 or self.max_policy_lag < 0:
-            raise ValueError("checkpoint_every_s and max_policy_lag must be >= 0")
-        if self.buffer_capacity < 2 or self.demo_capacity < 2:
-            raise ValueError("buffer capacities must be at least 2")
+        check_ranges(self, positive=("min_buffer", "publish_every", "checkpoint_every", "publish_part_mb"),
+                     non_negative=("utd", "checkpoint_every_s", "max_policy_lag"))
+        for name in ("buffer_capacity", "demo_capacity"):
+            if getattr(self, name) < 2:
+                raise FieldError(name, f"must be at least 2, got {getattr(self, name)}")
 
 
 def parse_algorithm_config(data: dict[str, Any], file: str | Path = "<memory>") -> AlgorithmConfig:

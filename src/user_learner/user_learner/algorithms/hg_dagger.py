@@ -34,6 +34,7 @@ from user_learner.algorithms.update_metrics import UpdateMetrics
 from user_learner.augment import augment_observation
 from user_learner.replay_buffer import Batch, ReplayBuffer
 from user_policies.observation import state_index
+from user_robot.config_loader import FieldError, check_ranges
 from user_robot.task_config import TaskConfig
 
 
@@ -54,12 +55,12 @@ class HGDAggerConfig:
     drq_pad: int = 4  # pixels: shift each trained image by up to this many pixels (DrQ; 0 = off)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.lr <= 0 or self.window < 0 or self.grad_clip < 0 or self.drq_pad < 0:
-            raise ValueError("need batch_size >= 1, lr > 0, window >= 0, grad_clip >= 0 and drq_pad >= 0")
-        if self.gripper_change_weight < 1.0:
-            raise ValueError(f"gripper_change_weight must be >= 1, got {self.gripper_change_weight}")
+        check_ranges(self, positive=("batch_size", "lr"),
+                     non_negative=("weight_decay", "grad_clip", "window", "drq_pad"))
+        if not self.gripper_change_weight >= 1.0:
+            raise FieldError("gripper_change_weight", f"must be >= 1, got {self.gripper_change_weight}")
         if not 0.0 <= self.demo_ratio <= 1.0:
-            raise ValueError(f"demo_ratio must be in [0, 1], got {self.demo_ratio}")
+            raise FieldError("demo_ratio", f"must be in [0, 1], got {self.demo_ratio}")
 
 
 GRIPPER_OPEN_STATE = 0.5
