@@ -9,7 +9,7 @@ import torch
 from user_learner.algorithms.base import ALGORITHMS
 from user_learner.algorithms.hg_dagger import HGDAggerConfig, select_intervened
 from user_learner.replay_buffer import MixedSampler, ReplayBuffer
-from user_policies.policies.base import policy_kinds
+from user_policies.policies.base import POLICIES, policy_kinds
 from user_policies.policy_spec import PolicySpec
 
 STATE, ACTION = 3, 2
@@ -121,7 +121,12 @@ def expert(state: torch.Tensor, chunk_size: int) -> torch.Tensor:
     return base[:, None, :] * (1.0 - 0.1 * steps)
 
 
-@pytest.mark.parametrize("kind", sorted(policy_kinds()))
+def test_every_built_in_policy_kind_has_a_spec_here() -> None:
+    built_in = {kind for kind in policy_kinds() if POLICIES.get(kind).__module__.startswith("user_policies.")}
+    assert built_in == set(KIND_SPECS)  # (a test's own plug-in kind, registered by another module, is not one)
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_SPECS))
 def test_every_policy_kind_imitates_through_hg_dagger(kind: str) -> None:
     spec = KIND_SPECS[kind]
     rows = 16 if spec.cameras else 128  # (a CPU-sized ResNet-10 batch)
