@@ -43,6 +43,9 @@ def _peg() -> dict:
         (lambda d: d["action"].update(translation_scale=float("nan")), "action.translation_scale", "must be > 0"),
         (lambda d: d["observation"].update(image_size=[0, 128]), "observation.image_size", "must be > 0, got (0, 128)"),
         (lambda d: d["reward"].update(success_xyz_tolerance=0), "reward.success_xyz_tolerance", "must be > 0"),
+        (lambda d: d["workspace"].update(xyz_high=[0.1, float("nan"), 0.1]), "workspace.xyz_high",
+         "must be a finite number, got (0.1, nan, 0.1)"),
+        (lambda d: d["target"].update(rpy=[3.14, 0, float("inf")]), "target.rpy", "must be a finite number"),
     ],
 )
 def test_malformed_task_names_file_and_key(tmp_path, edit, key: str, problem: str) -> None:

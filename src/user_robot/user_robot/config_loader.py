@@ -48,15 +48,17 @@ class FieldError(ValueError):
         super().__init__(f"{field} {problem}")
 
 
-def check_ranges(config: Any, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+def check_ranges(config: Any, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                 finite: tuple[str, ...] = ()) -> None:
     """:class:`FieldError` for the first field of ``config`` (a number, or a tuple of numbers) in ``positive``
-    that is not > 0, or in ``non_negative`` that is not >= 0; NaN and infinity are refused by both."""
-    for names, strict in ((positive, True), (non_negative, False)):
+    that is not > 0, in ``non_negative`` that is not >= 0, or in ``finite`` that is NaN or infinite (which
+    the first two refuse as well)."""
+    for names, low in ((positive, "> 0"), (non_negative, ">= 0"), (finite, "")):
         for name in names:
             value = getattr(config, name)
-            for v in value if isinstance(value, tuple) else (value,):
-                if not math.isfinite(v) or v < 0 or (strict and v == 0):
-                    raise FieldError(name, f"must be {'>' if strict else '>='} 0, got {value!r}")
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if not math.isfinite(v) or (low and (v < 0 or (low == "> 0" and v == 0))):
+                    raise FieldError(name, f"must be {low or 'a finite number'}, got {value!r}")
 
 
 class ConfigError(UsageError):

@@ -17,6 +17,9 @@ class PoseConfig:
     xyz: Vec3
     rpy: Vec3 = (3.141592653589793, 0.0, 0.0)
 
+    def __post_init__(self) -> None:
+        check_ranges(self, finite=("xyz", "rpy"))
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkspaceConfig:
@@ -28,6 +31,7 @@ class WorkspaceConfig:
     rpy_high: Vec3 = (0.01, 0.01, 0.5236)
 
     def __post_init__(self) -> None:
+        check_ranges(self, finite=("xyz_low", "xyz_high", "rpy_low", "rpy_high"))  # (a NaN bound compares as in)
         for low, high, what in ((self.xyz_low, self.xyz_high, "xyz"), (self.rpy_low, self.rpy_high, "rpy")):
             if any(lo > hi for lo, hi in zip(low, high, strict=True)):
                 raise ValueError(f"{what}_low must be <= {what}_high")
