@@ -351,8 +351,9 @@ def run_graph(
     waits for (:class:`SideWatch`).
     """
     import rclpy
-    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from user_robot.nodes.runtime import RCLError
 
     log = EpisodeLog()
     log.learned_reward = any(

@@ -25,7 +25,6 @@ import time
 
 import rclpy
 from action_msgs.msg import GoalStatus
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -36,7 +35,7 @@ from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, STATUS
-from user_robot.nodes.runtime import declare
+from user_robot.nodes.runtime import RCLError, declare
 from user_robot.nodes.stacks import dump_stacks_on_request
 
 GOAL_ANSWER_S = 10.0

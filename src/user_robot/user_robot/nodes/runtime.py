@@ -22,12 +22,19 @@ from typing import Any, NoReturn
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.stacks import dump_stacks_on_request
+
+RCLError: type[Exception] = _rclpy.RCLError
+"""What rcl calls raise, e.g. on a context shut down under a waiting call. rclpy exports it nowhere public;
+its own modules reach it through the implementation singleton, as here (one place to change if it moves)."""
+InvalidHandle: type[Exception] = _rclpy.InvalidHandle
+"""What a call on a destroyed entity raises (same origin as :data:`RCLError`)."""
 
 
 def declare(node: Node, described: dict[str, tuple[Any, str]]) -> dict[str, Any]:

@@ -37,7 +37,6 @@ import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Twist, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy._rclpy_pybind11 import InvalidHandle, RCLError
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -51,6 +50,7 @@ from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
+from user_robot.nodes.runtime import InvalidHandle, RCLError
 from user_robot.nodes.stacks import dump_stacks_on_request
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
