@@ -28,6 +28,16 @@ from collections.abc import Iterator
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop at once, saying why, when ``ROS_DOMAIN_ID`` cannot work: every ROS test would fail, and a test whose
+    process joins the domain (``rclpy.init``) would end the session without a word."""
+    from user_robot.ros_domain import domain_id_problem
+
+    problem = domain_id_problem()
+    if problem:
+        pytest.exit(problem, returncode=4)
+
+
 class Proc:
     """A child Python process whose output lines can be awaited (for real multi-process ROS tests).
 

@@ -146,6 +146,17 @@ def test_a_number_out_of_range_is_refused_by_its_flag(case: str, tmp_path: Path)
     assert out.splitlines()[-1].startswith(f"user-rl {args[0]}") and want in out.splitlines()[-1], out
 
 
+def test_a_domain_id_fast_dds_cannot_map_is_named(tmp_path: Path) -> None:
+    from user_robot.ros_domain import domain_id_problem
+
+    for value in ("240", "abc"):
+        code, out = user_rl(["info"], tmp_path, {"ROS_DOMAIN_ID": value})
+        assert code == 2 and "Traceback" not in out, out
+        assert f"ROS_DOMAIN_ID must be an integer in [0, 232] (Fast DDS maps it to UDP ports; 0-101 is safe on " \
+               f"Linux), got {value!r}" in out, out
+    assert domain_id_problem({"ROS_DOMAIN_ID": "232"}) == domain_id_problem({}) == ""
+
+
 def test_help_shows_the_defaults() -> None:
     out = subprocess.run([sys.executable, "-m", "user_learner.cli.main", "train", "--help"], capture_output=True,
                          text=True, timeout=120).stdout

@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from user_robot.config_loader import UsageError
+from user_robot.ros_domain import domain_id_problem
 
 # name -> (module, one-line help). Modules are imported only when their command runs, so
 # ``user-rl --help`` is instant and a broken optional dependency only affects its own command.
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])
         return 2
     name = argv[0]
+    problem = domain_id_problem()
+    if problem:
+        print(f"user-rl {name}: error: {problem}", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f"user-rl {name}", description=COMMANDS[name][1],
                                   formatter_class=HelpFormatter)
