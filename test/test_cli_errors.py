@@ -155,6 +155,10 @@ def test_a_domain_id_fast_dds_cannot_map_is_named(tmp_path: Path) -> None:
         assert f"ROS_DOMAIN_ID must be an integer in [0, 232] (Fast DDS maps it to UDP ports; 0-101 is safe on " \
                f"Linux), got {value!r}" in out, out
     assert domain_id_problem({"ROS_DOMAIN_ID": "232"}) == domain_id_problem({}) == ""
+    for node in ("user_robot.nodes.sim_cell", "user_learner.nodes.learner"):  # (own main, runtime.run)
+        proc = subprocess.run([sys.executable, "-m", node], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "ROS_DOMAIN_ID": "240"})
+        assert proc.returncode == 1 and "ROS_DOMAIN_ID must be an integer in [0, 232]" in proc.stderr, proc.stderr
 
 
 def test_help_shows_the_defaults() -> None:

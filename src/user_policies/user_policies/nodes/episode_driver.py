@@ -35,7 +35,7 @@ from user_interfaces.msg import EpisodeResult, LearnerStatus
 from user_robot.contracts import ACTOR_TICK_TOPIC, LEARNER_STATUS_TOPIC
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, STATUS
-from user_robot.nodes.runtime import RCLError, declare
+from user_robot.nodes.runtime import RCLError, declare, init
 from user_robot.nodes.stacks import dump_stacks_on_request
 
 GOAL_ANSWER_S = 10.0
@@ -209,7 +209,7 @@ def _wait(future, alive=lambda: True):
 def main(args: list[str] | None = None) -> None:
     """Run the episode driver until its episodes are done or it is shut down."""
     dump_stacks_on_request()
-    rclpy.init(args=args)
+    init("episode_driver", args)
     node = EpisodeDriver()
     executor = SingleThreadedExecutor()  # (callbacks never block: the episodes run on this thread)
     executor.add_node(node)

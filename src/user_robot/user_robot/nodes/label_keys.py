@@ -21,6 +21,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from user_interfaces.srv import LabelEpisode
+from user_robot.nodes.runtime import init
 
 KEYS = {"s": LabelEpisode.Request.LABEL_SUCCESS, "f": LabelEpisode.Request.LABEL_FAILURE}
 NAMES = {LabelEpisode.Request.LABEL_SUCCESS: "success", LabelEpisode.Request.LABEL_FAILURE: "failure"}
@@ -64,7 +65,7 @@ def _keys() -> Iterator[str]:
 
 def main(args: list[str] | None = None) -> None:
     """Run the keyboard label helper until ``q`` or end of input."""
-    rclpy.init(args=args)
+    init("label_keys", args)
     node = LabelKeys()
     try:
         for key in _keys():

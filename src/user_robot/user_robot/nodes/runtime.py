@@ -14,6 +14,7 @@ Every node writes the stacks of all its threads to stderr (its log) on ``SIGUSR1
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.stacks import dump_stacks_on_request
+from user_robot.ros_domain import domain_id_problem
 
 RCLError: type[Exception] = _rclpy.RCLError
 """What rcl calls raise, e.g. on a context shut down under a waiting call. rclpy exports it nowhere public;
@@ -92,6 +94,16 @@ class ControlLoop:
         self.node.destroy_node()
 
 
+def init(name: str, args: list[str] | None = None, **options: Any) -> None:
+    """``rclpy.init`` for node ``name``, once ``ROS_DOMAIN_ID`` is known to work: else a FATAL line and exit
+    code 1 (rclpy would only say, in Fast DDS's words, that a port number is too high)."""
+    problem = domain_id_problem()
+    if problem:
+        print(f"[FATAL] {name}: {problem}", file=sys.stderr, flush=True)
+        leave(1)
+    rclpy.init(args=args, **options)
+
+
 def run(
     factory: Callable[[], Node],
     name: str,
@@ -106,7 +118,7 @@ def run(
     main thread is free to take it); a second Ctrl-C cuts the drain short (``shutdown()`` still runs).
     """
     dump_stacks_on_request()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    init(name, args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: Any) -> None:

@@ -50,7 +50,7 @@ from user_interfaces.msg import ArmState, EpisodeResult, Intervention
 from user_robot.contracts import ACTOR_TICK_TOPIC, OBJECT_STATE_TOPIC, TICK_COMMANDED, object_state_label
 from user_robot.nodes.process_exit import leave
 from user_robot.nodes.qos import CONTROL, HEARTBEAT, HEARTBEAT_LEASE_S, PROFILES, STATUS
-from user_robot.nodes.runtime import InvalidHandle, RCLError
+from user_robot.nodes.runtime import InvalidHandle, RCLError, init
 from user_robot.nodes.stacks import dump_stacks_on_request
 from user_robot.nodes.stamps import NS_PER_S, stamp_from_ns, stamp_ns
 from user_robot.robot_config import CameraConfig, load_robot
@@ -533,7 +533,7 @@ def _spin(executor: SingleThreadedExecutor) -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``sim_cell`` executable."""
     dump_stacks_on_request()
-    rclpy.init(args=args)
+    init("sim_cell", args)
     cells = make_cells()
     executor = SingleThreadedExecutor()
     for cell in cells:
